@@ -1,0 +1,1 @@
+//! lambda-stage: typed, environment-aware AWS Lambda handlers.

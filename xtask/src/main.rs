@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    lambda_stage_xtask::main()
+}
