@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod arch;
+pub mod bench;
 pub mod manifest;
 pub mod workspace;
 
@@ -25,7 +26,10 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Run a benchmark against its baseline and print ratios.
+    Bench(bench::Args),
+}
 
 /// Parses the command line, runs the command and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
@@ -40,5 +44,7 @@ pub fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
-    match command {}
+    match command {
+        Command::Bench(args) => bench::run(args),
+    }
 }
