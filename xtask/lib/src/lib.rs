@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 pub mod arch;
 pub mod bench;
 pub mod manifest;
+pub mod tools;
 pub mod workspace;
 
 /// `cargo xtask`: build, run and deploy the workspace's Lambda functions.

@@ -1,0 +1,235 @@
+//! The tools the project installs for itself, so a fresh machine needs nothing by hand:
+//! Rust targets (rustup), Python tools in the project venv `<root>/.venv` (pip) and Debian
+//! packages (apt). Each `ensure_*` is a fast no-op when the tool is already there, and prints one
+//! line on stderr for each thing it installs.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use anyhow::{bail, Context as _};
+use fs4::fs_std::FileExt as _;
+
+use crate::arch::Arch;
+
+/// Zig as a cross C compiler and linker, for functions with C dependencies.
+pub const ZIGLANG_REQUIREMENT: &str = "ziglang==0.15.2";
+/// Drives cargo with Zig as the linker (`cargo zigbuild`).
+pub const CARGO_ZIGBUILD_REQUIREMENT: &str = "cargo-zigbuild==0.24.1";
+/// The local AWS API the deploy tests run against.
+pub const MOTO_REQUIREMENT: &str = "moto[server]==5.*";
+/// Runs arm64 Linux binaries on an x86_64 machine.
+pub const QEMU_PACKAGE: &str = "qemu-user-static";
+pub const QEMU_AARCH64: &str = "qemu-aarch64-static";
+
+/// The project's Python virtual environment (git-ignored).
+pub fn venv_dir(root: &Path) -> PathBuf {
+    root.join(".venv")
+}
+
+/// Ensures the project venv exists and `requirement` (a pip requirement such as
+/// `moto[server]==5.*`) is installed in it, and returns the path of `executable` in the venv's
+/// `bin/`. Safe to call from concurrent processes: installs are serialised by a file lock.
+pub fn venv_bin(root: &Path, requirement: &str, executable: &str) -> anyhow::Result<PathBuf> {
+    let venv = venv_dir(root);
+    let bin = venv.join("bin").join(executable);
+    let marker = venv.join(".lambda-stage").join(marker_name(requirement));
+    if bin.is_file() && marker.is_file() {
+        return Ok(bin);
+    }
+
+    let state = venv.join(".lambda-stage");
+    std::fs::create_dir_all(&state)
+        .with_context(|| format!("could not create {}", state.display()))?;
+    let lock_path = state.join("lock");
+    let lock = File::create(&lock_path)
+        .with_context(|| format!("could not create {}", lock_path.display()))?;
+    lock.lock_exclusive()
+        .with_context(|| format!("could not lock {}", lock_path.display()))?;
+    // Another process may have installed it while we waited for the lock.
+    if bin.is_file() && marker.is_file() {
+        return Ok(bin);
+    }
+
+    let python = venv.join("bin").join("python");
+    if !python.is_file() {
+        eprintln!("Creating the project Python venv at {}", venv.display());
+        run_quiet(
+            Command::new(system_python()?)
+                .args([OsStr::new("-m"), OsStr::new("venv")])
+                .arg(&venv),
+            "create the project venv",
+        )?;
+    }
+    eprintln!("Installing `{requirement}` into {}", venv.display());
+    run_quiet(
+        Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            requirement,
+        ]),
+        &format!("install `{requirement}` with pip"),
+    )?;
+    if !bin.is_file() {
+        bail!(
+            "`{requirement}` installed, but it has no `{executable}` in {}",
+            venv.join("bin").display()
+        );
+    }
+    std::fs::write(&marker, requirement)
+        .with_context(|| format!("could not write {}", marker.display()))?;
+    Ok(bin)
+}
+
+/// The venv's Python with Zig (`python -m ziglang`) installed, plus `cargo-zigbuild`.
+/// Returns the venv's `bin/` directory: put it first on `PATH` so cargo-zigbuild finds
+/// `cargo-zigbuild` and the Python that runs Zig.
+pub fn ensure_zig(root: &Path) -> anyhow::Result<PathBuf> {
+    let python = venv_bin(root, ZIGLANG_REQUIREMENT, "python")?;
+    venv_bin(root, CARGO_ZIGBUILD_REQUIREMENT, "cargo-zigbuild")?;
+    Ok(python
+        .parent()
+        .context("venv python has no parent directory")?
+        .to_path_buf())
+}
+
+fn marker_name(requirement: &str) -> String {
+    requirement
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn system_python() -> anyhow::Result<PathBuf> {
+    which("python3").context(
+        "no `python3` on PATH: the project venv needs Python 3 with the venv module \
+         (on Debian: `apt-get install -y python3 python3-venv`)",
+    )
+}
+
+/// Ensures the Rust standard library for `triple` is installed (`rustup target add`).
+pub fn ensure_rust_target(triple: &str) -> anyhow::Result<()> {
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let _guard = INSTALLING
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
+    if installed_rust_targets()?.iter().any(|t| t == triple) {
+        return Ok(());
+    }
+    eprintln!("Installing the Rust target {triple} (rustup target add {triple})");
+    run_quiet(
+        Command::new("rustup").args(["target", "add", triple]),
+        &format!("install the Rust target `{triple}`"),
+    )
+}
+
+fn installed_rust_targets() -> anyhow::Result<Vec<String>> {
+    let output = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context(
+            "could not run `rustup`: lambda-stage installs cross-compilation targets with rustup \
+             (https://rustup.rs)",
+        )?;
+    if !output.status.success() {
+        bail!(
+            "`rustup target list --installed` failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| line.trim().to_owned())
+        .collect())
+}
+
+/// Ensures the Debian package `pkg` is installed, unless `probe_binary` is already on `PATH`.
+/// Runs `apt-get update` once per process before the first install; needs root.
+pub fn ensure_apt_package(pkg: &str, probe_binary: &str) -> anyhow::Result<()> {
+    static APT: Mutex<bool> = Mutex::new(false);
+    if which(probe_binary).is_some() {
+        return Ok(());
+    }
+    let mut updated = APT.lock().unwrap_or_else(|poison| poison.into_inner());
+    if which(probe_binary).is_some() {
+        return Ok(());
+    }
+    if which("apt-get").is_none() {
+        bail!("`{probe_binary}` is missing and this is not a Debian-like system: install `{pkg}` (or whatever provides `{probe_binary}`) by hand");
+    }
+    if !is_root()? {
+        bail!("`{probe_binary}` is missing; install it as root: `sudo apt-get install -y {pkg}`");
+    }
+    if !*updated {
+        run_quiet(
+            Command::new("apt-get").args(["update", "-q"]),
+            "update the apt package lists (`apt-get update`)",
+        )?;
+        *updated = true;
+    }
+    eprintln!("Installing the Debian package {pkg} (apt-get install -y {pkg})");
+    run_quiet(
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends", pkg])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        &format!("install `{pkg}` with apt-get"),
+    )?;
+    if which(probe_binary).is_none() {
+        bail!("installed `{pkg}`, but `{probe_binary}` is still not on PATH");
+    }
+    Ok(())
+}
+
+fn is_root() -> anyhow::Result<bool> {
+    let output = Command::new("id")
+        .arg("-u")
+        .output()
+        .context("could not run `id -u`")?;
+    Ok(String::from_utf8_lossy(&output.stdout).trim() == "0")
+}
+
+/// Everything the test suite needs, installed once before `cargo test --workspace`.
+pub fn setup_for_tests(root: &Path) -> anyhow::Result<()> {
+    for arch in Arch::ALL {
+        ensure_rust_target(arch.musl_target())?;
+    }
+    venv_bin(root, MOTO_REQUIREMENT, "moto_server")?;
+    ensure_zig(root)?;
+    ensure_apt_package(QEMU_PACKAGE, QEMU_AARCH64)?;
+    Ok(())
+}
+
+/// Finds `name` on `PATH`.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Runs a command with its output captured; on failure the error carries that output.
+fn run_quiet(command: &mut Command, what: &str) -> anyhow::Result<()> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("could not {what}: {command:?} did not start"))?;
+    if !output.status.success() {
+        bail!(
+            "could not {what}: {command:?} failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
