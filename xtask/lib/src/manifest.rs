@@ -1,6 +1,12 @@
 //! `lambda-stage.toml`: the one file that describes the app, its functions and environments.
+//!
+//! Loading validates it: serde catches unknown keys, wrong types and unknown architectures;
+//! [`Manifest::validate`] then checks what serde cannot (variable names, reserved Lambda names,
+//! the 4 KB variable budget, strategy rules). Every problem names the file, line, column and key.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -14,6 +20,42 @@ pub const FILE_NAME: &str = "lambda-stage.toml";
 pub const DEFAULT_TIMEOUT_SECS: u32 = 3;
 /// Default memory in MB, as Lambda's.
 pub const DEFAULT_MEMORY_MB: u32 = 128;
+/// Default architecture: arm64 is about 20% cheaper per GB-second.
+pub const DEFAULT_ARCH: Arch = Arch::Arm64;
+/// Multi-stack: every environment's function carries this alias unless the manifest says otherwise.
+pub const DEFAULT_MULTI_STACK_ALIAS: &str = "live";
+/// Function name templates; `{app}`, `{function}` and `{env}` are replaced.
+pub const DEFAULT_SINGLE_STACK_NAME: &str = "{app}-{function}";
+pub const DEFAULT_MULTI_STACK_NAME: &str = "{app}-{function}-{env}";
+/// Lambda's cap on the total size of a function's environment variables (keys plus values).
+pub const MAX_VARIABLES_BYTES: usize = 4096;
+
+/// Names Lambda sets itself and refuses in a function's configuration.
+pub const RESERVED_LAMBDA_VARIABLES: &[&str] = &[
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+    "TZ",
+];
+
+/// Variables lambda-stage sets itself (see [`Manifest::function_variables`]).
+pub const RESERVED_STAGE_VARIABLES: &[&str] = &["LAMBDA_STAGE_ENV", "LAMBDA_STAGE_ENVS"];
+
+/// Prefixes of a secret reference, resolved by the framework at cold start.
+pub const SECRET_REFERENCE_PREFIXES: &[&str] = &["ssm:", "secretsmanager:"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -24,6 +66,12 @@ pub struct Manifest {
     pub strategy: Strategy,
     /// Default AWS region for every environment.
     pub region: Option<String>,
+    /// Default AWS profile for every environment (else the standard AWS chain decides).
+    pub profile: Option<String>,
+    /// Default AWS account every environment must deploy to (checked with STS before writing).
+    pub account_id: Option<String>,
+    /// Default function name template (`{app}`, `{function}`, `{env}`).
+    pub function_name: Option<String>,
     #[serde(default)]
     pub functions: BTreeMap<String, FunctionSpec>,
     #[serde(default)]
@@ -40,6 +88,15 @@ pub enum Strategy {
     MultiStack,
 }
 
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::SingleStack => "single-stack",
+            Strategy::MultiStack => "multi-stack",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FunctionSpec {
@@ -49,6 +106,19 @@ pub struct FunctionSpec {
     /// Seconds.
     pub timeout: Option<u32>,
     pub arch: Option<Arch>,
+    /// The execution role's ARN. Either this or `create-role = true`.
+    pub role: Option<String>,
+    /// Deploy creates a least-privilege execution role (logs only, plus the environment's
+    /// secret references) when it is missing.
+    #[serde(default)]
+    pub create_role: bool,
+    /// Tags set on the function.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Configuration variables every environment must provide (in `vars` or `secrets`):
+    /// deploy refuses to ship a version that would fail its init in some environment.
+    #[serde(default)]
+    pub required_vars: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -57,23 +127,54 @@ pub struct EnvironmentSpec {
     /// Deploys to it need confirmation (or `--yes`).
     #[serde(default)]
     pub protected: bool,
+    /// Overrides the top-level `region`.
+    pub region: Option<String>,
+    /// Overrides the top-level `profile`.
+    pub profile: Option<String>,
+    /// Overrides the top-level `account-id`.
+    pub account_id: Option<String>,
+    /// The alias this environment runs (single-stack: the environment's name; multi-stack: `live`).
+    pub alias: Option<String>,
+    /// Multi-stack: this environment's function name template.
+    pub function_name: Option<String>,
     /// The app's non-secret variables for this environment, by their full name (`APP_GREETING`).
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// Secret references by variable name (`APP_API_KEY = "ssm:/app/prod/api-key"`); the
+    /// framework resolves them at cold start, so only the reference is deployed.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
 }
 
 impl Manifest {
-    /// Reads and parses `lambda-stage.toml` in `root`; `Ok(None)` when there is none.
+    /// Reads and validates `lambda-stage.toml` in `root`; `Ok(None)` when there is none.
     pub fn load(root: &Path) -> anyhow::Result<Option<(PathBuf, Manifest)>> {
         let path = root.join(FILE_NAME);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(err).with_context(|| format!("could not read {}", path.display())),
-        };
-        let manifest = toml::from_str(&text)
-            .with_context(|| format!("{} is not a valid manifest", path.display()))?;
-        Ok(Some((path, manifest)))
+        match std::fs::metadata(&path) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            _ => Ok(Some((path.clone(), Manifest::load_file(&path)?))),
+        }
+    }
+
+    /// Reads and validates the manifest at `path`.
+    pub fn load_file(path: &Path) -> anyhow::Result<Manifest> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read {}", path.display()))?;
+        Manifest::parse(path, &text).map_err(anyhow::Error::from)
+    }
+
+    /// Parses and validates manifest text; `path` only names the file in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
+        let locator = Locator::new(path, text);
+        let manifest: Manifest = toml::from_str(text).map_err(|err| ManifestError {
+            problems: vec![locator.problem_at(err.span(), None, err.message().trim())],
+        })?;
+        let problems = manifest.problems(&locator);
+        if problems.is_empty() {
+            Ok(manifest)
+        } else {
+            Err(ManifestError { problems })
+        }
     }
 
     pub fn function(&self, name: &str) -> Option<&FunctionSpec> {
@@ -82,6 +183,89 @@ impl Manifest {
 
     pub fn environment(&self, name: &str) -> Option<&EnvironmentSpec> {
         self.environments.get(name)
+    }
+
+    /// The environment, or an error listing the ones that exist.
+    pub fn require_environment(&self, name: &str) -> anyhow::Result<&EnvironmentSpec> {
+        self.environment(name).with_context(|| {
+            format!(
+                "no environment `{name}` in {FILE_NAME} (it has: {})",
+                self.environments
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    }
+
+    /// The function, or an error listing the ones that exist.
+    pub fn require_function(&self, name: &str) -> anyhow::Result<&FunctionSpec> {
+        self.function(name).with_context(|| {
+            format!(
+                "no function `{name}` in {FILE_NAME} (it has: {})",
+                self.functions
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    }
+
+    /// The region `env` deploys to, if the manifest names one (else the AWS chain decides).
+    pub fn region(&self, env: &str) -> Option<&str> {
+        self.environment(env)
+            .and_then(|spec| spec.region.as_deref())
+            .or(self.region.as_deref())
+    }
+
+    pub fn profile(&self, env: &str) -> Option<&str> {
+        self.environment(env)
+            .and_then(|spec| spec.profile.as_deref())
+            .or(self.profile.as_deref())
+    }
+
+    pub fn account_id(&self, env: &str) -> Option<&str> {
+        self.environment(env)
+            .and_then(|spec| spec.account_id.as_deref())
+            .or(self.account_id.as_deref())
+    }
+
+    /// The alias that `env` runs.
+    pub fn alias(&self, env: &str) -> String {
+        match self.environment(env).and_then(|spec| spec.alias.clone()) {
+            Some(alias) => alias,
+            None => match self.strategy {
+                Strategy::SingleStack => env.to_owned(),
+                Strategy::MultiStack => DEFAULT_MULTI_STACK_ALIAS.to_owned(),
+            },
+        }
+    }
+
+    /// The Lambda function name of `function` in `env`.
+    pub fn function_name(&self, function: &str, env: &str) -> String {
+        let template = self
+            .environment(env)
+            .and_then(|spec| spec.function_name.as_deref())
+            .or(self.function_name.as_deref())
+            .unwrap_or(match self.strategy {
+                Strategy::SingleStack => DEFAULT_SINGLE_STACK_NAME,
+                Strategy::MultiStack => DEFAULT_MULTI_STACK_NAME,
+            });
+        template
+            .replace("{app}", &self.app)
+            .replace("{function}", function)
+            .replace("{env}", env)
+    }
+
+    /// The environments one deployed version serves: single-stack, all of them (a version
+    /// freezes the variables of every alias); multi-stack, just `env`.
+    pub fn served_environments<'a>(&'a self, env: &'a str) -> Vec<&'a str> {
+        match self.strategy {
+            Strategy::SingleStack => self.environments.keys().map(String::as_str).collect(),
+            Strategy::MultiStack => vec![env],
+        }
     }
 }
 
@@ -92,6 +276,22 @@ impl FunctionSpec {
 
     pub fn memory_mb(&self) -> u32 {
         self.memory.unwrap_or(DEFAULT_MEMORY_MB)
+    }
+
+    pub fn arch(&self) -> Arch {
+        self.arch.unwrap_or(DEFAULT_ARCH)
+    }
+
+    /// The cargo package that builds the function named `key`.
+    pub fn package_name<'a>(&'a self, key: &'a str) -> &'a str {
+        self.package.as_deref().unwrap_or(key)
+    }
+}
+
+impl EnvironmentSpec {
+    /// `vars` and `secrets` together: every configuration variable this environment sets.
+    pub fn all_vars(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.vars.iter().chain(self.secrets.iter())
     }
 }
 
@@ -104,29 +304,45 @@ pub fn env_key(env: &str) -> String {
     env.to_ascii_uppercase().replace('-', "_")
 }
 
+/// Lambda's rule for variable names: `[a-zA-Z][a-zA-Z0-9_]+`.
+pub fn is_legal_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.len() >= 2
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The size Lambda counts against its 4 KB cap: every key and value, in bytes.
+pub fn variables_size(vars: &BTreeMap<String, String>) -> usize {
+    vars.iter()
+        .map(|(key, value)| key.len() + value.len())
+        .sum()
+}
+
 impl Manifest {
     /// The variables the function is deployed with when it serves `env` (and, for a
     /// single-stack app, every other environment too: a published version freezes its
     /// variables, so one version must carry all of them).
     ///
-    /// - Multi-stack: `LAMBDA_STAGE_ENV=<env>` plus that environment's `vars` as written.
-    /// - Single-stack: `LAMBDA_STAGE_ENVS=<all environments>`, and each environment's
-    ///   `APP_<FIELD>` stored as `APP_<ENV>__<FIELD>`; other variables are shared and must agree.
+    /// - Multi-stack: `LAMBDA_STAGE_ENV=<env>` plus that environment's `vars` and `secrets`
+    ///   (references) as written.
+    /// - Single-stack: `LAMBDA_STAGE_ENVS=<all aliases>`, and each environment's
+    ///   `APP_<FIELD>` stored as `APP_<ENV>__<FIELD>` (`<ENV>` from the alias name, which is
+    ///   what the framework sees); other variables are shared and must agree.
     pub fn function_variables(&self, env: &str) -> anyhow::Result<BTreeMap<String, String>> {
         let mut vars = BTreeMap::new();
         match self.strategy {
             Strategy::MultiStack => {
-                let spec = self
-                    .environment(env)
-                    .with_context(|| format!("no environment `{env}` in {FILE_NAME}"))?;
-                vars.extend(spec.vars.clone());
+                let spec = self.require_environment(env)?;
+                vars.extend(spec.all_vars().map(|(k, v)| (k.clone(), v.clone())));
                 vars.insert("LAMBDA_STAGE_ENV".to_owned(), env.to_owned());
             }
             Strategy::SingleStack => {
                 for (name, spec) in &self.environments {
-                    for (key, value) in &spec.vars {
+                    let alias = self.alias(name);
+                    for (key, value) in spec.all_vars() {
                         let key = match key.strip_prefix(APP_PREFIX) {
-                            Some(field) => format!("{APP_PREFIX}{}__{field}", env_key(name)),
+                            Some(field) => format!("{APP_PREFIX}{}__{field}", env_key(&alias)),
                             None => key.clone(),
                         };
                         if let Some(previous) = vars.insert(key.clone(), value.clone()) {
@@ -139,10 +355,509 @@ impl Manifest {
                         }
                     }
                 }
-                let names: Vec<&str> = self.environments.keys().map(String::as_str).collect();
-                vars.insert("LAMBDA_STAGE_ENVS".to_owned(), names.join(","));
+                let aliases: Vec<String> =
+                    self.environments.keys().map(|e| self.alias(e)).collect();
+                vars.insert("LAMBDA_STAGE_ENVS".to_owned(), aliases.join(","));
             }
         }
         Ok(vars)
+    }
+
+    /// Everything serde cannot check, each problem located in the file.
+    fn problems(&self, at: &Locator) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut problem =
+            |path: &[&str], message: String| problems.push(at.problem(path, &message));
+
+        if self.app.is_empty()
+            || !self
+                .app
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            problem(
+                &["app"],
+                format!(
+                    "`{}` is not a usable app name: use letters, digits, `-` and `_`",
+                    self.app
+                ),
+            );
+        }
+        if self.environments.is_empty() {
+            problem(
+                &["environments"],
+                "no environments: add at least one, e.g. `[environments.dev]`".to_owned(),
+            );
+        }
+        for (key, value) in [
+            ("region", &self.region),
+            ("account-id", &self.account_id),
+            ("function-name", &self.function_name),
+        ] {
+            if let Some(value) = value {
+                if let Err(message) = check_setting(key, value) {
+                    problem(&[key], message);
+                }
+            }
+        }
+
+        for (name, function) in &self.functions {
+            let path = |key: &'static str| ["functions", name.as_str(), key];
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                problem(
+                    &["functions", name],
+                    format!(
+                        "`{name}` is not a usable function name: use letters, digits, `-` and `_`"
+                    ),
+                );
+            }
+            if let Some(memory) = function.memory {
+                if !(128..=10240).contains(&memory) {
+                    problem(
+                        &path("memory"),
+                        format!("memory {memory} MB is outside Lambda's 128..=10240"),
+                    );
+                }
+            }
+            if let Some(timeout) = function.timeout {
+                if !(1..=900).contains(&timeout) {
+                    problem(
+                        &path("timeout"),
+                        format!("timeout {timeout} s is outside Lambda's 1..=900"),
+                    );
+                }
+            }
+            match (&function.role, function.create_role) {
+                (Some(_), true) => problem(
+                    &path("create-role"),
+                    "set either `role` or `create-role = true`, not both".to_owned(),
+                ),
+                (Some(role), false) if !role.starts_with("arn:") => problem(
+                    &path("role"),
+                    format!("`{role}` is not a role ARN (arn:aws:iam::<account>:role/<name>)"),
+                ),
+                _ => {}
+            }
+            for var in &function.required_vars {
+                if !is_legal_variable_name(var) {
+                    problem(
+                        &path("required-vars"),
+                        format!("`{var}` is not a legal variable name ([a-zA-Z][a-zA-Z0-9_]+)"),
+                    );
+                }
+            }
+        }
+
+        let mut regions = BTreeMap::new();
+        let mut accounts = BTreeMap::new();
+        let mut aliases = BTreeMap::new();
+        for (env, spec) in &self.environments {
+            if env.is_empty()
+                || !env
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                problem(&["environments", env], format!("`{env}` is not a usable environment name: use letters, digits, `-` and `_`"));
+            }
+            for (key, value) in [
+                ("region", &spec.region),
+                ("account-id", &spec.account_id),
+                ("function-name", &spec.function_name),
+            ] {
+                if let Some(value) = value {
+                    if let Err(message) = check_setting(key, value) {
+                        problem(&["environments", env, key], message);
+                    }
+                }
+            }
+            let alias = self.alias(env);
+            if alias.is_empty()
+                || alias.len() > 128
+                || alias.chars().all(|c| c.is_ascii_digit())
+                || !alias
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                problem(&["environments", env, "alias"], format!("`{alias}` is not a legal alias name (letters, digits, `-`, `_`; not only digits)"));
+            }
+            for (table, vars) in [("vars", &spec.vars), ("secrets", &spec.secrets)] {
+                for (key, value) in vars {
+                    let at = ["environments", env.as_str(), table, key.as_str()];
+                    if !is_legal_variable_name(key) {
+                        problem(&at, format!("`{key}` is not a legal variable name: Lambda accepts [a-zA-Z][a-zA-Z0-9_]+"));
+                    } else if RESERVED_LAMBDA_VARIABLES.contains(&key.as_str()) {
+                        problem(
+                            &at,
+                            format!("`{key}` is reserved by Lambda and cannot be set"),
+                        );
+                    } else if RESERVED_STAGE_VARIABLES.contains(&key.as_str()) {
+                        problem(&at, format!("`{key}` is set by lambda-stage itself"));
+                    }
+                    if table == "secrets"
+                        && !SECRET_REFERENCE_PREFIXES
+                            .iter()
+                            .any(|p| value.starts_with(p))
+                    {
+                        problem(&at, format!("a secret must be a reference (`ssm:/path` or `secretsmanager:name`), never the value itself"));
+                    }
+                    if table == "secrets" && spec.vars.contains_key(key) {
+                        problem(&at, format!("`{key}` is in both `vars` and `secrets`"));
+                    }
+                }
+            }
+            match self.strategy {
+                Strategy::SingleStack => {
+                    if spec.function_name.is_some() {
+                        problem(&["environments", env, "function-name"], "single-stack: all environments share one function; set `function-name` at the top level, or use `strategy = \"multi-stack\"`".to_owned());
+                    }
+                    regions
+                        .entry(self.region(env).map(str::to_owned))
+                        .or_insert_with(Vec::new)
+                        .push(env.as_str());
+                    accounts
+                        .entry(self.account_id(env).map(str::to_owned))
+                        .or_insert_with(Vec::new)
+                        .push(env.as_str());
+                }
+                Strategy::MultiStack => {
+                    for function in self.functions.keys() {
+                        let name = self.function_name(function, env);
+                        let place = (
+                            self.account_id(env).map(str::to_owned),
+                            self.region(env).map(str::to_owned),
+                            name.clone(),
+                        );
+                        if let Some(other) = aliases.insert(place, env.clone()) {
+                            problem(&["environments", env], format!("function `{function}` would be named `{name}` in both `{other}` and `{env}`: include `{{env}}` in `function-name`"));
+                        }
+                    }
+                }
+            }
+            if self.strategy == Strategy::SingleStack {
+                let mut seen = self
+                    .environments
+                    .keys()
+                    .filter(|other| *other != env && self.alias(other) == alias);
+                if let Some(other) = seen.next() {
+                    if other < env {
+                        problem(
+                            &["environments", env, "alias"],
+                            format!("alias `{alias}` is also used by environment `{other}`"),
+                        );
+                    }
+                }
+            }
+        }
+        if regions.len() > 1 {
+            problem(&["region"], "single-stack: one function serves every environment, so they must share one region; remove the per-environment `region`s or use `strategy = \"multi-stack\"`".to_owned());
+        }
+        if accounts.len() > 1 {
+            problem(&["account-id"], "single-stack: one function serves every environment, so they must share one account; use `strategy = \"multi-stack\"` for an account per environment".to_owned());
+        }
+
+        // The deployed variables: legal, and within Lambda's 4 KB.
+        let envs: Vec<&String> = match self.strategy {
+            Strategy::SingleStack => self.environments.keys().take(1).collect(),
+            Strategy::MultiStack => self.environments.keys().collect(),
+        };
+        for env in envs {
+            let at_env: Vec<&str> = match self.strategy {
+                Strategy::SingleStack => vec!["environments"],
+                Strategy::MultiStack => vec!["environments", env.as_str()],
+            };
+            match self.function_variables(env) {
+                Err(err) => problem(&at_env, format!("{err:#}")),
+                Ok(vars) => {
+                    let size = variables_size(&vars);
+                    if size > MAX_VARIABLES_BYTES {
+                        problem(&at_env, format!(
+                            "the deployed variables take {size} bytes, over Lambda's {MAX_VARIABLES_BYTES}-byte limit{}: move large values to `secrets` (resolved at cold start)",
+                            if self.strategy == Strategy::SingleStack { " (single-stack: every environment's variables live in the one function)" } else { "" }
+                        ));
+                    }
+                    for key in vars.keys().filter(|key| !is_legal_variable_name(key)) {
+                        problem(&at_env, format!("the deployed variable `{key}` is not a legal name (environment names map to `APP_<ENV>__<FIELD>`)"));
+                    }
+                }
+            }
+        }
+        problems
+    }
+}
+
+/// Shape checks for settings that end up in AWS calls, so typos fail before any call.
+fn check_setting(key: &str, value: &str) -> Result<(), String> {
+    match key {
+        "region" if !is_plausible_region(value) => Err(format!(
+            "`{value}` is not an AWS region name (like `eu-west-1` or `us-gov-west-1`)"
+        )),
+        "account-id" if value.len() != 12 || !value.chars().all(|c| c.is_ascii_digit()) => {
+            Err(format!("`{value}` is not an AWS account id (12 digits)"))
+        }
+        "function-name" => {
+            let unknown: Vec<&str> = value
+                .split('{')
+                .skip(1)
+                .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+                .filter(|name| !["app", "function", "env"].contains(name))
+                .collect();
+            if unknown.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "unknown placeholder(s) {}: use {{app}}, {{function}} and {{env}}",
+                    unknown
+                        .iter()
+                        .map(|n| format!("{{{n}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `<area>-<direction>-<digit>` with an optional partition part (`us-gov-west-1`,
+/// `cn-north-1`, `us-isob-east-1`).
+pub fn is_plausible_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts.len() <= 4
+        && parts[0].len() == 2
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_lowercase()))
+}
+
+/// One validation problem, already located.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if let Some(key) = &self.key {
+            write!(f, "`{key}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Everything wrong with a manifest, one problem per line.
+#[derive(Debug, Clone)]
+pub struct ManifestError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self
+            .problems
+            .first()
+            .map(|p| p.file.display().to_string())
+            .unwrap_or_default();
+        write!(f, "{file} is not a valid manifest:")?;
+        for problem in &self.problems {
+            write!(f, "\n  {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
+/// Finds where a key sits in the manifest text, for error messages.
+struct Locator<'a> {
+    path: &'a Path,
+    text: &'a str,
+    table: Option<toml::de::DeTable<'a>>,
+}
+
+impl<'a> Locator<'a> {
+    fn new(path: &'a Path, text: &'a str) -> Self {
+        let table = toml::de::DeTable::parse(text).ok().map(|t| t.into_inner());
+        Locator { path, text, table }
+    }
+
+    /// The span of the deepest key of `path` found in the file (the key itself, not its value).
+    fn span_of(&self, path: &[&str]) -> Option<Range<usize>> {
+        let mut table = self.table.as_ref()?;
+        let mut span = None;
+        for segment in path {
+            let (key, value) = table.get_key_value(*segment)?;
+            span = Some(key.span());
+            match value.get_ref().as_table() {
+                Some(inner) => table = inner,
+                None => break,
+            }
+        }
+        span
+    }
+
+    fn problem(&self, path: &[&str], message: &str) -> Problem {
+        // Fall back to the closest enclosing key the file spells out.
+        let span = (1..=path.len())
+            .rev()
+            .find_map(|len| self.span_of(&path[..len]));
+        self.problem_at(span, Some(path.join(".")), message)
+    }
+
+    fn problem_at(
+        &self,
+        span: Option<Range<usize>>,
+        key: Option<String>,
+        message: &str,
+    ) -> Problem {
+        let offset = span.map_or(0, |s| s.start).min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+        Problem {
+            file: self.path.to_path_buf(),
+            line,
+            column,
+            key,
+            message: message.to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(Path::new("lambda-stage.toml"), text)
+    }
+
+    fn errors(text: &str) -> String {
+        parse(text)
+            .expect_err("manifest should be rejected")
+            .to_string()
+    }
+
+    const BASE: &str = "app = \"demo\"\nregion = \"eu-west-1\"\n[functions.hello]\n";
+
+    #[test]
+    fn the_repository_manifest_is_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let (_, manifest) = Manifest::load(&root)
+            .unwrap()
+            .expect("lambda-stage.toml exists");
+        assert!(manifest.environments.contains_key("prod"));
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let err = errors(&format!("{BASE}memroy = 256\n[environments.dev]\n"));
+        assert!(err.contains("lambda-stage.toml:4:1"), "{err}");
+        assert!(err.contains("memroy"), "{err}");
+    }
+
+    #[test]
+    fn unknown_arch_is_located() {
+        let err = errors(&format!("{BASE}arch = \"sparc\"\n[environments.dev]\n"));
+        assert!(err.contains(":4:"), "{err}");
+        assert!(err.contains("sparc"), "{err}");
+    }
+
+    #[test]
+    fn illegal_and_reserved_variable_names_are_located() {
+        let err = errors(&format!(
+            "{BASE}[environments.dev]\nvars = {{ \"1ST\" = \"x\" }}\n[environments.prod]\n[environments.prod.vars]\nAWS_REGION = \"us-east-1\"\n"
+        ));
+        assert!(
+            err.contains(":5:") && err.contains("environments.dev.vars.1ST"),
+            "{err}"
+        );
+        assert!(
+            err.contains(":8:1: `environments.prod.vars.AWS_REGION`: `AWS_REGION` is reserved"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn variables_over_four_kilobytes_are_refused() {
+        let big = "x".repeat(3000);
+        let err = errors(&format!(
+            "{BASE}[environments.dev]\nvars = {{ APP_A = \"{big}\" }}\n[environments.prod]\nvars = {{ APP_A = \"{big}\" }}\n"
+        ));
+        assert!(err.contains("over Lambda's 4096-byte limit"), "{err}");
+    }
+
+    #[test]
+    fn secrets_must_be_references() {
+        let err = errors(&format!(
+            "{BASE}[environments.dev]\nsecrets = {{ APP_KEY = \"hunter2\" }}\n"
+        ));
+        assert!(err.contains("environments.dev.secrets.APP_KEY"), "{err}");
+        assert!(
+            !err.contains("hunter2"),
+            "a secret value must not be echoed: {err}"
+        );
+    }
+
+    #[test]
+    fn single_stack_variables_are_per_alias() {
+        let manifest = parse(&format!(
+            "{BASE}[environments.dev]\nvars = {{ APP_GREETING = \"hi\", RUST_LOG = \"info\" }}\n[environments.eu-prod]\nsecrets = {{ APP_KEY = \"ssm:/demo/key\" }}\nvars = {{ RUST_LOG = \"info\" }}\n"
+        ))
+        .unwrap();
+        let vars = manifest.function_variables("dev").unwrap();
+        assert_eq!(vars["APP_DEV__GREETING"], "hi");
+        assert_eq!(vars["APP_EU_PROD__KEY"], "ssm:/demo/key");
+        assert_eq!(vars["RUST_LOG"], "info");
+        assert_eq!(vars["LAMBDA_STAGE_ENVS"], "dev,eu-prod");
+        assert_eq!(manifest.function_name("hello", "dev"), "demo-hello");
+        assert_eq!(manifest.alias("eu-prod"), "eu-prod");
+    }
+
+    #[test]
+    fn multi_stack_names_and_aliases() {
+        let manifest = parse(&format!(
+            "strategy = \"multi-stack\"\n{BASE}[environments.dev]\nvars = {{ APP_GREETING = \"hi\" }}\n[environments.prod]\naccount-id = \"123456789012\"\nfunction-name = \"{{app}}-prod-{{function}}\"\n"
+        ))
+        .unwrap();
+        assert_eq!(manifest.function_name("hello", "dev"), "demo-hello-dev");
+        assert_eq!(manifest.function_name("hello", "prod"), "demo-prod-hello");
+        assert_eq!(manifest.alias("prod"), "live");
+        let vars = manifest.function_variables("dev").unwrap();
+        assert_eq!(vars["APP_GREETING"], "hi");
+        assert_eq!(vars["LAMBDA_STAGE_ENV"], "dev");
+    }
+
+    #[test]
+    fn single_stack_refuses_split_accounts_and_bad_settings() {
+        let err = errors(&format!(
+            "{BASE}[environments.dev]\naccount-id = \"111111111111\"\n[environments.prod]\naccount-id = \"22\"\nregion = \"moon\"\n"
+        ));
+        assert!(
+            err.contains("`environments.prod.account-id`: `22` is not an AWS account id"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`environments.prod.region`: `moon` is not an AWS region"),
+            "{err}"
+        );
+        assert!(err.contains("must share one account"), "{err}");
     }
 }
