@@ -1,0 +1,292 @@
+//! One sandbox's Runtime API (`/2018-06-01/runtime/...`), as the bootstrap process sees it.
+//!
+//! The server only moves data: it hands the sandbox's pending invocation to `/next` and reports
+//! every call to the sandbox driver as a [`SandboxEvent`]; the driver decides the outcome.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt as _;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::sandbox::Delivery;
+use crate::MAX_RESPONSE_BYTES;
+
+/// What the runtime did, in the order it did it.
+#[derive(Debug)]
+pub(crate) enum SandboxEvent {
+    /// The runtime asked for its first event: init is over.
+    Initialized {
+        at: Instant,
+    },
+    /// The runtime received the invocation; its deadline starts now.
+    Taken {
+        request_id: String,
+        deadline: Instant,
+    },
+    Response {
+        request_id: String,
+        body: Bytes,
+    },
+    Error {
+        request_id: String,
+        error_type: String,
+        body: Bytes,
+    },
+    ResponseTooLarge {
+        request_id: String,
+        size: usize,
+    },
+    InitError {
+        error_type: String,
+        body: Bytes,
+    },
+    /// The process ended (`None`: its status could not be read).
+    Exited(Option<std::process::ExitStatus>),
+}
+
+pub(crate) struct ApiState {
+    deliveries: tokio::sync::Mutex<mpsc::Receiver<Delivery>>,
+    /// The request id delivered and not answered yet: answers for any other id are refused.
+    current: Mutex<Option<String>>,
+    events: mpsc::UnboundedSender<SandboxEvent>,
+    timeout: Duration,
+    initialized: AtomicBool,
+}
+
+impl ApiState {
+    pub(crate) fn new(
+        deliveries: mpsc::Receiver<Delivery>,
+        events: mpsc::UnboundedSender<SandboxEvent>,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            deliveries: tokio::sync::Mutex::new(deliveries),
+            current: Mutex::new(None),
+            events,
+            timeout,
+            initialized: AtomicBool::new(false),
+        }
+    }
+
+    fn report(&self, event: SandboxEvent) {
+        // The driver may be gone (the sandbox is being torn down); nobody is left to tell.
+        let _ = self.events.send(event);
+    }
+
+    /// Marks `request_id` answered; false when it is not the invocation in flight.
+    fn answer(&self, request_id: &str) -> bool {
+        let mut current = self.current.lock().expect("current invocation");
+        if current.as_deref() == Some(request_id) {
+            *current = None;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub(crate) fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            post(response),
+        )
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+        .route("/2018-06-01/runtime/init/error", post(init_error))
+        .with_state(state)
+}
+
+async fn next(State(state): State<Arc<ApiState>>) -> Response {
+    if !state.initialized.swap(true, Ordering::SeqCst) {
+        state.report(SandboxEvent::Initialized { at: Instant::now() });
+    }
+    let delivery = state.deliveries.lock().await.recv().await;
+    let Some(delivery) = delivery else {
+        return api_error(
+            StatusCode::GONE,
+            "ServiceShutdown",
+            "The execution environment is shutting down",
+        );
+    };
+    let deadline_ms = (SystemTime::now() + state.timeout)
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis());
+    *state.current.lock().expect("current invocation") = Some(delivery.request_id.clone());
+    state.report(SandboxEvent::Taken {
+        request_id: delivery.request_id.clone(),
+        deadline: Instant::now() + state.timeout,
+    });
+
+    let mut headers = HeaderMap::new();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    set("content-type", "application/json");
+    set("lambda-runtime-aws-request-id", &delivery.request_id);
+    set("lambda-runtime-deadline-ms", &deadline_ms.to_string());
+    set("lambda-runtime-invoked-function-arn", &delivery.invoked_arn);
+    set("lambda-runtime-trace-id", &delivery.trace_id);
+    if let Some(client_context) = &delivery.client_context {
+        set("lambda-runtime-client-context", client_context);
+    }
+    if let Some(identity) = &delivery.cognito_identity {
+        set("lambda-runtime-cognito-identity", identity);
+    }
+    (StatusCode::OK, headers, delivery.payload.clone()).into_response()
+}
+
+async fn response(
+    State(state): State<Arc<ApiState>>,
+    Path(request_id): Path<String>,
+    body: Body,
+) -> Response {
+    let body = match read_limited(body).await {
+        Ok(body) => body,
+        Err(err) => return unreadable(err),
+    };
+    if !state.answer(&request_id) {
+        return invalid_request_id();
+    }
+    match body {
+        Ok(body) => {
+            state.report(SandboxEvent::Response { request_id, body });
+            accepted()
+        }
+        Err(size) => {
+            state.report(SandboxEvent::ResponseTooLarge { request_id, size });
+            api_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                &format!("Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."),
+            )
+        }
+    }
+}
+
+async fn error(
+    State(state): State<Arc<ApiState>>,
+    Path(request_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = match read_limited(body).await {
+        Ok(body) => body,
+        Err(err) => return unreadable(err),
+    };
+    if !state.answer(&request_id) {
+        return invalid_request_id();
+    }
+    let (error_type, body) = error_report(&headers, body);
+    state.report(SandboxEvent::Error {
+        request_id,
+        error_type,
+        body,
+    });
+    accepted()
+}
+
+async fn init_error(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = match read_limited(body).await {
+        Ok(body) => body,
+        Err(err) => return unreadable(err),
+    };
+    if state.initialized.load(Ordering::SeqCst) {
+        return api_error(
+            StatusCode::FORBIDDEN,
+            "InvalidStateTransition",
+            "State transition from Ready to InitError failed for runtime: init is already over",
+        );
+    }
+    let (error_type, body) = error_report(&headers, body);
+    state.report(SandboxEvent::InitError { error_type, body });
+    accepted()
+}
+
+/// The error type (`Lambda-Runtime-Function-Error-Type`, else the body's `errorType`) and the
+/// error JSON Lambda hands the invoker.
+fn error_report(headers: &HeaderMap, body: Result<Bytes, usize>) -> (String, Bytes) {
+    let from_header = headers
+        .get("lambda-runtime-function-error-type")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let body = body.unwrap_or_else(|size| {
+        let message = format!(
+            "The runtime's error report was {size} bytes, over the {MAX_RESPONSE_BYTES}-byte limit"
+        );
+        Bytes::from(json!({"errorType": "Runtime.Unknown", "errorMessage": message}).to_string())
+    });
+    let from_body = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|value| value.get("errorType")?.as_str().map(str::to_owned));
+    let error_type = from_header
+        .or(from_body)
+        .unwrap_or_else(|| "Unhandled".to_owned());
+    (error_type, body)
+}
+
+/// Reads the whole body; keeps it only up to [`MAX_RESPONSE_BYTES`] (`Err(size)` beyond), and
+/// drains the rest so the runtime's connection stays usable, as Lambda's does.
+async fn read_limited(mut body: Body) -> Result<Result<Bytes, usize>, axum::Error> {
+    let mut kept = BytesMut::new();
+    let mut size = 0;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            size += data.len();
+            if size <= MAX_RESPONSE_BYTES {
+                kept.extend_from_slice(&data);
+            } else if !kept.is_empty() {
+                kept = BytesMut::new();
+            }
+        }
+    }
+    Ok(if size <= MAX_RESPONSE_BYTES {
+        Ok(kept.freeze())
+    } else {
+        Err(size)
+    })
+}
+
+fn accepted() -> Response {
+    (StatusCode::ACCEPTED, Json(json!({"status": "OK"}))).into_response()
+}
+
+fn invalid_request_id() -> Response {
+    api_error(
+        StatusCode::BAD_REQUEST,
+        "InvalidRequestID",
+        "Invalid request ID: it is not the invocation in flight (never delivered, or already answered)",
+    )
+}
+
+fn unreadable(err: axum::Error) -> Response {
+    api_error(
+        StatusCode::BAD_REQUEST,
+        "InvalidRequest",
+        &format!("could not read the request body: {err}"),
+    )
+}
+
+fn api_error(status: StatusCode, error_type: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"errorType": error_type, "errorMessage": message})),
+    )
+        .into_response()
+}

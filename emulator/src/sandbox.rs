@@ -1,0 +1,440 @@
+//! One execution environment: a bootstrap process, its Runtime API, and the driver that turns
+//! what the runtime does into an [`Outcome`].
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::timeout_at;
+
+use crate::runtime_api::{self, ApiState, SandboxEvent};
+use crate::{
+    FunctionConfig, Invocation, Logs, Outcome, HOST_PASSTHROUGH, INIT_TIMEOUT, MAX_RESPONSE_BYTES,
+    VERSION,
+};
+
+pub(crate) const TIMEOUT_ERROR_TYPE: &str = "Sandbox.Timedout";
+pub(crate) const EXIT_ERROR_TYPE: &str = "Runtime.ExitError";
+const ENTRYPOINT_ERROR_TYPE: &str = "Runtime.InvalidEntrypoint";
+const RESPONSE_TOO_LARGE_ERROR_TYPE: &str = "Function.ResponseSizeTooLarge";
+
+/// An invocation as `/next` hands it out.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    pub(crate) request_id: String,
+    pub(crate) payload: Bytes,
+    pub(crate) invoked_arn: String,
+    pub(crate) trace_id: String,
+    pub(crate) client_context: Option<String>,
+    pub(crate) cognito_identity: Option<String>,
+}
+
+impl Delivery {
+    pub(crate) fn new(config: &FunctionConfig, invocation: Invocation) -> Self {
+        Self {
+            request_id: invocation
+                .request_id
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            invoked_arn: config.arn(invocation.qualifier.as_deref()),
+            trace_id: invocation.trace_id.unwrap_or_else(new_trace_id),
+            payload: invocation.payload,
+            client_context: invocation.client_context,
+            cognito_identity: invocation.cognito_identity,
+        }
+    }
+}
+
+pub(crate) enum SpawnError {
+    Listen(std::io::Error),
+    /// The binary could not be started: Lambda's `Runtime.InvalidEntrypoint` init error.
+    Exec(Outcome),
+}
+
+pub(crate) enum Attempt {
+    /// A warm process had exited before it took the event; try a fresh one.
+    NotDelivered,
+    Done {
+        outcome: Outcome,
+        reusable: bool,
+    },
+}
+
+pub(crate) struct Sandbox {
+    generation: u64,
+    deliveries: mpsc::Sender<Delivery>,
+    events: mpsc::UnboundedReceiver<SandboxEvent>,
+    /// Dropping it kills the process.
+    _kill: oneshot::Sender<()>,
+    server: JoinHandle<()>,
+    pid: Option<u32>,
+    spawned_at: Instant,
+    /// Set once the runtime asked for its first event.
+    init_duration: Option<Duration>,
+    init_reported: bool,
+    logs: Logs,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Sandbox {
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub(crate) async fn spawn(
+        config: &FunctionConfig,
+        generation: u64,
+        request_id: &str,
+    ) -> Result<Sandbox, SpawnError> {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(SpawnError::Listen)?;
+        let address = listener.local_addr().map_err(SpawnError::Listen)?;
+        let (delivery_tx, delivery_rx) = mpsc::channel(1);
+        let (event_tx, event_rx) = mpsc::unbounded_channel();
+        let state = Arc::new(ApiState::new(delivery_rx, event_tx.clone(), config.timeout));
+        let server = tokio::spawn(async move {
+            // Ends only when aborted; a failing accept loop leaves the runtime unanswered, which
+            // the driver's deadlines turn into an error.
+            let _ = axum::serve(listener, runtime_api::router(state)).await;
+        });
+
+        let binary = std::path::absolute(&config.binary).unwrap_or_else(|_| config.binary.clone());
+        let task_root = binary
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let mut command = tokio::process::Command::new(&binary);
+        command
+            .env_clear()
+            .envs(host_variables())
+            .envs(&config.env)
+            .envs(lambda_variables(config, &address.to_string(), &task_root))
+            .current_dir(&task_root)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        match config.logs {
+            Logs::Stderr => {
+                command.stdout(stderr_as_stdio()).stderr(Stdio::inherit());
+            }
+            Logs::Discard => {
+                command.stdout(Stdio::null()).stderr(Stdio::null());
+            }
+        }
+        let spawned_at = Instant::now();
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(err) => {
+                server.abort();
+                let message = format!(
+                    "RequestId: {request_id} Error: fork/exec {}: {err}",
+                    binary.display()
+                );
+                return Err(SpawnError::Exec(Outcome::InitError {
+                    error_type: ENTRYPOINT_ERROR_TYPE.to_owned(),
+                    payload: error_json(ENTRYPOINT_ERROR_TYPE, &message),
+                }));
+            }
+        };
+        let pid = child.id();
+        let (kill_tx, kill_rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            tokio::select! {
+                status = child.wait() => {
+                    let _ = event_tx.send(SandboxEvent::Exited(status.ok()));
+                }
+                _ = kill_rx => {
+                    let _ = child.kill().await;
+                }
+            }
+        });
+        Ok(Sandbox {
+            generation,
+            deliveries: delivery_tx,
+            events: event_rx,
+            _kill: kill_tx,
+            server,
+            pid,
+            spawned_at,
+            init_duration: None,
+            init_reported: false,
+            logs: config.logs,
+        })
+    }
+
+    /// Runs one invocation to its end.
+    pub(crate) async fn invoke(&mut self, config: &FunctionConfig, delivery: &Delivery) -> Attempt {
+        let warm = self.init_duration.is_some();
+        let id = delivery.request_id.as_str();
+        if self.deliveries.send(delivery.clone()).await.is_err() {
+            return Attempt::NotDelivered;
+        }
+        let started = Instant::now();
+        self.log(format_args!("START RequestId: {id} Version: {VERSION}"));
+
+        // Until the runtime takes the event: init (cold) or the way back to `/next` (warm).
+        let take_by = if warm {
+            started + config.timeout
+        } else {
+            self.spawned_at + INIT_TIMEOUT
+        };
+        let deadline = loop {
+            let event = match timeout_at(take_by.into(), self.events.recv()).await {
+                Ok(event) => event,
+                Err(_) if warm => {
+                    return self.finish(id, started, config, self.timed_out(id, config))
+                }
+                Err(_) => {
+                    let message = format!(
+                        "RequestId: {id} Error: Init phase timed out after {:.2} seconds",
+                        INIT_TIMEOUT.as_secs_f64()
+                    );
+                    let outcome = Outcome::InitError {
+                        error_type: TIMEOUT_ERROR_TYPE.to_owned(),
+                        payload: error_json(TIMEOUT_ERROR_TYPE, &message),
+                    };
+                    return self.finish(id, started, config, (outcome, false));
+                }
+            };
+            match event {
+                Some(SandboxEvent::Initialized { at }) => {
+                    self.init_duration = Some(at.duration_since(self.spawned_at));
+                }
+                Some(SandboxEvent::Taken {
+                    request_id,
+                    deadline,
+                }) if request_id == id => break deadline,
+                Some(SandboxEvent::InitError { error_type, body }) => {
+                    let outcome = Outcome::InitError {
+                        error_type,
+                        payload: body,
+                    };
+                    return self.finish(id, started, config, (outcome, false));
+                }
+                Some(SandboxEvent::Exited(_)) | None if warm => return Attempt::NotDelivered,
+                Some(SandboxEvent::Exited(status)) => {
+                    let message = format!(
+                        "RequestId: {id} Error: Runtime exited with error: {}",
+                        describe_exit(status)
+                    );
+                    let outcome = Outcome::InitError {
+                        error_type: EXIT_ERROR_TYPE.to_owned(),
+                        payload: error_json(EXIT_ERROR_TYPE, &message),
+                    };
+                    return self.finish(id, started, config, (outcome, false));
+                }
+                // Leftovers from an earlier invocation (already answered or abandoned).
+                Some(_) => {}
+                None => {
+                    let outcome = runtime_exit(id, None);
+                    return self.finish(id, started, config, (outcome, false));
+                }
+            }
+        };
+
+        let started = Instant::now();
+        loop {
+            let event = match timeout_at(deadline.into(), self.events.recv()).await {
+                Ok(event) => event,
+                Err(_) => return self.finish(id, started, config, self.timed_out(id, config)),
+            };
+            let result = match event {
+                Some(SandboxEvent::Response { request_id, body }) if request_id == id => {
+                    (Outcome::Response(body), true)
+                }
+                Some(SandboxEvent::Error {
+                    request_id,
+                    error_type,
+                    body,
+                }) if request_id == id => (
+                    Outcome::FunctionError {
+                        error_type,
+                        payload: body,
+                    },
+                    true,
+                ),
+                Some(SandboxEvent::ResponseTooLarge { request_id, size }) if request_id == id => {
+                    let message = format!(
+                        "Response payload size ({size} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
+                    );
+                    let outcome = Outcome::FunctionError {
+                        error_type: RESPONSE_TOO_LARGE_ERROR_TYPE.to_owned(),
+                        payload: error_json(RESPONSE_TOO_LARGE_ERROR_TYPE, &message),
+                    };
+                    (outcome, true)
+                }
+                Some(SandboxEvent::Exited(status)) => (runtime_exit(id, status), false),
+                None => (runtime_exit(id, None), false),
+                Some(_) => continue,
+            };
+            return self.finish(id, started, config, result);
+        }
+    }
+
+    fn timed_out(&self, id: &str, config: &FunctionConfig) -> (Outcome, bool) {
+        let seconds = config.timeout.as_secs_f64();
+        self.log(format_args!(
+            "{} {id} Task timed out after {seconds:.2} seconds",
+            crate::clock::rfc3339_now()
+        ));
+        let message = format!("RequestId: {id} Error: Task timed out after {seconds:.2} seconds");
+        let outcome = Outcome::Timeout {
+            timeout: config.timeout,
+            payload: error_json(TIMEOUT_ERROR_TYPE, &message),
+        };
+        (outcome, false)
+    }
+
+    /// Prints Lambda's `END` and `REPORT` lines and hands back the outcome.
+    fn finish(
+        &mut self,
+        id: &str,
+        started: Instant,
+        config: &FunctionConfig,
+        (outcome, reusable): (Outcome, bool),
+    ) -> Attempt {
+        if self.logs == Logs::Stderr {
+            let duration = started.elapsed().as_secs_f64() * 1000.0;
+            let mut report = format!(
+                "REPORT RequestId: {id}\tDuration: {duration:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB",
+                duration.ceil() as u64,
+                config.memory_mb
+            );
+            if let Some(peak) = self.pid.and_then(peak_memory_mb) {
+                report.push_str(&format!("\tMax Memory Used: {peak} MB"));
+            }
+            if let (Some(init), false) = (self.init_duration, self.init_reported) {
+                report.push_str(&format!(
+                    "\tInit Duration: {:.2} ms",
+                    init.as_secs_f64() * 1000.0
+                ));
+            }
+            if let Some(error_type) = outcome.error_type() {
+                report.push_str(&format!("\tStatus: error\tError Type: {error_type}"));
+            }
+            eprintln!("END RequestId: {id}\n{report}");
+        }
+        self.init_reported = true;
+        Attempt::Done { outcome, reusable }
+    }
+
+    fn log(&self, line: std::fmt::Arguments<'_>) {
+        if self.logs == Logs::Stderr {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// The variables Lambda sets in every execution environment of an OS-only runtime.
+fn lambda_variables(
+    config: &FunctionConfig,
+    runtime_api: &str,
+    task_root: &Path,
+) -> Vec<(&'static str, String)> {
+    let task_root = task_root.display().to_string();
+    let stream = format!(
+        "{}/[{VERSION}]{}",
+        crate::clock::utc_date_path(),
+        uuid::Uuid::new_v4().simple()
+    );
+    vec![
+        ("AWS_LAMBDA_FUNCTION_NAME", config.name.clone()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", VERSION.to_owned()),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            config.memory_mb.to_string(),
+        ),
+        ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned()),
+        ("AWS_REGION", config.region.clone()),
+        ("AWS_DEFAULT_REGION", config.region.clone()),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{}", config.name),
+        ),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", stream),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
+        ("LAMBDA_TASK_ROOT", task_root.clone()),
+        ("LAMBDA_RUNTIME_DIR", task_root),
+        ("_HANDLER", "bootstrap".to_owned()),
+        ("TZ", ":UTC".to_owned()),
+        ("LANG", "en_US.UTF-8".to_owned()),
+    ]
+}
+
+fn host_variables() -> impl Iterator<Item = (String, String)> {
+    std::env::vars().filter(|(key, _)| {
+        HOST_PASSTHROUGH.contains(&key.as_str()) || key.starts_with("AWS_ENDPOINT_URL_")
+    })
+}
+
+/// The function's stdout goes to our stderr: a CLI's stdout carries only the function's answer.
+fn stderr_as_stdio() -> Stdio {
+    use std::os::fd::AsFd as _;
+    match std::io::stderr().as_fd().try_clone_to_owned() {
+        Ok(fd) => Stdio::from(fd),
+        Err(_) => Stdio::inherit(),
+    }
+}
+
+fn runtime_exit(id: &str, status: Option<std::process::ExitStatus>) -> Outcome {
+    let status = describe_exit(status);
+    let message = format!("RequestId: {id} Error: Runtime exited with error: {status}");
+    Outcome::RuntimeExit {
+        payload: error_json(EXIT_ERROR_TYPE, &message),
+        status,
+    }
+}
+
+/// An exit status the way Lambda words it (`exit status 3`, `signal: aborted`).
+fn describe_exit(status: Option<std::process::ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    let Some(status) = status else {
+        return "unknown exit status".to_owned();
+    };
+    if let Some(code) = status.code() {
+        return format!("exit status {code}");
+    }
+    match status.signal() {
+        Some(6) => "signal: aborted".to_owned(),
+        Some(9) => "signal: killed".to_owned(),
+        Some(11) => "signal: segmentation fault".to_owned(),
+        Some(15) => "signal: terminated".to_owned(),
+        Some(signal) => format!("signal: {signal}"),
+        None => "unknown exit status".to_owned(),
+    }
+}
+
+fn error_json(error_type: &str, message: &str) -> Bytes {
+    Bytes::from(json!({"errorType": error_type, "errorMessage": message}).to_string())
+}
+
+/// An X-Ray trace header like Lambda's (`Root=1-<epoch hex>-<96-bit hex>;Parent=…;Sampled=0`).
+fn new_trace_id() -> String {
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let root = uuid::Uuid::new_v4().simple().to_string();
+    let parent = uuid::Uuid::new_v4().simple().to_string();
+    format!(
+        "Root=1-{epoch:08x}-{};Parent={};Sampled=0",
+        &root[..24],
+        &parent[..16]
+    )
+}
+
+/// The process's peak resident memory (Linux `VmHWM`), for the `REPORT` line.
+fn peak_memory_mb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb.div_ceil(1024))
+}
