@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 pub mod arch;
 pub mod bench;
+pub mod deploy;
 pub mod manifest;
 pub mod tools;
 pub mod workspace;
@@ -30,6 +31,16 @@ struct Cli {
 enum Command {
     /// Run a benchmark against its baseline and print ratios.
     Bench(bench::Args),
+    /// Deploy functions to an environment: build, pre-flight, plan, publish, move the alias.
+    Deploy(deploy::DeployArgs),
+    /// Give an environment exactly what another one runs, without rebuilding.
+    Promote(deploy::PromoteArgs),
+    /// Send all of an environment's traffic to its canary version.
+    Finalize(deploy::AliasArgs),
+    /// Drop a canary, or return an environment's alias to its previous version.
+    Rollback(deploy::AliasArgs),
+    /// Show what each environment runs, and its drift from the manifest.
+    Status(deploy::status::StatusArgs),
 }
 
 /// Parses the command line, runs the command and turns its outcome into an exit code.
@@ -47,5 +58,10 @@ pub fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Bench(args) => bench::run(args),
+        Command::Deploy(args) => deploy::deploy(args),
+        Command::Promote(args) => deploy::promote(args),
+        Command::Finalize(args) => deploy::finalize(args),
+        Command::Rollback(args) => deploy::rollback(args),
+        Command::Status(args) => deploy::status::run(args),
     }
 }

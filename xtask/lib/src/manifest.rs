@@ -502,7 +502,7 @@ impl Manifest {
                             .iter()
                             .any(|p| value.starts_with(p))
                     {
-                        problem(&at, format!("a secret must be a reference (`ssm:/path` or `secretsmanager:name`), never the value itself"));
+                        problem(&at, "a secret must be a reference (`ssm:/path` or `secretsmanager:name`), never the value itself".to_owned());
                     }
                     if table == "secrets" && spec.vars.contains_key(key) {
                         problem(&at, format!("`{key}` is in both `vars` and `secrets`"));

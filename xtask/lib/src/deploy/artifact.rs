@@ -1,0 +1,80 @@
+//! The zip a deploy uploads: built (or re-used) through the build record, or found among the
+//! local build records by its `CodeSha256` when promoting what another environment runs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+use crate::arch::Arch;
+use crate::manifest::Manifest;
+use crate::workspace;
+
+/// The part of the build record (`target/lambda/<function>/<arch>/build.json`) a deploy needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Artifact {
+    pub arch: Arch,
+    pub git_commit: Option<String>,
+    #[serde(default)]
+    pub git_dirty: bool,
+    pub zip_path: PathBuf,
+    /// Hex sha256 of the zip.
+    pub sha256_hex: String,
+    /// Base64 sha256 of the zip: what Lambda reports as `CodeSha256`.
+    pub code_sha256: String,
+}
+
+impl Artifact {
+    /// The commit as recorded in version descriptions (`-dirty` when the tree had changes).
+    pub fn git_label(&self) -> Option<String> {
+        self.git_commit.as_ref().map(|commit| {
+            let short = &commit[..commit.len().min(12)];
+            if self.git_dirty {
+                format!("{short}-dirty")
+            } else {
+                short.to_owned()
+            }
+        })
+    }
+
+    pub fn read_zip(&self) -> anyhow::Result<Vec<u8>> {
+        std::fs::read(&self.zip_path)
+            .with_context(|| format!("could not read the zip {}", self.zip_path.display()))
+    }
+}
+
+/// Where the build writes `function`'s record for `arch`.
+pub fn record_path(root: &Path, function: &str, arch: Arch) -> PathBuf {
+    workspace::target_dir(root)
+        .join("lambda")
+        .join(function)
+        .join(arch.as_str())
+        .join("build.json")
+}
+
+fn read_record(path: &Path) -> anyhow::Result<Artifact> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("could not read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a build record", path.display()))
+}
+
+/// Builds `function` for `arch` (a no-change rebuild re-uses everything) and returns its zip.
+// Until `build::build_function` lands, deploy re-uses the record the build wrote.
+pub fn build(
+    root: &Path,
+    _manifest: &Manifest,
+    function: &str,
+    arch: Arch,
+    _profile: &str,
+) -> anyhow::Result<Artifact> {
+    let path = record_path(root, function, arch);
+    read_record(&path).with_context(|| format!("no build of `{function}` for {arch} yet"))
+}
+
+/// The local build of `function` whose zip has `code_sha256`, if this machine has it.
+pub fn find_by_code_sha(root: &Path, function: &str, code_sha256: &str) -> Option<Artifact> {
+    Arch::ALL
+        .into_iter()
+        .filter_map(|arch| read_record(&record_path(root, function, arch)).ok())
+        .find(|artifact| artifact.code_sha256 == code_sha256 && artifact.zip_path.is_file())
+}

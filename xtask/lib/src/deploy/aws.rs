@@ -1,0 +1,162 @@
+//! AWS clients for one environment, the pre-flight identity check, and AWS errors turned into
+//! messages that say what failed and what to do.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::manifest::{is_plausible_region, Manifest, FILE_NAME};
+
+/// Attempts per AWS call: throttling and transient errors are retried with exponential backoff
+/// and jitter by the SDK's standard retry strategy.
+const MAX_ATTEMPTS: u32 = 6;
+const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+
+/// The clients and identity of one environment, checked before anything is written.
+#[derive(Debug, Clone)]
+pub struct EnvClients {
+    pub env: String,
+    pub region: String,
+    pub account: String,
+    pub lambda: aws_sdk_lambda::Client,
+    pub iam: aws_sdk_iam::Client,
+}
+
+/// Loads the standard AWS chain (profile, SSO, env credentials, region, `AWS_ENDPOINT_URL`)
+/// for `env`, and checks with STS who the credentials belong to before anything else happens.
+pub async fn connect(manifest: &Manifest, env: &str) -> anyhow::Result<EnvClients> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_initial_backoff(INITIAL_BACKOFF),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .build(),
+        );
+    if let Some(profile) = manifest.profile(env) {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = manifest.region(env) {
+        loader = loader.region(Region::new(region.to_owned()));
+    }
+    let config = loader.load().await;
+    let profile_hint = manifest
+        .profile(env)
+        .map_or_else(String::new, |p| format!(" (profile `{p}`)"));
+
+    let region = match config.region() {
+        Some(region) => region.to_string(),
+        None => bail!(
+            "no AWS region for environment `{env}`{profile_hint}: set `region` in {FILE_NAME} \
+             (top level or [environments.{env}]), or AWS_REGION. Nothing was written."
+        ),
+    };
+    if !is_plausible_region(&region) {
+        bail!(
+            "`{region}` (environment `{env}`) is not an AWS region name like `eu-west-1`: fix \
+             `region` in {FILE_NAME}, AWS_REGION or the profile. Nothing was written."
+        );
+    }
+
+    let sts = aws_sdk_sts::Client::new(&config);
+    let identity = sts.get_caller_identity().send().await.map_err(|err| {
+        let detail = describe(&err);
+        let advice = if detail.to_ascii_lowercase().contains("credentials") {
+            format!(
+                "no usable AWS credentials for environment `{env}`{profile_hint}: log in \
+                 (`aws sso login{}`), or set AWS_PROFILE / AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY",
+                manifest
+                    .profile(env)
+                    .map_or_else(String::new, |p| format!(" --profile {p}"))
+            )
+        } else if matches!(
+            err,
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
+        ) {
+            format!(
+                "could not reach AWS STS in region `{region}` for environment `{env}`: check the \
+                 region, the network and AWS_ENDPOINT_URL"
+            )
+        } else {
+            format!(
+                "AWS STS refused the credentials of environment `{env}`{profile_hint}: renew them"
+            )
+        };
+        anyhow::anyhow!("{advice}. Nothing was written. ({detail})")
+    })?;
+    let account = identity
+        .account()
+        .context("STS GetCallerIdentity returned no account")?
+        .to_owned();
+    if let Some(expected) = manifest.account_id(env) {
+        if expected != account {
+            bail!(
+                "environment `{env}` belongs to account {expected} ({FILE_NAME}), but these \
+                 credentials{profile_hint} are for account {account} ({}). Refusing to touch \
+                 the wrong account: use the environment's own credentials (e.g. set `profile` \
+                 in [environments.{env}]). Nothing was written.",
+                identity.arn().unwrap_or("unknown principal")
+            );
+        }
+    }
+    Ok(EnvClients {
+        env: env.to_owned(),
+        region,
+        account,
+        lambda: aws_sdk_lambda::Client::new(&config),
+        iam: aws_sdk_iam::Client::new(&config),
+    })
+}
+
+/// An AWS error as one line: the service's code and message when it answered, the whole
+/// cause chain otherwise.
+pub fn describe<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match err {
+        SdkError::ServiceError(service) => {
+            let inner = service.err();
+            match (inner.code(), inner.message()) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (Some(code), None) => code.to_owned(),
+                _ => DisplayErrorContext(err).to_string(),
+            }
+        }
+        _ => DisplayErrorContext(err).to_string(),
+    }
+}
+
+/// The service's error code, when the service answered.
+pub fn error_code<E, R>(err: &SdkError<E, R>) -> Option<&str>
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::ServiceError(service) => service.err().code(),
+        _ => None,
+    }
+}
+
+/// Lambda answers "not found" with this code for functions, versions and aliases.
+pub fn is_not_found<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    error_code(err) == Some("ResourceNotFoundException")
+}
+
+/// A concurrent change: a stale `RevisionId`, or a resource someone else just created.
+pub fn is_conflict<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    matches!(
+        error_code(err),
+        Some("PreconditionFailedException" | "ResourceConflictException" | "ConflictException")
+    )
+}

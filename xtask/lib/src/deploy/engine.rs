@@ -1,0 +1,942 @@
+//! Plans and applies one environment's deploy: read what AWS has (no writes), print the plan,
+//! then create/update the function, publish a version and, last, move the aliases, so a
+//! failure at any earlier step leaves every alias where it was.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{
+    AliasRoutingConfiguration, Architecture, Environment, FunctionCode, FunctionConfiguration,
+    LastUpdateStatus, Runtime, State,
+};
+
+use super::artifact::Artifact;
+use super::aws::{describe, error_code, is_conflict, is_not_found, EnvClients};
+use super::history::{AliasHistory, VersionStamp};
+use crate::arch::Arch;
+
+/// Lambda's cap on a zip uploaded directly (not through S3).
+const MAX_DIRECT_UPLOAD: u64 = 50 * 1024 * 1024;
+/// How long to wait for a function update to finish (`LastUpdateStatus`).
+const UPDATE_WAIT_LIMIT: Duration = Duration::from_secs(300);
+/// How long a freshly created role may take before Lambda can assume it.
+const ROLE_PROPAGATION_LIMIT: Duration = Duration::from_secs(60);
+
+/// What one function should look like in one environment.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    /// The function's key in the manifest.
+    pub function: String,
+    /// Its Lambda name in this environment.
+    pub name: String,
+    pub alias: String,
+    pub settings: Settings,
+    pub tags: BTreeMap<String, String>,
+    pub artifact: Artifact,
+    pub stamp: VersionStamp,
+}
+
+/// The configuration a published version freezes, as the manifest wants it.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub arch: Arch,
+    pub memory_mb: i32,
+    pub timeout_secs: i32,
+    pub variables: BTreeMap<String, String>,
+    pub role: RoleSpec,
+}
+
+#[derive(Debug, Clone)]
+pub enum RoleSpec {
+    /// A role the manifest names.
+    Existing(String),
+    /// A least-privilege role deploy creates when it is missing.
+    Managed { name: String },
+}
+
+/// Where an alias points: its primary version and any canary weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AliasState {
+    pub version: String,
+    pub weights: BTreeMap<String, f64>,
+    pub revision_id: Option<String>,
+    pub description: Option<String>,
+}
+
+impl AliasState {
+    pub fn history(&self) -> AliasHistory {
+        AliasHistory::parse(self.description.as_deref())
+    }
+
+    pub fn summary(&self) -> String {
+        let mut text = format!("version {}", self.version);
+        for (version, weight) in &self.weights {
+            let _ = write!(
+                text,
+                " ({:.0}%) + version {version} ({:.0}%)",
+                (1.0 - weight) * 100.0,
+                weight * 100.0
+            );
+        }
+        text
+    }
+}
+
+/// How the alias should move once the version exists.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AliasTarget {
+    /// All traffic to the new version.
+    Full,
+    /// The alias keeps its version and routes this share (0..1) to the new one.
+    Canary(f64),
+}
+
+/// The plan for one function, computed from reads only.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub desired: Desired,
+    pub create_role: bool,
+    pub create_function: bool,
+    pub upload_code: bool,
+    pub config_changes: Vec<String>,
+    pub update_tags: bool,
+    /// A published version that already matches, so nothing is uploaded or published.
+    pub reuse_version: Option<String>,
+    pub alias_before: Option<AliasState>,
+    pub alias_target: AliasTarget,
+    latest_revision: Option<String>,
+}
+
+impl Plan {
+    /// Human-readable lines for the printed plan.
+    pub fn describe(&self) -> String {
+        let d = &self.desired;
+        let mut out = format!(
+            "  {} -> function `{}`, alias `{}`\n",
+            d.function, d.name, d.alias
+        );
+        if self.create_role {
+            if let RoleSpec::Managed { name } = &d.settings.role {
+                let _ = writeln!(out, "    role:     create `{name}` (logs only)");
+            }
+        }
+        let code = if self.create_function {
+            "create function".to_owned()
+        } else if self.upload_code {
+            format!(
+                "upload ({} KB, sha256 {})",
+                zip_kb(&d.artifact),
+                short(&d.artifact.sha256_hex)
+            )
+        } else {
+            "unchanged".to_owned()
+        };
+        let _ = writeln!(out, "    code:     {code}");
+        let config = if self.create_function {
+            format!(
+                "{} MB, {} s, {}, {} variables",
+                d.settings.memory_mb,
+                d.settings.timeout_secs,
+                d.settings.arch,
+                d.settings.variables.len()
+            )
+        } else if self.config_changes.is_empty() {
+            "unchanged".to_owned()
+        } else {
+            self.config_changes.join("; ")
+        };
+        let _ = writeln!(out, "    config:   {config}");
+        let version = match &self.reuse_version {
+            Some(v) => format!("reuse version {v} (same code and configuration)"),
+            None => format!("publish new ({})", d.stamp.to_description()),
+        };
+        let _ = writeln!(out, "    version:  {version}");
+        let before = self
+            .alias_before
+            .as_ref()
+            .map_or_else(|| "(none)".to_owned(), AliasState::summary);
+        let target = self.reuse_version.as_deref().unwrap_or("<new>");
+        let after = match self.alias_target {
+            AliasTarget::Full => format!("version {target}"),
+            AliasTarget::Canary(weight) => format!(
+                "version {} ({:.0}%) + version {target} ({:.0}%)",
+                self.alias_before
+                    .as_ref()
+                    .map_or("?", |a| a.version.as_str()),
+                (1.0 - weight) * 100.0,
+                weight * 100.0
+            ),
+        };
+        if self.alias_unchanged() {
+            let _ = writeln!(out, "    alias:    unchanged ({before})");
+        } else {
+            let _ = writeln!(out, "    alias:    {before} -> {after}");
+        }
+        out
+    }
+
+    /// True when applying the plan would write nothing.
+    pub fn is_noop(&self) -> bool {
+        !self.create_role
+            && !self.create_function
+            && !self.upload_code
+            && self.config_changes.is_empty()
+            && !self.update_tags
+            && self.reuse_version.is_some()
+            && self.alias_unchanged()
+    }
+
+    fn alias_unchanged(&self) -> bool {
+        match (&self.alias_before, &self.reuse_version, self.alias_target) {
+            (Some(alias), Some(version), AliasTarget::Full) => {
+                alias.version == *version && alias.weights.is_empty()
+            }
+            (Some(alias), Some(version), AliasTarget::Canary(_)) => alias.version == *version,
+            _ => false,
+        }
+    }
+}
+
+fn zip_kb(artifact: &Artifact) -> u64 {
+    std::fs::metadata(&artifact.zip_path).map_or(0, |m| m.len()) / 1024
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+/// Reads what AWS has for `desired` and works out what has to change. No writes.
+pub async fn plan(
+    clients: &EnvClients,
+    desired: Desired,
+    alias_target: AliasTarget,
+) -> anyhow::Result<Plan> {
+    let zip_size = std::fs::metadata(&desired.artifact.zip_path)
+        .with_context(|| format!("the zip {} is missing", desired.artifact.zip_path.display()))?
+        .len();
+    if zip_size > MAX_DIRECT_UPLOAD {
+        bail!(
+            "{} is {} MB, over Lambda's 50 MB direct-upload limit: make the function smaller",
+            desired.artifact.zip_path.display(),
+            zip_size / (1024 * 1024)
+        );
+    }
+    let create_role = match &desired.settings.role {
+        RoleSpec::Existing(arn) => {
+            check_role_exists(clients, arn).await?;
+            false
+        }
+        RoleSpec::Managed { name } => !role_exists(clients, name).await?,
+    };
+
+    let latest = get_function(clients, &desired.name).await?;
+    let alias_before = get_alias(clients, &desired.name, &desired.alias).await?;
+    if let AliasTarget::Canary(_) = alias_target {
+        if alias_before.is_none() {
+            bail!(
+                "`{}` has no alias `{}` yet, so there is no version to keep while the canary \
+                 runs: deploy once without --canary",
+                desired.name,
+                desired.alias
+            );
+        }
+    }
+    let (create_function, upload_code, config_changes, update_tags, latest_revision) = match &latest
+    {
+        None => (true, true, Vec::new(), false, None),
+        Some((config, tags)) => (
+            false,
+            config.code_sha256() != Some(desired.artifact.code_sha256.as_str())
+                || architecture_of(config) != Some(desired.settings.arch),
+            config_diff(config, &desired.settings, clients),
+            desired
+                .tags
+                .iter()
+                .any(|(k, v)| tags.get(k).map(String::as_str) != Some(v.as_str())),
+            config.revision_id().map(str::to_owned),
+        ),
+    };
+    // A published version that already has this code and configuration is deployed as is:
+    // an unchanged redeploy uploads nothing and publishes nothing.
+    let reuse_version = if create_function {
+        None
+    } else {
+        let versions = list_versions(clients, &desired.name).await?;
+        let preferred = alias_before.as_ref().map(|a| a.version.clone());
+        let mut matching: Vec<&FunctionConfiguration> = versions
+            .iter()
+            .filter(|v| v.version() != Some("$LATEST"))
+            .filter(|v| v.code_sha256() == Some(desired.artifact.code_sha256.as_str()))
+            .filter(|v| architecture_of(v) == Some(desired.settings.arch))
+            .filter(|v| config_diff(v, &desired.settings, clients).is_empty())
+            .collect();
+        matching.sort_by_key(|v| v.version().and_then(|n| n.parse::<u64>().ok()));
+        matching
+            .iter()
+            .find(|v| v.version().map(str::to_owned) == preferred)
+            .or(matching.last())
+            .and_then(|v| v.version().map(str::to_owned))
+    };
+    let (upload_code, config_changes) = if reuse_version.is_some() {
+        (false, Vec::new())
+    } else {
+        (upload_code, config_changes)
+    };
+    Ok(Plan {
+        desired,
+        create_role,
+        create_function,
+        upload_code,
+        config_changes,
+        update_tags,
+        reuse_version,
+        alias_before,
+        alias_target,
+        latest_revision,
+    })
+}
+
+fn architecture_of(config: &FunctionConfiguration) -> Option<Arch> {
+    match config.architectures().first() {
+        Some(Architecture::Arm64) => Some(Arch::Arm64),
+        Some(Architecture::X8664) | None => Some(Arch::X86_64),
+        Some(_) => None,
+    }
+}
+
+fn lambda_arch(arch: Arch) -> Architecture {
+    match arch {
+        Arch::Arm64 => Architecture::Arm64,
+        Arch::X86_64 => Architecture::X8664,
+    }
+}
+
+/// The configuration differences, as short lines (variable names only: values stay out of
+/// logs).
+pub fn config_diff(
+    config: &FunctionConfiguration,
+    desired: &Settings,
+    clients: &EnvClients,
+) -> Vec<String> {
+    let mut changes = Vec::new();
+    if config.memory_size() != Some(desired.memory_mb) {
+        changes.push(format!(
+            "memory {} -> {} MB",
+            config.memory_size().unwrap_or_default(),
+            desired.memory_mb
+        ));
+    }
+    if config.timeout() != Some(desired.timeout_secs) {
+        changes.push(format!(
+            "timeout {} -> {} s",
+            config.timeout().unwrap_or_default(),
+            desired.timeout_secs
+        ));
+    }
+    if let Some(arch) = architecture_of(config).filter(|arch| *arch != desired.arch) {
+        changes.push(format!("architecture {arch} -> {}", desired.arch));
+    }
+    let role = role_arn(&desired.role, clients);
+    if config.role() != Some(role.as_str()) {
+        changes.push(format!(
+            "role {} -> {role}",
+            config.role().unwrap_or("(none)")
+        ));
+    }
+    if config.runtime() != Some(&Runtime::Providedal2023) {
+        changes.push("runtime -> provided.al2023".to_owned());
+    }
+    let current = variables_of(config);
+    let mut vars = Vec::new();
+    for (key, value) in &desired.variables {
+        match current.get(key) {
+            None => vars.push(format!("+{key}")),
+            Some(old) if old != value => vars.push(format!("~{key}")),
+            Some(_) => {}
+        }
+    }
+    vars.extend(
+        current
+            .keys()
+            .filter(|key| !desired.variables.contains_key(*key))
+            .map(|key| format!("-{key}")),
+    );
+    if !vars.is_empty() {
+        changes.push(format!("variables {}", vars.join(" ")));
+    }
+    changes
+}
+
+pub fn variables_of(config: &FunctionConfiguration) -> BTreeMap<String, String> {
+    config
+        .environment()
+        .and_then(|env| env.variables())
+        .map(|vars| vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+pub fn role_arn(role: &RoleSpec, clients: &EnvClients) -> String {
+    match role {
+        RoleSpec::Existing(arn) => arn.clone(),
+        RoleSpec::Managed { name } => format!("arn:aws:iam::{}:role/{name}", clients.account),
+    }
+}
+
+async fn check_role_exists(clients: &EnvClients, arn: &str) -> anyhow::Result<()> {
+    let name = arn.rsplit('/').next().unwrap_or(arn);
+    match clients.iam.get_role().role_name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(err) if error_code(&err) == Some("NoSuchEntity") => bail!(
+            "the execution role {arn} does not exist in account {}: create it, fix `role` in \
+             lambda-stage.toml, or set `create-role = true`. Nothing was written.",
+            clients.account
+        ),
+        // Deploy credentials that may not read IAM still may deploy; Lambda checks the role.
+        Err(err) if error_code(&err) == Some("AccessDenied") => Ok(()),
+        Err(err) => Err(anyhow::anyhow!(
+            "could not check the execution role {arn}: {}",
+            describe(&err)
+        )),
+    }
+}
+
+async fn role_exists(clients: &EnvClients, name: &str) -> anyhow::Result<bool> {
+    match clients.iam.get_role().role_name(name).send().await {
+        Ok(_) => Ok(true),
+        Err(err) if error_code(&err) == Some("NoSuchEntity") => Ok(false),
+        Err(err) => Err(anyhow::anyhow!(
+            "could not look up the execution role `{name}`: {}",
+            describe(&err)
+        )),
+    }
+}
+
+/// `$LATEST`'s configuration and the function's tags, or `None` when it does not exist.
+pub async fn get_function(
+    clients: &EnvClients,
+    name: &str,
+) -> anyhow::Result<Option<(FunctionConfiguration, HashMap<String, String>)>> {
+    match clients
+        .lambda
+        .get_function()
+        .function_name(name)
+        .send()
+        .await
+    {
+        Ok(output) => Ok(output
+            .configuration()
+            .cloned()
+            .map(|config| (config, output.tags().cloned().unwrap_or_default()))),
+        Err(err) if is_not_found(&err) => Ok(None),
+        Err(err) => Err(anyhow::anyhow!(
+            "could not read function `{name}`: {}",
+            describe(&err)
+        )),
+    }
+}
+
+pub async fn get_version(
+    clients: &EnvClients,
+    name: &str,
+    version: &str,
+) -> anyhow::Result<FunctionConfiguration> {
+    clients
+        .lambda
+        .get_function_configuration()
+        .function_name(name)
+        .qualifier(version)
+        .send()
+        .await
+        .map(|output| {
+            FunctionConfiguration::builder()
+                .set_code_sha256(output.code_sha256().map(str::to_owned))
+                .set_description(output.description().map(str::to_owned))
+                .set_memory_size(output.memory_size())
+                .set_timeout(output.timeout())
+                .set_environment(output.environment().cloned())
+                .set_architectures(Some(output.architectures().to_vec()))
+                .set_role(output.role().map(str::to_owned))
+                .set_runtime(output.runtime().cloned())
+                .set_version(output.version().map(str::to_owned))
+                .set_last_modified(output.last_modified().map(str::to_owned))
+                .build()
+        })
+        .map_err(|err| {
+            anyhow::anyhow!(
+                "could not read version {version} of `{name}`: {}",
+                describe(&err)
+            )
+        })
+}
+
+pub async fn get_alias(
+    clients: &EnvClients,
+    name: &str,
+    alias: &str,
+) -> anyhow::Result<Option<AliasState>> {
+    match clients
+        .lambda
+        .get_alias()
+        .function_name(name)
+        .name(alias)
+        .send()
+        .await
+    {
+        Ok(output) => Ok(Some(AliasState {
+            version: output.function_version().unwrap_or_default().to_owned(),
+            weights: output
+                .routing_config()
+                .and_then(|r| r.additional_version_weights())
+                .map(|w| w.iter().map(|(k, v)| (k.clone(), *v)).collect())
+                .unwrap_or_default(),
+            revision_id: output.revision_id().map(str::to_owned),
+            description: output.description().map(str::to_owned),
+        })),
+        Err(err) if is_not_found(&err) => Ok(None),
+        Err(err) => Err(anyhow::anyhow!(
+            "could not read alias `{alias}` of `{name}`: {}",
+            describe(&err)
+        )),
+    }
+}
+
+async fn list_versions(
+    clients: &EnvClients,
+    name: &str,
+) -> anyhow::Result<Vec<FunctionConfiguration>> {
+    let mut versions = Vec::new();
+    let mut marker = None;
+    loop {
+        let output = clients
+            .lambda
+            .list_versions_by_function()
+            .function_name(name)
+            .set_marker(marker)
+            .send()
+            .await
+            .map_err(|err| {
+                anyhow::anyhow!(
+                    "could not list the versions of `{name}`: {}",
+                    describe(&err)
+                )
+            })?;
+        versions.extend(output.versions().iter().cloned());
+        match output.next_marker() {
+            Some(next) if !next.is_empty() => marker = Some(next.to_owned()),
+            _ => return Ok(versions),
+        }
+    }
+}
+
+/// Everything up to (not including) the alias move: role, function, code, configuration,
+/// tags, version. Returns the version the alias should get.
+pub async fn prepare(clients: &EnvClients, plan: &Plan) -> anyhow::Result<String> {
+    let d = &plan.desired;
+    if plan.create_role {
+        if let RoleSpec::Managed { name } = &d.settings.role {
+            create_role(clients, name, d).await?;
+        }
+    }
+    if let Some(version) = &plan.reuse_version {
+        if plan.update_tags {
+            tag_function(clients, d).await?;
+        }
+        return Ok(version.clone());
+    }
+    let role = role_arn(&d.settings.role, clients);
+    let mut revision = plan.latest_revision.clone();
+    if plan.create_function {
+        let zip = d.artifact.read_zip()?;
+        let started = Instant::now();
+        let created = loop {
+            let attempt = clients
+                .lambda
+                .create_function()
+                .function_name(&d.name)
+                .runtime(Runtime::Providedal2023)
+                .handler("bootstrap")
+                .role(&role)
+                .code(
+                    FunctionCode::builder()
+                        .zip_file(Blob::new(zip.clone()))
+                        .build(),
+                )
+                .architectures(lambda_arch(d.settings.arch))
+                .memory_size(d.settings.memory_mb)
+                .timeout(d.settings.timeout_secs)
+                .environment(environment(d))
+                .set_tags(Some(d.tags.clone().into_iter().collect()))
+                .publish(false)
+                .send()
+                .await;
+            match attempt {
+                // A new role takes a few seconds before Lambda may assume it.
+                Err(err)
+                    if plan.create_role
+                        && error_code(&err) == Some("InvalidParameterValueException")
+                        && started.elapsed() < ROLE_PROPAGATION_LIMIT =>
+                {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                }
+                Err(err) if is_conflict(&err) => bail!(
+                    "function `{}` was created by someone else while this deploy ran \
+                     (concurrent deploy?): {}",
+                    d.name,
+                    describe(&err)
+                ),
+                other => {
+                    break other.map_err(|err| {
+                        anyhow::anyhow!(
+                            "could not create function `{}`: {}",
+                            d.name,
+                            describe(&err)
+                        )
+                    })?
+                }
+            }
+        };
+        revision = created.revision_id().map(str::to_owned);
+        revision = wait_updated(clients, &d.name).await?.or(revision);
+    } else {
+        wait_updated(clients, &d.name).await?;
+        if plan.upload_code {
+            let zip = d.artifact.read_zip()?;
+            let updated = clients
+                .lambda
+                .update_function_code()
+                .function_name(&d.name)
+                .zip_file(Blob::new(zip))
+                .architectures(lambda_arch(d.settings.arch))
+                .set_revision_id(revision.clone())
+                .publish(false)
+                .send()
+                .await
+                .map_err(|err| conflict_or(err, &d.name, "upload the code of"))?;
+            revision = updated.revision_id().map(str::to_owned);
+            revision = wait_updated(clients, &d.name).await?.or(revision);
+        }
+        if !plan.config_changes.is_empty() {
+            let updated = clients
+                .lambda
+                .update_function_configuration()
+                .function_name(&d.name)
+                .runtime(Runtime::Providedal2023)
+                .handler("bootstrap")
+                .role(&role)
+                .memory_size(d.settings.memory_mb)
+                .timeout(d.settings.timeout_secs)
+                .environment(environment(d))
+                .set_revision_id(revision.clone())
+                .send()
+                .await
+                .map_err(|err| conflict_or(err, &d.name, "update the configuration of"))?;
+            revision = updated.revision_id().map(str::to_owned);
+            revision = wait_updated(clients, &d.name).await?.or(revision);
+        }
+        if plan.update_tags {
+            tag_function(clients, d).await?;
+        }
+    }
+    // The CodeSha256 and RevisionId preconditions make AWS refuse to publish anything but
+    // what this deploy uploaded and configured.
+    let published = clients
+        .lambda
+        .publish_version()
+        .function_name(&d.name)
+        .code_sha256(&d.artifact.code_sha256)
+        .description(d.stamp.to_description())
+        .set_revision_id(revision)
+        .send()
+        .await
+        .map_err(|err| conflict_or(err, &d.name, "publish a version of"))?;
+    let version = published
+        .version()
+        .context("PublishVersion returned no version number")?
+        .to_owned();
+    if published.code_sha256() != Some(d.artifact.code_sha256.as_str()) {
+        bail!(
+            "version {version} of `{}` has CodeSha256 {:?}, not the uploaded {}: someone \
+             changed the function concurrently",
+            d.name,
+            published.code_sha256(),
+            d.artifact.code_sha256
+        );
+    }
+    Ok(version)
+}
+
+fn conflict_or(
+    err: aws_sdk_lambda::error::SdkError<
+        impl aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + 'static,
+        impl std::fmt::Debug,
+    >,
+    name: &str,
+    action: &str,
+) -> anyhow::Error {
+    if is_conflict(&err) {
+        anyhow::anyhow!(
+            "conflict: `{name}` changed while this deploy ran (another deploy?), so it did not \
+             {action} it: {}",
+            describe(&err)
+        )
+    } else {
+        anyhow::anyhow!("could not {action} `{name}`: {}", describe(&err))
+    }
+}
+
+fn environment(d: &Desired) -> Environment {
+    Environment::builder()
+        .set_variables(Some(d.settings.variables.clone().into_iter().collect()))
+        .build()
+}
+
+async fn tag_function(clients: &EnvClients, d: &Desired) -> anyhow::Result<()> {
+    let arn = format!(
+        "arn:aws:lambda:{}:{}:function:{}",
+        clients.region, clients.account, d.name
+    );
+    clients
+        .lambda
+        .tag_resource()
+        .resource(arn)
+        .set_tags(Some(d.tags.clone().into_iter().collect()))
+        .send()
+        .await
+        .map_err(|err| anyhow::anyhow!("could not tag `{}`: {}", d.name, describe(&err)))?;
+    Ok(())
+}
+
+/// Polls until the function's last update finished (successfully), with backoff; returns the
+/// function's current `RevisionId`.
+async fn wait_updated(clients: &EnvClients, name: &str) -> anyhow::Result<Option<String>> {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let config = clients
+            .lambda
+            .get_function_configuration()
+            .function_name(name)
+            .send()
+            .await
+            .map_err(|err| anyhow::anyhow!("could not read `{name}`: {}", describe(&err)))?;
+        let pending = matches!(config.state(), Some(State::Pending))
+            || matches!(
+                config.last_update_status(),
+                Some(LastUpdateStatus::InProgress)
+            );
+        if matches!(config.last_update_status(), Some(LastUpdateStatus::Failed))
+            || matches!(config.state(), Some(State::Failed))
+        {
+            bail!(
+                "the last update of `{name}` failed: {}",
+                config
+                    .last_update_status_reason()
+                    .or(config.state_reason())
+                    .unwrap_or("no reason given")
+            );
+        }
+        if !pending {
+            return Ok(config.revision_id().map(str::to_owned));
+        }
+        if started.elapsed() > UPDATE_WAIT_LIMIT {
+            bail!(
+                "`{name}` is still updating after {UPDATE_WAIT_LIMIT:?}: re-run the deploy later"
+            );
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn create_role(clients: &EnvClients, name: &str, d: &Desired) -> anyhow::Result<()> {
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": "lambda.amazonaws.com" },
+            "Action": "sts:AssumeRole"
+        }]
+    });
+    let created = clients
+        .iam
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust.to_string())
+        .description(format!(
+            "Execution role of Lambda function {} (lambda-stage)",
+            d.name
+        ))
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(err) if error_code(&err) == Some("EntityAlreadyExists") => {}
+        Err(err) => bail!(
+            "could not create the execution role `{name}`: {} (the deploy credentials need \
+             iam:CreateRole and iam:PutRolePolicy, or name an existing `role`)",
+            describe(&err)
+        ),
+    }
+    clients
+        .iam
+        .put_role_policy()
+        .role_name(name)
+        .policy_name("lambda-stage-execution")
+        .policy_document(execution_role_policy(clients, &d.name).to_string())
+        .send()
+        .await
+        .map_err(|err| {
+            anyhow::anyhow!(
+                "could not set the policy of role `{name}`: {}",
+                describe(&err)
+            )
+        })?;
+    Ok(())
+}
+
+/// Least privilege: the function may write its own log group, nothing else.
+pub fn execution_role_policy(clients: &EnvClients, function_name: &str) -> serde_json::Value {
+    let log_group = format!(
+        "arn:aws:logs:{}:{}:log-group:/aws/lambda/{function_name}",
+        clients.region, clients.account
+    );
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "logs:CreateLogGroup",
+                "Resource": log_group
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": format!("{log_group}:*")
+            }
+        ]
+    })
+}
+
+/// Moves one alias (or creates it) with the `RevisionId` read at plan time, so a concurrent
+/// move is detected instead of overwritten. Returns the new state.
+pub async fn move_alias(
+    clients: &EnvClients,
+    name: &str,
+    alias: &str,
+    before: Option<&AliasState>,
+    version: &str,
+    weights: BTreeMap<String, f64>,
+    history: &AliasHistory,
+) -> anyhow::Result<AliasState> {
+    let routing = AliasRoutingConfiguration::builder()
+        .set_additional_version_weights(Some(weights.clone().into_iter().collect()))
+        .build();
+    let description = history.to_description();
+    let conflict = |err: &dyn std::fmt::Display| {
+        anyhow::anyhow!(
+            "conflict: alias `{alias}` of `{name}` changed while this command ran (another \
+             deploy?), so it was left as the other change set it: {err}. Check `cargo xtask \
+             status` and re-run if this deploy should still win"
+        )
+    };
+    let revision_id = match before {
+        None => clients
+            .lambda
+            .create_alias()
+            .function_name(name)
+            .name(alias)
+            .function_version(version)
+            .description(&description)
+            .routing_config(routing)
+            .send()
+            .await
+            .map_err(|err| {
+                if is_conflict(&err) {
+                    conflict(&describe(&err))
+                } else {
+                    anyhow::anyhow!(
+                        "could not create alias `{alias}` of `{name}`: {}",
+                        describe(&err)
+                    )
+                }
+            })?
+            .revision_id()
+            .map(str::to_owned),
+        Some(before) => clients
+            .lambda
+            .update_alias()
+            .function_name(name)
+            .name(alias)
+            .function_version(version)
+            .description(&description)
+            .routing_config(routing)
+            .set_revision_id(before.revision_id.clone())
+            .send()
+            .await
+            .map_err(|err| {
+                if is_conflict(&err) {
+                    conflict(&describe(&err))
+                } else {
+                    anyhow::anyhow!(
+                        "could not move alias `{alias}` of `{name}`: {}",
+                        describe(&err)
+                    )
+                }
+            })?
+            .revision_id()
+            .map(str::to_owned),
+    };
+    Ok(AliasState {
+        version: version.to_owned(),
+        weights,
+        revision_id,
+        description: Some(description),
+    })
+}
+
+/// Puts an alias back where it was (or deletes it if this command created it), after a later
+/// alias of the same command failed to move.
+pub async fn restore_alias(
+    clients: &EnvClients,
+    name: &str,
+    alias: &str,
+    now: &AliasState,
+    before: Option<&AliasState>,
+) -> anyhow::Result<()> {
+    match before {
+        None => {
+            clients
+                .lambda
+                .delete_alias()
+                .function_name(name)
+                .name(alias)
+                .send()
+                .await
+                .map_err(|err| anyhow::anyhow!("{}", describe(&err)))?;
+        }
+        Some(before) => {
+            clients
+                .lambda
+                .update_alias()
+                .function_name(name)
+                .name(alias)
+                .function_version(&before.version)
+                .set_description(before.description.clone())
+                .routing_config(
+                    AliasRoutingConfiguration::builder()
+                        .set_additional_version_weights(Some(
+                            before.weights.clone().into_iter().collect(),
+                        ))
+                        .build(),
+                )
+                .set_revision_id(now.revision_id.clone())
+                .send()
+                .await
+                .map_err(|err| anyhow::anyhow!("{}", describe(&err)))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,228 @@
+//! `cargo xtask status [--env <name>] [--json]`: what each environment runs, read from AWS.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use clap::Args as ClapArgs;
+use serde::Serialize;
+
+use super::artifact;
+use super::aws;
+use super::engine;
+use super::history::VersionStamp;
+use super::{load, runtime, settings, ManifestArg};
+use crate::manifest::Manifest;
+
+#[derive(Debug, Clone, ClapArgs)]
+pub struct StatusArgs {
+    /// One environment (default: all).
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub manifest: ManifestArg,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EnvironmentStatus {
+    pub env: String,
+    pub strategy: &'static str,
+    pub protected: bool,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    /// Set when the environment could not be read (credentials, network...).
+    pub error: Option<String>,
+    /// Secret references the environment's functions resolve at cold start (names only).
+    pub secrets: BTreeMap<String, String>,
+    pub functions: Vec<FunctionStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FunctionStatus {
+    pub function: String,
+    pub name: String,
+    pub alias: String,
+    /// False when the function or alias does not exist yet.
+    pub deployed: bool,
+    pub version: Option<String>,
+    /// Canary: version -> share of traffic (0..1) routed away from `version`.
+    pub weights: BTreeMap<String, f64>,
+    pub code_sha256: Option<String>,
+    pub git_commit: Option<String>,
+    pub deployed_at: Option<String>,
+    /// Earlier versions, most recent first (what `rollback` returns to).
+    pub previous: Vec<String>,
+    /// Differences between the manifest and the deployed version.
+    pub drift: Vec<String>,
+}
+
+pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let super::Loaded { root, manifest } = load(&args.manifest)?;
+    let envs: Vec<String> = match &args.env {
+        Some(env) => {
+            manifest.require_environment(env)?;
+            vec![env.clone()]
+        }
+        None => manifest.environments.keys().cloned().collect(),
+    };
+    let statuses = runtime()?.block_on(async {
+        let mut statuses = Vec::new();
+        for env in &envs {
+            statuses.push(environment_status(&root, &manifest, env).await);
+        }
+        statuses
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&statuses)?);
+    } else {
+        for status in &statuses {
+            print_status(status);
+        }
+    }
+    let failed = statuses.iter().any(|s| s.error.is_some());
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn environment_status(
+    root: &std::path::Path,
+    manifest: &Manifest,
+    env: &str,
+) -> EnvironmentStatus {
+    let spec = manifest.environment(env).cloned().unwrap_or_default();
+    let mut status = EnvironmentStatus {
+        env: env.to_owned(),
+        strategy: manifest.strategy.as_str(),
+        protected: spec.protected,
+        account: None,
+        region: None,
+        error: None,
+        secrets: spec.secrets.clone(),
+        functions: Vec::new(),
+    };
+    let clients = match aws::connect(manifest, env).await {
+        Ok(clients) => clients,
+        Err(err) => {
+            status.error = Some(format!("{err:#}"));
+            return status;
+        }
+    };
+    status.account = Some(clients.account.clone());
+    status.region = Some(clients.region.clone());
+    for function in manifest.functions.keys() {
+        match function_status(root, manifest, env, function, &clients).await {
+            Ok(function_status) => status.functions.push(function_status),
+            Err(err) => {
+                status.error = Some(format!("{function}: {err:#}"));
+                break;
+            }
+        }
+    }
+    status
+}
+
+async fn function_status(
+    root: &std::path::Path,
+    manifest: &Manifest,
+    env: &str,
+    function: &str,
+    clients: &aws::EnvClients,
+) -> anyhow::Result<FunctionStatus> {
+    let name = manifest.function_name(function, env);
+    let alias = manifest.alias(env);
+    let mut status = FunctionStatus {
+        function: function.to_owned(),
+        name: name.clone(),
+        alias: alias.clone(),
+        deployed: false,
+        version: None,
+        weights: BTreeMap::new(),
+        code_sha256: None,
+        git_commit: None,
+        deployed_at: None,
+        previous: Vec::new(),
+        drift: Vec::new(),
+    };
+    let Some(state) = engine::get_alias(clients, &name, &alias).await? else {
+        return Ok(status);
+    };
+    let version = engine::get_version(clients, &name, &state.version).await?;
+    let history = state.history();
+    let stamp = VersionStamp::parse(version.description());
+    status.deployed = true;
+    status.drift = engine::config_diff(&version, &settings(manifest, env, function)?, clients);
+    let spec = manifest.require_function(function)?;
+    if let Ok(local) = std::fs::read_to_string(artifact::record_path(root, function, spec.arch())) {
+        if let Ok(local) = serde_json::from_str::<artifact::Artifact>(&local) {
+            if Some(local.code_sha256.as_str()) != version.code_sha256() {
+                status
+                    .drift
+                    .push("code: the local build differs from the deployed zip".to_owned());
+            }
+        }
+    }
+    status.version = Some(state.version.clone());
+    status.weights = state.weights.clone();
+    status.code_sha256 = version.code_sha256().map(str::to_owned);
+    status.git_commit = stamp.git_commit;
+    status.deployed_at = history.moved_at;
+    status.previous = history.previous;
+    Ok(status)
+}
+
+fn print_status(status: &EnvironmentStatus) {
+    let place = match (&status.account, &status.region) {
+        (Some(account), Some(region)) => format!("account {account}, {region}"),
+        _ => "not reachable".to_owned(),
+    };
+    println!(
+        "{} ({}{}, {place})",
+        status.env,
+        status.strategy,
+        if status.protected { ", protected" } else { "" }
+    );
+    if let Some(error) = &status.error {
+        println!("  error: {error}");
+    }
+    for (var, reference) in &status.secrets {
+        println!("  secret {var} <- {reference}");
+    }
+    for f in &status.functions {
+        if !f.deployed {
+            println!(
+                "  {}: `{}` alias `{}`: not deployed",
+                f.function, f.name, f.alias
+            );
+            continue;
+        }
+        let mut routing = format!("version {}", f.version.as_deref().unwrap_or("?"));
+        for (version, weight) in &f.weights {
+            routing = format!(
+                "{routing} ({:.0}%) + version {version} ({:.0}%, canary)",
+                (1.0 - weight) * 100.0,
+                weight * 100.0
+            );
+        }
+        println!(
+            "  {}: `{}` alias `{}` -> {routing}",
+            f.function, f.name, f.alias
+        );
+        println!(
+            "    code sha256 {}, git {}, deployed {}, previous [{}]",
+            f.code_sha256.as_deref().unwrap_or("?"),
+            f.git_commit.as_deref().unwrap_or("unknown"),
+            f.deployed_at.as_deref().unwrap_or("unknown"),
+            f.previous.join(", ")
+        );
+        if f.drift.is_empty() {
+            println!("    drift: none");
+        } else {
+            println!("    drift: {}", f.drift.join("; "));
+        }
+    }
+}
