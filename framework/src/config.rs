@@ -25,9 +25,9 @@ pub fn env_key(env: &str) -> String {
 }
 
 /// One config field's variable as found in the environment.
-struct Found {
-    variable: String,
-    value: String,
+pub(crate) struct Found {
+    pub(crate) variable: String,
+    pub(crate) value: String,
 }
 
 /// Every problem with one environment's config, by variable name.
@@ -72,7 +72,11 @@ pub(crate) fn load<C: DeserializeOwned>(
 }
 
 /// Field name (upper case, as in the variable) → where its value came from.
-fn select(vars: &[(String, String)], prefix: &str, scope: Scope<'_>) -> BTreeMap<String, Found> {
+pub(crate) fn select(
+    vars: &[(String, String)],
+    prefix: &str,
+    scope: Scope<'_>,
+) -> BTreeMap<String, Found> {
     let env_prefix = match scope {
         Scope::Environment(env) => Some(format!("{}__", env_key(env))),
         Scope::Shared => None,

@@ -30,6 +30,7 @@ mod init_error;
 pub mod logging;
 mod runtime;
 mod secret;
+pub mod secrets;
 mod stage;
 pub mod testing;
 

@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use tracing::Instrument as _;
 
 use crate::error::{Error, InvocationError};
-use crate::stage::{InitError, Stage};
+use crate::stage::Stage;
 use crate::{init_error, logging};
 
 /// What a handler knows about its invocation besides the event.
@@ -70,18 +70,18 @@ impl Options {
     }
 
     /// Cold start: logging, the environment strategy and the config of every environment
-    /// known at init. A config error is reported to `/runtime/init/error` and returned, so
-    /// the process exits non-zero.
+    /// known at init (multi-stack: with its secret references resolved). A config or secret
+    /// error is reported to `/runtime/init/error` and returned, so the process exits non-zero.
     pub(crate) async fn start<C: DeserializeOwned>(&self) -> Result<Arc<Stage<C>>, Error> {
         logging::init();
         let vars = std::env::vars_os()
             .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
             .collect();
-        match Stage::new(vars, &self.prefix) {
+        match Stage::start(vars, &self.prefix).await {
             Ok(stage) => Ok(Arc::new(stage)),
             Err(err) => {
-                tracing::error!(error_type = InitError::ERROR_TYPE, "{err}");
-                init_error::report(InitError::ERROR_TYPE, &err.to_string()).await;
+                tracing::error!(error_type = err.error_type(), "{err}");
+                init_error::report(err.error_type(), &err.to_string()).await;
                 Err(err.into())
             }
         }
@@ -154,7 +154,9 @@ where
     H: Fn(E, Ctx<C>) -> Fut,
     Fut: Future<Output = Result<R, Error>>,
 {
-    let (env, config) = stage.resolve(&event.context.invoked_function_arn)?;
+    let (env, config) = stage
+        .resolve_async(&event.context.invoked_function_arn)
+        .await?;
     let payload: E = parse_event(event.payload.get())?;
     let span = tracing::info_span!("invocation", env = %env);
     let ctx = Ctx::new(env, config, event.context);

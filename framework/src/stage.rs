@@ -3,11 +3,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use secrecy::zeroize::Zeroize as _;
 use serde::de::DeserializeOwned;
 
 use crate::config::{self, ConfigError, Scope};
 use crate::environment::{EnvironmentError, Strategy};
 use crate::error::InvocationError;
+use crate::secrets::{self, SecretError, Secrets};
 
 /// What the function knows at cold start, shared by every invocation.
 pub struct Stage<C> {
@@ -15,23 +17,45 @@ pub struct Stage<C> {
     prefix: String,
     /// The process environment as it was at cold start.
     vars: Vec<(String, String)>,
-    configs: RwLock<HashMap<String, Arc<C>>>,
+    /// Each environment's config, with the generation of the secret values it was built from.
+    configs: RwLock<HashMap<String, (u64, Arc<C>)>>,
+    /// Each environment's resolved references (see [`crate::secrets`]).
+    secrets: Secrets,
 }
 
 impl<C: DeserializeOwned> Stage<C> {
     /// Reads the strategy and loads the config of every environment known at init
     /// (`LAMBDA_STAGE_ENV`, or `LAMBDA_STAGE_ENVS` + `LAMBDA_STAGE_DEFAULT_ENV`), so a broken
     /// config fails the cold start rather than the first request. One error lists them all.
+    ///
+    /// Secret references are checked for shape here and resolved later (see [`crate::secrets`]).
     pub fn new(vars: Vec<(String, String)>, prefix: &str) -> Result<Self, InitError> {
+        let mut failures = Vec::new();
+        let ttl = secrets::ttl(&vars).unwrap_or_else(|problem| {
+            failures.push(ConfigError {
+                env: "*".to_owned(),
+                problems: vec![problem],
+            });
+            None
+        });
         let stage = Stage {
             strategy: Strategy::from_vars(&vars),
             prefix: prefix.to_owned(),
             vars,
             configs: RwLock::default(),
+            secrets: Secrets::new(ttl),
         };
-        let mut failures = Vec::new();
+        if !cfg!(feature = "secrets") {
+            let problems = secrets::unsupported(&stage.vars, prefix);
+            if !problems.is_empty() {
+                failures.push(ConfigError {
+                    env: "*".to_owned(),
+                    problems,
+                });
+            }
+        }
         for env in stage.strategy.known_environments() {
-            if let Err(err) = stage.config(env) {
+            if let Err(err) = stage.check(env) {
                 failures.push(err);
             }
         }
@@ -46,33 +70,168 @@ impl<C: DeserializeOwned> Stage<C> {
         &self.strategy
     }
 
+    /// Cold start: [`Stage::new`], then a multi-stack function resolves its environment's
+    /// secret references, so a missing one fails the init. (A single-stack function resolves
+    /// each environment's on that environment's first invocation.)
+    pub(crate) async fn start(
+        vars: Vec<(String, String)>,
+        prefix: &str,
+    ) -> Result<Self, StartError> {
+        let stage = Stage::new(vars, prefix).map_err(StartError::Config)?;
+        if let Strategy::MultiStack { env } = &stage.strategy {
+            stage.prepare(env).await.map_err(StartError::Secret)?;
+            stage
+                .config(env)
+                .map_err(|err| StartError::Config(InitError(vec![err])))?;
+        }
+        Ok(stage)
+    }
+
     /// The environment and its config for an invocation through `invoked_arn`.
+    ///
+    /// On an environment's first invocation, its secret references are fetched while this
+    /// thread waits (a multi-thread tokio runtime is required for that); prefer
+    /// [`Stage::resolve_async`] where you can await.
     pub fn resolve(&self, invoked_arn: &str) -> Result<(String, Arc<C>), InvocationError> {
-        let env = self
-            .strategy
-            .environment_for(invoked_arn)
-            .map_err(|err: EnvironmentError| InvocationError::environment(&err))?;
+        let env = self.environment(invoked_arn)?;
+        // Completes at once unless references must be fetched (a refresh past the TTL runs in
+        // the background); a fetch cut short here holds no state and is simply redone.
+        match futures_util::FutureExt::now_or_never(self.prepare(env)) {
+            Some(prepared) => prepared.map_err(|err| secret_error(&err))?,
+            None => self.prepare_blocking(env)?,
+        }
         let config = self
             .config(env)
             .map_err(|err| InvocationError::config(&err))?;
         Ok((env.to_owned(), config))
     }
 
-    /// The config of `env`, loaded on first use.
-    pub fn config(&self, env: &str) -> Result<Arc<C>, ConfigError> {
-        if let Some(config) = self.read_cache().get(env) {
-            return Ok(config.clone());
-        }
-        let scope = match self.strategy {
-            Strategy::MultiStack { .. } => Scope::Shared,
-            Strategy::SingleStack { .. } => Scope::Environment(env),
-        };
-        let config = Arc::new(config::load::<C>(&self.vars, &self.prefix, scope, env)?);
-        let mut cache = self.configs.write().unwrap_or_else(|e| e.into_inner());
-        Ok(cache.entry(env.to_owned()).or_insert(config).clone())
+    /// [`Stage::resolve`], awaiting the environment's secret references on its first invocation.
+    pub async fn resolve_async(
+        &self,
+        invoked_arn: &str,
+    ) -> Result<(String, Arc<C>), InvocationError> {
+        let env = self.environment(invoked_arn)?;
+        self.prepare(env).await.map_err(|err| secret_error(&err))?;
+        let config = self
+            .config(env)
+            .map_err(|err| InvocationError::config(&err))?;
+        Ok((env.to_owned(), config))
     }
 
-    fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<C>>> {
+    fn environment<'a>(&'a self, invoked_arn: &'a str) -> Result<&'a str, InvocationError> {
+        self.strategy
+            .environment_for(invoked_arn)
+            .map_err(|err: EnvironmentError| InvocationError::environment(&err))
+    }
+
+    /// Fetches `env`'s references on first use (no AWS call when it has none).
+    async fn prepare(&self, env: &str) -> Result<(), SecretError> {
+        let scope = self.scope(env);
+        let wanted = || secrets::wanted(&self.vars, &self.prefix, scope).0;
+        self.secrets.prepare(env, wanted).await
+    }
+
+    fn prepare_blocking(&self, env: &str) -> Result<(), InvocationError> {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| handle.block_on(self.prepare(env)))
+                    .map_err(|err| secret_error(&err))
+            }
+            _ => Err(InvocationError {
+                error_type: SecretError::ERROR_TYPE.to_owned(),
+                message: format!(
+                    "the secret references of environment `{env}` must be fetched before its \
+                     first invocation, which needs a multi-thread tokio runtime here: use \
+                     `#[tokio::main]` (not `flavor = \"current_thread\"`)"
+                ),
+            }),
+        }
+    }
+
+    fn scope<'a>(&self, env: &'a str) -> Scope<'a> {
+        match self.strategy {
+            Strategy::MultiStack { .. } => Scope::Shared,
+            Strategy::SingleStack { .. } => Scope::Environment(env),
+        }
+    }
+
+    /// Init-time check of `env`'s config. A reference stands in for its value until it is
+    /// resolved, so only the other variables' problems (and malformed references) count.
+    fn check(&self, env: &str) -> Result<(), ConfigError> {
+        let scope = self.scope(env);
+        let (wanted, malformed) = secrets::wanted(&self.vars, &self.prefix, scope);
+        if wanted.is_empty() && malformed.is_empty() {
+            return self.config(env).map(drop);
+        }
+        let mut problems = match config::load::<C>(&self.vars, &self.prefix, scope, env) {
+            Ok(_) => Vec::new(),
+            Err(err) => err.problems,
+        };
+        problems.retain(|(variable, _)| {
+            !wanted.iter().any(|w| &w.variable == variable)
+                && !malformed.iter().any(|(m, _)| m == variable)
+        });
+        problems.extend(malformed);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError {
+                env: env.to_owned(),
+                problems,
+            })
+        }
+    }
+
+    /// The config of `env`, loaded on first use (and again after its secrets were refreshed).
+    pub fn config(&self, env: &str) -> Result<Arc<C>, ConfigError> {
+        let resolved = self.secrets.values(env);
+        let generation = resolved.as_ref().map_or(0, |(generation, _)| *generation);
+        if let Some((built, config)) = self.read_cache().get(env) {
+            if *built == generation {
+                return Ok(config.clone());
+            }
+        }
+        let scope = self.scope(env);
+        let config = match resolved {
+            Some((_, values)) if !values.is_empty() => {
+                let mut vars = secrets::substitute(&self.vars, &values);
+                let loaded = config::load::<C>(&vars, &self.prefix, scope, env);
+                vars.iter_mut().for_each(|(_, value)| value.zeroize());
+                loaded?
+            }
+            _ => {
+                // A reference must never reach the app as if it were the value.
+                let (wanted, _) = secrets::wanted(&self.vars, &self.prefix, scope);
+                if !wanted.is_empty() {
+                    return Err(ConfigError {
+                        env: env.to_owned(),
+                        problems: wanted
+                            .into_iter()
+                            .map(|w| {
+                                let problem = format!("`{}` is not resolved yet", w.reference);
+                                (w.variable, problem)
+                            })
+                            .collect(),
+                    });
+                }
+                config::load::<C>(&self.vars, &self.prefix, scope, env)?
+            }
+        };
+        let mut cache = self.configs.write().unwrap_or_else(|e| e.into_inner());
+        match cache.get(env) {
+            // Another thread built the same generation first: everyone shares one config.
+            Some((built, existing)) if *built == generation => Ok(existing.clone()),
+            _ => {
+                let config = Arc::new(config);
+                cache.insert(env.to_owned(), (generation, config.clone()));
+                Ok(config)
+            }
+        }
+    }
+
+    fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, (u64, Arc<C>)>> {
         // A panic while holding the lock cannot leave the map half-written: recover it.
         self.configs.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -94,6 +253,40 @@ impl std::fmt::Display for InitError {
 }
 
 impl std::error::Error for InitError {}
+
+fn secret_error(err: &SecretError) -> InvocationError {
+    InvocationError {
+        error_type: SecretError::ERROR_TYPE.to_owned(),
+        message: err.to_string(),
+    }
+}
+
+/// Why a cold start failed: the config, or a secret reference.
+#[derive(Debug)]
+pub(crate) enum StartError {
+    Config(InitError),
+    Secret(SecretError),
+}
+
+impl StartError {
+    pub(crate) fn error_type(&self) -> &'static str {
+        match self {
+            StartError::Config(_) => InitError::ERROR_TYPE,
+            StartError::Secret(_) => SecretError::ERROR_TYPE,
+        }
+    }
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(err) => err.fmt(f),
+            StartError::Secret(err) => err.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
 
 #[cfg(test)]
 mod tests {
