@@ -236,7 +236,8 @@ fn check_shape(name: &'static str, event: &Value) -> Result<(), EventError> {
         event: &'static str,
         value: &Value,
     ) -> Result<(), EventError> {
-        T::deserialize(value)
+        // From text, as a runtime reads it: some types only borrow from the input.
+        serde_json::from_str::<T>(&value.to_string())
             .map(drop)
             .map_err(|source| EventError::Shape {
                 event,
