@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 pub mod arch;
 pub mod bench;
 pub mod deploy;
+pub mod invoke;
 pub mod manifest;
 pub mod tools;
 pub mod workspace;
@@ -31,6 +32,8 @@ struct Cli {
 enum Command {
     /// Run a benchmark against its baseline and print ratios.
     Bench(bench::Args),
+    /// Build a function and invoke it once on the local Lambda emulator; prints its answer.
+    Invoke(invoke::Args),
     /// Deploy functions to an environment: build, pre-flight, plan, publish, move the alias.
     Deploy(deploy::DeployArgs),
     /// Give an environment exactly what another one runs, without rebuilding.
@@ -58,6 +61,7 @@ pub fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Bench(args) => bench::run(args),
+        Command::Invoke(args) => invoke::run(args),
         Command::Deploy(args) => deploy::deploy(args),
         Command::Promote(args) => deploy::promote(args),
         Command::Finalize(args) => deploy::finalize(args),

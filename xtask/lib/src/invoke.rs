@@ -1,0 +1,400 @@
+//! `cargo xtask invoke <FUNCTION>`: build a function for this machine, run its real bootstrap on
+//! the local Lambda emulator (`lambda-stage-emulator`) in one environment, deliver one event, and
+//! print only the function's answer on stdout.
+//!
+//! - Variables: the environment's, exactly as deploy gives them ([`Manifest::function_variables`]),
+//!   with the `APP_*` variables of the calling shell on top, for the invoked environment
+//!   (single-stack: `APP_GREETING` from the shell is also set as `APP_<ENV>__GREETING`, which
+//!   the framework prefers to the manifest's value for that environment). With no manifest, or a function it does not list, the shell's `APP_*`
+//!   variables are all the function gets.
+//! - Environment: single-stack, the invoked ARN carries the environment's alias as qualifier;
+//!   multi-stack, the function is deployed per environment with `LAMBDA_STAGE_ENV` (from the
+//!   manifest's variables) and invoked through its alias.
+//! - Exit code: 0 with the response on stdout; 1 with the error JSON on stdout for a function
+//!   error (including a timeout or a crash); 2 with the error JSON on stdout for an init error.
+//!   Build output, the function's logs and Lambda's `START`/`END`/`REPORT` lines go to stderr.
+
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use lambda_stage_emulator::{Emulator, FunctionConfig, Invocation, Logs, Outcome};
+use lambda_stage_events::Overrides;
+
+use crate::manifest::{self, Manifest, Strategy, APP_PREFIX, FILE_NAME};
+use crate::workspace;
+
+/// The environment `invoke` runs in when `--env` is not given.
+pub const DEFAULT_ENV: &str = "dev";
+/// The region when neither the manifest nor `AWS_REGION` names one.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// Exit code of an invocation that answered with a function error.
+pub const FUNCTION_ERROR_EXIT: u8 = 1;
+/// Exit code of an invocation whose function failed to initialise.
+pub const INIT_ERROR_EXIT: u8 = 2;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The function: a key of `[functions]` in lambda-stage.toml, or a workspace package.
+    pub function: String,
+    /// The environment to run in (its variables, its alias).
+    #[arg(long, default_value = DEFAULT_ENV)]
+    pub env: String,
+    /// The event: a built-in event name (`cargo xtask events` lists them), a JSON file, or `-`
+    /// for stdin.
+    #[arg(long, conflicts_with = "data")]
+    pub event: Option<String>,
+    /// The event as inline JSON.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Build with the release profile (default: debug, faster to build).
+    #[arg(long)]
+    pub release: bool,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let root = workspace::root()?;
+    let manifest = Manifest::load(&root)?.map(|(_, manifest)| manifest);
+    let payload = event_payload(&args)?;
+    let plan = Plan::new(
+        manifest.as_ref(),
+        &args.function,
+        &args.env,
+        shell_app_variables(),
+    )?;
+    let binary = build_host_binary(&root, &plan.package, args.release)?;
+    let outcome = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?
+        .block_on(plan.invoke(binary, payload))?;
+    report(&args.function, &args.env, &outcome)
+}
+
+/// What one local invocation runs: resolved from the manifest, the environment and the shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The cargo package to build.
+    pub package: String,
+    /// The Lambda function name (`AWS_LAMBDA_FUNCTION_NAME`), as deployed to that environment.
+    pub function_name: String,
+    /// The qualifier of the invoked ARN (the environment's alias).
+    pub qualifier: Option<String>,
+    /// The function's configured variables.
+    pub variables: BTreeMap<String, String>,
+    pub timeout: Duration,
+    pub memory_mb: u32,
+    pub region: String,
+}
+
+impl Plan {
+    /// Resolves `function` in `env`; `shell` are the calling shell's `APP_*` variables.
+    pub fn new(
+        manifest: Option<&Manifest>,
+        function: &str,
+        env: &str,
+        shell: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Plan> {
+        let region = std::env::var("AWS_REGION").ok();
+        let listed = manifest.and_then(|manifest| Some((manifest, manifest.function(function)?)));
+        let Some((manifest, spec)) = listed else {
+            if manifest.is_some() {
+                eprintln!(
+                    "note: `{function}` is not a function of {FILE_NAME}: running package \
+                     `{function}` with Lambda's defaults and only the shell's {APP_PREFIX}* variables"
+                );
+            }
+            return Ok(Plan {
+                package: function.to_owned(),
+                function_name: function.to_owned(),
+                qualifier: Some(env.to_owned()),
+                variables: shell.into_iter().collect(),
+                timeout: Duration::from_secs(manifest::DEFAULT_TIMEOUT_SECS.into()),
+                memory_mb: manifest::DEFAULT_MEMORY_MB,
+                region: region.unwrap_or_else(|| DEFAULT_REGION.to_owned()),
+            });
+        };
+        manifest.require_environment(env)?;
+        let alias = manifest.alias(env);
+        let mut variables = manifest.function_variables(env)?;
+        for (key, value) in shell {
+            // Single-stack: the per-environment name beats the manifest's value for the invoked
+            // environment; the plain name stays as the fallback every environment shares.
+            if let (Strategy::SingleStack, Some(field)) =
+                (manifest.strategy, key.strip_prefix(APP_PREFIX))
+            {
+                if !field.contains("__") {
+                    let scoped = format!("{APP_PREFIX}{}__{field}", manifest::env_key(&alias));
+                    variables.insert(scoped, value.clone());
+                }
+            }
+            variables.insert(key, value);
+        }
+        Ok(Plan {
+            package: spec.package_name(function).to_owned(),
+            function_name: manifest.function_name(function, env),
+            qualifier: Some(alias),
+            variables,
+            timeout: Duration::from_secs(spec.timeout_secs().into()),
+            memory_mb: spec.memory_mb(),
+            region: manifest
+                .region(env)
+                .map(str::to_owned)
+                .or(region)
+                .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
+        })
+    }
+
+    /// Runs `binary` on a fresh emulator, delivers `payload` once, and shuts the emulator down.
+    pub async fn invoke(&self, binary: PathBuf, payload: Vec<u8>) -> anyhow::Result<Outcome> {
+        let config = FunctionConfig {
+            env: self.variables.clone(),
+            timeout: self.timeout,
+            memory_mb: self.memory_mb,
+            region: self.region.clone(),
+            max_concurrency: 1,
+            logs: Logs::Stderr,
+            ..FunctionConfig::new(&self.function_name, binary)
+        };
+        let emulator = Emulator::start(config)?;
+        let invocation = Invocation {
+            qualifier: self.qualifier.clone(),
+            ..Invocation::new(payload)
+        };
+        let outcome = emulator.invoke(invocation).await;
+        emulator.shutdown();
+        Ok(outcome?)
+    }
+}
+
+/// The calling shell's `APP_*` variables.
+pub fn shell_app_variables() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(key, _)| key.starts_with(APP_PREFIX))
+        .collect()
+}
+
+/// The event to deliver: `--data`, a built-in `--event`, a file, stdin, or `{}`.
+fn event_payload(args: &Args) -> anyhow::Result<Vec<u8>> {
+    let builtin = args.event.as_deref().filter(|name| {
+        lambda_stage_events::catalogue()
+            .iter()
+            .any(|info| info.name == *name)
+    });
+    if builtin.is_none() && args.overrides != Overrides::default() {
+        bail!("--path, --method, --query, --header and --body change a built-in event: use them with `--event <name>` (`cargo xtask events` lists the names)");
+    }
+    let (payload, source) = match (&args.data, args.event.as_deref(), builtin) {
+        (Some(data), _, _) => (data.clone().into_bytes(), "--data".to_owned()),
+        (None, Some(name), Some(_)) => {
+            let event = lambda_stage_events::build(name, &args.overrides)?;
+            return Ok(serde_json::to_vec(&event)?);
+        }
+        (None, Some("-"), None) => {
+            let mut data = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut data)
+                .context("could not read the event from stdin")?;
+            (data, "the event on stdin".to_owned())
+        }
+        (None, Some(path), None) => {
+            let data = std::fs::read(path).with_context(|| {
+                format!(
+                    "--event `{path}` is neither a built-in event (`cargo xtask events` lists \
+                     them) nor a readable file"
+                )
+            })?;
+            (data, format!("event file {path}"))
+        }
+        (None, None, _) => (b"{}".to_vec(), String::new()),
+    };
+    serde_json::from_slice::<serde_json::Value>(&payload)
+        .with_context(|| format!("{source} is not valid JSON (Lambda only accepts JSON events)"))?;
+    Ok(payload)
+}
+
+/// Builds `package` for this machine (debug unless `release`), build output on stderr, and
+/// returns its executable.
+pub fn build_host_binary(root: &Path, package: &str, release: bool) -> anyhow::Result<PathBuf> {
+    let mut command = std::process::Command::new(workspace::cargo());
+    command
+        .current_dir(root)
+        .args([
+            "build",
+            "--package",
+            package,
+            "--message-format=json-render-diagnostics",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if release {
+        command.arg("--release");
+    }
+    let mut child = command.spawn().context("could not run cargo build")?;
+    let stdout = child.stdout.take().context("cargo build has no stdout")?;
+    let mut executables = Vec::new();
+    for message in cargo_metadata::Message::parse_stream(std::io::BufReader::new(stdout)) {
+        if let cargo_metadata::Message::CompilerArtifact(artifact) =
+            message.context("could not read cargo's build messages")?
+        {
+            if let Some(executable) = artifact.executable {
+                if artifact.target.is_bin() {
+                    executables
+                        .push((artifact.target.name.clone(), executable.into_std_path_buf()));
+                }
+            }
+        }
+    }
+    let status = child.wait().context("cargo build did not finish")?;
+    if !status.success() {
+        bail!("`cargo build --package {package}` failed (its output is above)");
+    }
+    pick_executable(package, executables)
+}
+
+/// The package's bootstrap: its only binary, else the one named `bootstrap` or after the package.
+fn pick_executable(package: &str, executables: Vec<(String, PathBuf)>) -> anyhow::Result<PathBuf> {
+    if let [(_, path)] = executables.as_slice() {
+        return Ok(path.clone());
+    }
+    let names: Vec<&str> = executables.iter().map(|(name, _)| name.as_str()).collect();
+    executables
+        .iter()
+        .find(|(name, _)| name == "bootstrap")
+        .or_else(|| executables.iter().find(|(name, _)| name == package))
+        .map(|(_, path)| path.clone())
+        .with_context(|| {
+            if names.is_empty() {
+                format!("package `{package}` builds no binary: a Lambda function needs a `main`")
+            } else {
+                format!(
+                    "package `{package}` builds several binaries ({}); name the function's `bootstrap` or `{package}`",
+                    names.join(", ")
+                )
+            }
+        })
+}
+
+/// Prints the answer on stdout and turns the outcome into the exit code.
+fn report(function: &str, env: &str, outcome: &Outcome) -> anyhow::Result<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(outcome.payload())?;
+    stdout.write_all(b"\n")?;
+    stdout.flush()?;
+    let Some(error_type) = outcome.error_type() else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let message = serde_json::from_slice::<serde_json::Value>(outcome.payload())
+        .ok()
+        .and_then(|error| error.get("errorMessage")?.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    if let Outcome::InitError { .. } = outcome {
+        eprintln!(
+            "error: `{function}` failed to initialise in `{env}` ({error_type}): {message}\n\
+             The function never ran; its logs are above. A missing or invalid APP_* variable \
+             is the usual cause: set it in [environments.{env}] of {FILE_NAME}, or in this shell."
+        );
+        Ok(ExitCode::from(INIT_ERROR_EXIT))
+    } else {
+        eprintln!("error: `{function}` answered with a function error ({error_type}): {message}");
+        Ok(ExitCode::from(FUNCTION_ERROR_EXIT))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(text: &str) -> Manifest {
+        Manifest::parse(Path::new(FILE_NAME), text).expect("valid manifest")
+    }
+
+    fn shell(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect()
+    }
+
+    const SINGLE_STACK: &str = r#"
+app = "demo"
+region = "eu-west-1"
+[functions.hello]
+timeout = 7
+memory = 256
+[environments.dev]
+vars = { APP_GREETING = "Hello" }
+[environments.staging]
+vars = { APP_GREETING = "Hello from staging" }
+"#;
+
+    #[test]
+    fn without_a_manifest_the_shell_configures_the_function() {
+        let plan = Plan::new(None, "hello", "dev", shell(&[("APP_GREETING", "Hi")])).unwrap();
+        assert_eq!(plan.package, "hello");
+        assert_eq!(plan.qualifier.as_deref(), Some("dev"));
+        assert_eq!(
+            plan.variables.get("APP_GREETING").map(String::as_str),
+            Some("Hi")
+        );
+        assert_eq!(plan.timeout, Duration::from_secs(3));
+        assert_eq!(plan.memory_mb, 128);
+    }
+
+    #[test]
+    fn single_stack_shell_overrides_only_the_invoked_environment() {
+        let manifest = manifest(SINGLE_STACK);
+        let plan = Plan::new(
+            Some(&manifest),
+            "hello",
+            "dev",
+            shell(&[("APP_GREETING", "Hi")]),
+        )
+        .unwrap();
+        assert_eq!(plan.function_name, "demo-hello");
+        assert_eq!(plan.qualifier.as_deref(), Some("dev"));
+        assert_eq!(plan.variables["APP_DEV__GREETING"], "Hi");
+        assert_eq!(plan.variables["APP_GREETING"], "Hi");
+        assert_eq!(
+            plan.variables["APP_STAGING__GREETING"],
+            "Hello from staging"
+        );
+        assert_eq!(plan.variables["LAMBDA_STAGE_ENVS"], "dev,staging");
+        assert_eq!(plan.timeout, Duration::from_secs(7));
+        assert_eq!(plan.memory_mb, 256);
+        assert_eq!(plan.region, "eu-west-1");
+    }
+
+    #[test]
+    fn multi_stack_sets_the_environment_and_takes_the_shell_as_is() {
+        let manifest = manifest(&format!("strategy = \"multi-stack\"\n{SINGLE_STACK}"));
+        let plan = Plan::new(
+            Some(&manifest),
+            "hello",
+            "staging",
+            shell(&[("APP_SHOUT", "true")]),
+        )
+        .unwrap();
+        assert_eq!(plan.function_name, "demo-hello-staging");
+        assert_eq!(plan.variables["LAMBDA_STAGE_ENV"], "staging");
+        assert_eq!(plan.variables["APP_GREETING"], "Hello from staging");
+        assert_eq!(plan.variables["APP_SHOUT"], "true");
+    }
+
+    #[test]
+    fn an_unknown_environment_names_the_known_ones() {
+        let manifest = manifest(SINGLE_STACK);
+        let err = Plan::new(Some(&manifest), "hello", "qa", shell(&[])).unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("qa") && message.contains("dev, staging"),
+            "{message}"
+        );
+    }
+}
