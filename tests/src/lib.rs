@@ -1,1 +1,5 @@
-//! Placeholder until the crate lands.
+//! Shared harness for the cross-crate integration tests in `tests/tests/`.
+
+pub mod bins;
+pub mod function;
+pub mod runtime_api;

@@ -1,0 +1,241 @@
+//! The compiled example functions against a Runtime API served over real HTTP on 127.0.0.1.
+
+use std::time::Duration;
+
+use lambda_stage_tests::bins::binary;
+use lambda_stage_tests::function::Function;
+use lambda_stage_tests::runtime_api::{Outcome, RuntimeApi};
+use serde_json::{json, Value};
+
+const ARN: &str = "arn:aws:lambda:eu-west-1:123456789012:function:probe";
+const CANARY: &str = "canary-7f3a9c21-do-not-print";
+
+fn alias(name: &str) -> String {
+    format!("{ARN}:{name}")
+}
+
+fn error_type(outcome: &Outcome) -> &str {
+    match outcome {
+        Outcome::Error { error_type, .. } => error_type,
+        Outcome::Response(body) => panic!("expected an error, got {body}"),
+    }
+}
+
+#[tokio::test]
+async fn init_error_lists_every_bad_variable_and_is_posted() {
+    let api = RuntimeApi::start().await.unwrap();
+    let hello = binary("hello", "dev").unwrap();
+    let function = Function::start(
+        &hello,
+        api.address(),
+        &[
+            ("LAMBDA_STAGE_ENV", "prod"),
+            ("APP_SHOUT", "maybe"),
+            ("APP_API_KEY", CANARY),
+        ],
+    )
+    .unwrap();
+    let output = function.wait_exit(Duration::from_secs(20)).await.unwrap();
+    assert!(!output.success, "a config error must exit non-zero");
+
+    let reports = api.init_errors().await;
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let report = &reports[0];
+    assert_eq!(report.header_error_type, "LambdaStage.ConfigError");
+    assert_eq!(report.body["errorType"], "LambdaStage.ConfigError");
+    let message = report.body["errorMessage"].as_str().unwrap();
+    assert!(message.contains("environment `prod`"), "{message}");
+    assert!(message.contains("APP_GREETING: missing"), "{message}");
+    assert!(message.contains("APP_SHOUT: expected a boolean"), "{message}");
+    assert!(!message.contains("maybe"), "a value leaked: {message}");
+    assert!(!output.all().contains(CANARY));
+    assert!(output.stderr.contains("APP_GREETING: missing"), "{}", output.stderr);
+}
+
+#[tokio::test]
+async fn a_broken_prod_config_fails_the_single_stack_cold_start() {
+    let api = RuntimeApi::start().await.unwrap();
+    let hello = binary("hello", "dev").unwrap();
+    let function = Function::start(
+        &hello,
+        api.address(),
+        &[
+            ("LAMBDA_STAGE_ENVS", "staging,prod"),
+            ("APP_STAGING__GREETING", "Hi"),
+            ("APP_API_KEY", CANARY),
+        ],
+    )
+    .unwrap();
+    let output = function.wait_exit(Duration::from_secs(20)).await.unwrap();
+    assert!(!output.success);
+    let reports = api.init_errors().await;
+    let message = reports[0].body["errorMessage"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("APP_PROD__GREETING (or the shared APP_GREETING): missing"),
+        "{message}"
+    );
+    assert!(!message.contains("`staging`"), "staging is fine: {message}");
+}
+
+#[tokio::test]
+async fn single_stack_keeps_environments_apart() {
+    let api = RuntimeApi::start().await.unwrap();
+    let hello = binary("hello", "dev").unwrap();
+    let function = Function::start(
+        &hello,
+        api.address(),
+        &[
+            ("LAMBDA_STAGE_ENVS", "staging,prod"),
+            ("APP_GREETING", "shared"),
+            ("APP_STAGING__GREETING", "Hello from staging"),
+            ("APP_PROD__GREETING", "Hello from prod"),
+            ("APP_PROD__SHOUT", "true"),
+            ("APP_API_KEY", CANARY),
+        ],
+    )
+    .unwrap();
+    for round in 0..40 {
+        let env = if round % 2 == 0 { "staging" } else { "prod" };
+        let name = format!("user{round}");
+        let outcome = api.invoke(&alias(env), json!({ "name": name })).await.unwrap();
+        let expected = if env == "staging" {
+            format!("Hello from staging, {name}!")
+        } else {
+            format!("HELLO FROM PROD, {}!", name.to_uppercase())
+        };
+        assert_eq!(
+            outcome,
+            Outcome::Response(json!({ "message": expected, "env": env })),
+            "round {round}"
+        );
+    }
+    function.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn refuses_invocations_that_name_no_known_environment() {
+    let api = RuntimeApi::start().await.unwrap();
+    let hello = binary("hello", "dev").unwrap();
+    let function = Function::start(
+        &hello,
+        api.address(),
+        &[
+            ("LAMBDA_STAGE_ENVS", "staging,prod"),
+            ("APP_GREETING", "Hi"),
+            ("APP_API_KEY", CANARY),
+        ],
+    )
+    .unwrap();
+    for arn in [
+        alias("$LATEST"),
+        alias("7"),
+        ARN.to_owned(),
+        "function-arn".to_owned(),
+        alias("qa"),
+    ] {
+        let outcome = api.invoke(&arn, json!({ "name": "Ada" })).await.unwrap();
+        assert_eq!(error_type(&outcome), "LambdaStage.UnknownEnvironment", "{arn}");
+    }
+    let served = api.invoke(&alias("prod"), json!({ "name": "Ada" })).await.unwrap();
+    assert_eq!(served, Outcome::Response(json!({ "message": "Hi, Ada!", "env": "prod" })));
+    function.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_default_environment_serves_unqualified_invocations() {
+    let api = RuntimeApi::start().await.unwrap();
+    let hello = binary("hello", "dev").unwrap();
+    let function = Function::start(
+        &hello,
+        api.address(),
+        &[
+            ("LAMBDA_STAGE_DEFAULT_ENV", "dev"),
+            ("APP_DEV__GREETING", "Yo"),
+            ("APP_API_KEY", CANARY),
+        ],
+    )
+    .unwrap();
+    let outcome = api.invoke("function-arn", json!({ "name": "Ada" })).await.unwrap();
+    assert_eq!(outcome, Outcome::Response(json!({ "message": "Yo, Ada!", "env": "dev" })));
+    function.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn multi_stack_serves_its_one_environment() {
+    let api = RuntimeApi::start().await.unwrap();
+    let hello = binary("hello", "dev").unwrap();
+    let function = Function::start(
+        &hello,
+        api.address(),
+        &[
+            ("LAMBDA_STAGE_ENV", "prod"),
+            ("APP_GREETING", "Hi"),
+            ("APP_API_KEY", CANARY),
+        ],
+    )
+    .unwrap();
+    for arn in [alias("live"), "function-arn".to_owned()] {
+        let outcome = api.invoke(&arn, json!({ "name": "Ada" })).await.unwrap();
+        assert_eq!(outcome, Outcome::Response(json!({ "message": "Hi, Ada!", "env": "prod" })));
+    }
+    function.stop().await.unwrap();
+}
+
+/// Release build: the profile must keep `panic = "unwind"` for this to pass.
+#[tokio::test]
+async fn survives_panics_errors_and_malformed_events_and_never_prints_the_secret() {
+    let api = RuntimeApi::start().await.unwrap();
+    let probe = binary("stage-probe", "release").unwrap();
+    let mut function = Function::start(
+        &probe,
+        api.address(),
+        &[
+            ("LAMBDA_STAGE_ENVS", "staging"),
+            ("APP_GREETING", "Hi"),
+            ("APP_API_KEY", CANARY),
+            ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+        ],
+    )
+    .unwrap();
+    let staging = alias("staging");
+    let mut everything_posted = Vec::new();
+    for _ in 0..3 {
+        let panicked = api.invoke(&staging, json!({ "do": "panic" })).await.unwrap();
+        assert_eq!(error_type(&panicked), "LambdaStage.Panic");
+        let failed = api.invoke(&staging, json!({ "do": "error" })).await.unwrap();
+        assert_eq!(error_type(&failed), "OrderNotFound");
+        let malformed = api.invoke(&staging, json!({ "action": "echo" })).await.unwrap();
+        assert_eq!(error_type(&malformed), "LambdaStage.InvalidEvent");
+        let Outcome::Error { body, .. } = &malformed else { unreachable!() };
+        assert!(body["errorMessage"].as_str().unwrap().contains("stage_probe::Command"), "{body}");
+        let refused = api.invoke(&alias("prod"), json!({ "do": "echo" })).await.unwrap();
+        assert_eq!(error_type(&refused), "LambdaStage.UnknownEnvironment");
+        everything_posted.extend([panicked, failed, malformed, refused]);
+    }
+    assert!(function.is_running(), "the runtime must keep serving");
+    let echoed = api.invoke(&staging, json!({ "do": "echo" })).await.unwrap();
+    let Outcome::Response(reply) = &echoed else { panic!("{echoed:?}") };
+    assert_eq!(reply["env"], "staging");
+    assert_eq!(reply["api_key_len"], CANARY.len(), "the secret was loaded");
+    let request_id = reply["request_id"].as_str().unwrap().to_owned();
+    everything_posted.push(echoed);
+
+    let output = function.stop().await.unwrap();
+    for posted in &everything_posted {
+        assert!(!format!("{posted:?}").contains(CANARY), "leaked in {posted:?}");
+    }
+    assert!(!output.all().contains(CANARY), "leaked in the process output");
+    // JSON log lines carry the request id and the environment.
+    let handled: Vec<Value> = output
+        .stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line.to_string().contains("handling `echo`"))
+        .collect();
+    assert_eq!(handled.len(), 1, "{}", output.stderr);
+    let line = handled[0].to_string();
+    assert!(line.contains(&request_id), "{line}");
+    assert!(line.contains(r#""env":"staging""#), "{line}");
+    assert!(line.contains("[redacted]"), "{line}");
+}
