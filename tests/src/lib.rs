@@ -3,3 +3,5 @@
 pub mod bins;
 pub mod function;
 pub mod runtime_api;
+pub mod fault_proxy;
+pub mod moto;

@@ -1,0 +1,147 @@
+//! moto's server on a free 127.0.0.1 port, as the local AWS API for the deploy tests.
+//!
+//! `Moto::start` turns Lambda's Docker mode off before anything is created (moto keeps
+//! Docker-mode functions in another store), waits until the server answers, and the process is
+//! stopped when the value is dropped.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// How long moto may take to start answering.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Moto {
+    /// Starts moto (installing it in the project venv if `cargo xtask test` has not).
+    pub async fn start() -> anyhow::Result<Moto> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .context("tests/ has a parent")?
+            .to_path_buf();
+        let server = tokio::task::spawn_blocking(move || {
+            lambda_stage_xtask::tools::venv_bin(
+                &root,
+                lambda_stage_xtask::tools::MOTO_REQUIREMENT,
+                "moto_server",
+            )
+        })
+        .await??;
+        let port = free_port()?;
+        let child = Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("could not start {}", server.display()))?;
+        let mut moto = Moto { child, port };
+        moto.wait_ready().await?;
+        moto.post("/moto-api/config", r#"{"lambda":{"use_docker":false}}"#)
+            .await
+            .context("could not turn moto's Lambda Docker mode off")?;
+        Ok(moto)
+    }
+
+    /// `http://127.0.0.1:<port>`, for `AWS_ENDPOINT_URL`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Forgets every resource (Docker mode stays off).
+    pub async fn reset(&self) -> anyhow::Result<()> {
+        self.post("/moto-api/reset", "").await?;
+        self.post("/moto-api/config", r#"{"lambda":{"use_docker":false}}"#)
+            .await?;
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("moto_server exited during start-up ({status})");
+            }
+            if request(
+                "GET",
+                &format!("{}/moto-api/data.json", self.endpoint()),
+                "",
+            )
+            .await
+            .is_ok_and(|(status, _)| status == 200)
+            {
+                return Ok(());
+            }
+            if started.elapsed() > START_TIMEOUT {
+                bail!(
+                    "moto_server did not answer on port {} within {START_TIMEOUT:?}",
+                    self.port
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn post(&self, path: &str, body: &str) -> anyhow::Result<String> {
+        let (status, body) = request("POST", &format!("{}{path}", self.endpoint()), body).await?;
+        if status != 200 {
+            bail!("moto answered {status} to POST {path}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// A raw GET against moto, bypassing the SDK (and any proxy): for independent checks.
+    pub async fn get_json(&self, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
+        let (status, body) = request("GET", &format!("{}{path}", self.endpoint()), "").await?;
+        Ok((
+            status,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+        ))
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// One plain HTTP request with a JSON content type; returns status and body.
+pub async fn request(method: &str, url: &str, body: &str) -> anyhow::Result<(u16, String)> {
+    request_with(method, url, body, &[("content-type", "application/json")]).await
+}
+
+/// One plain HTTP request with the given headers; returns status and body.
+pub async fn request_with(
+    method: &str,
+    url: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<(u16, String)> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut request = hyper::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(Bytes::from(body.to_owned())))?;
+    let response = client.request(request).await?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
