@@ -64,7 +64,7 @@ impl Fetcher {
         secret_ids.dedup();
 
         let batches: Vec<&[String]> = ssm_names.chunks(SSM_BATCH).collect();
-        let (parameters, secrets) = futures_util::join!(
+        let (parameters, secrets) = tokio::join!(
             join_all(batches.iter().map(|names| self.parameters(names))),
             join_all(secret_ids.iter().map(|id| self.secret(id))),
         );

@@ -785,7 +785,15 @@ async fn create_role(clients: &EnvClients, name: &str, d: &Desired) -> anyhow::R
         .put_role_policy()
         .role_name(name)
         .policy_name("lambda-stage-execution")
-        .policy_document(execution_role_policy(clients, &d.name).to_string())
+        // Secrets engineer's hook: read (and decrypt) exactly this version's secret references.
+        .policy_document(
+            super::secrets::with_secret_access(
+                execution_role_policy(clients, &d.name),
+                &d.settings.variables,
+                clients,
+            )
+            .to_string(),
+        )
         .send()
         .await
         .map_err(|err| {

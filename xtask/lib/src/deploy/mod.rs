@@ -22,6 +22,7 @@ pub mod artifact;
 pub mod aws;
 pub mod engine;
 pub mod history;
+pub mod secrets;
 pub mod status;
 
 use aws::EnvClients;
@@ -276,6 +277,8 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     };
     runtime()?.block_on(async {
         let clients = aws::connect(&manifest, &args.env).await?;
+        // Secrets engineer's hook: every secret reference of the environment exists.
+        secrets::preflight(&manifest, &clients).await?;
         let mut plans = Vec::new();
         for (function, artifact) in functions.iter().zip(artifacts) {
             let stamp = VersionStamp {
@@ -529,6 +532,8 @@ pub fn promote(args: PromoteArgs) -> anyhow::Result<ExitCode> {
     let functions = select_functions(&manifest, &args.functions)?;
     runtime()?.block_on(async {
         let to = aws::connect(&manifest, &args.to).await?;
+        // Secrets engineer's hook: every secret reference of the target environment exists.
+        secrets::preflight(&manifest, &to).await?;
         let from = match manifest.strategy {
             Strategy::SingleStack => to.clone(),
             Strategy::MultiStack => aws::connect(&manifest, &args.from).await?,
