@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 pub mod arch;
 pub mod bench;
+pub mod build;
 pub mod deploy;
 pub mod invoke;
 pub mod manifest;
@@ -32,6 +33,8 @@ struct Cli {
 enum Command {
     /// Run a benchmark against its baseline and print ratios.
     Bench(bench::Args),
+    /// Build deployable bootstrap.zip files for arm64 and x86_64.
+    Build(build::Args),
     /// Build a function and invoke it once on the local Lambda emulator; prints its answer.
     Invoke(invoke::Args),
     /// Deploy functions to an environment: build, pre-flight, plan, publish, move the alias.
@@ -61,6 +64,7 @@ pub fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Bench(args) => bench::run(args),
+        Command::Build(args) => build::run(args),
         Command::Invoke(args) => invoke::run(args),
         Command::Deploy(args) => deploy::deploy(args),
         Command::Promote(args) => deploy::promote(args),

@@ -1,0 +1,321 @@
+//! `cargo xtask build`: deployable `bootstrap.zip`s for Lambda's `provided.al2023` runtime.
+//!
+//! Output: `target/lambda/<function>/<arch>/bootstrap.zip` and, beside it, `build.json` (a
+//! [`BuildRecord`]). Pure-Rust functions build for static musl targets linked with the `rust-lld`
+//! that ships with Rust, so no C toolchain is needed; functions that compile C (ring, aws-lc-sys)
+//! build with Zig (`cargo-zigbuild`, installed into the project venv) against glibc 2.34, the
+//! glibc of `provided.al2023`.
+
+mod cargo;
+mod package;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::{Args as ClapArgs, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+use crate::arch::Arch;
+use crate::manifest::{Manifest, FILE_NAME};
+use crate::workspace;
+
+pub use cargo::Toolchain;
+
+/// The file beside each zip that describes the build.
+pub const RECORD_FILE: &str = "build.json";
+pub const ZIP_FILE: &str = "bootstrap.zip";
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Functions to build: keys of `[functions]` in lambda-stage.toml, or workspace binary
+    /// packages. None means every function in the manifest.
+    pub functions: Vec<String>,
+    /// Build every function in the manifest.
+    #[arg(long, conflicts_with = "functions")]
+    pub all: bool,
+    /// Architecture to build for; default: the function's `arch` in the manifest, else arm64.
+    #[arg(long, value_enum)]
+    pub arch: Option<ArchChoice>,
+    /// Cargo profile to build with.
+    #[arg(long, default_value = "release")]
+    pub profile: String,
+    /// Build with Zig even if the function has no C dependencies.
+    #[arg(long)]
+    pub zig: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArchChoice {
+    Arm64,
+    #[value(name = "x86_64")]
+    X86_64,
+    All,
+}
+
+/// What `cargo xtask build` wrote for one function and architecture (`build.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildRecord {
+    pub function: String,
+    pub package: String,
+    pub arch: Arch,
+    /// The Rust target triple the binary was built for.
+    pub target: String,
+    pub profile: String,
+    /// How the binary was linked: `rust-lld` (static musl) or `zig` (glibc 2.34).
+    pub toolchain: Toolchain,
+    /// `HEAD` of the git repository, if the workspace is in one.
+    pub git_commit: Option<String>,
+    /// Whether the working tree had uncommitted changes.
+    pub git_dirty: bool,
+    pub zip_path: PathBuf,
+    pub zip_size: u64,
+    /// sha256 of the zip, hex.
+    pub sha256_hex: String,
+    /// sha256 of the zip, base64: Lambda's `CodeSha256`, to skip deploying unchanged code.
+    pub code_sha256: String,
+    /// sha256 of the `bootstrap` binary, hex: an unchanged binary re-uses its zip.
+    pub binary_sha256: String,
+}
+
+impl BuildRecord {
+    /// Reads a `build.json`.
+    pub fn load(path: &Path) -> anyhow::Result<BuildRecord> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read the build record {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a valid build record", path.display()))
+    }
+}
+
+/// Where the zip and record of `function` for `arch` go.
+pub fn output_dir(root: &Path, function: &str, arch: Arch) -> PathBuf {
+    workspace::target_dir(root)
+        .join("lambda")
+        .join(function)
+        .join(arch.as_str())
+}
+
+/// How to build, beyond which function and architecture.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub profile: String,
+    /// Build with Zig even if no dependency compiles C.
+    pub force_zig: bool,
+    /// Show a spinner while cargo runs (only drawn on a terminal).
+    pub progress: bool,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            profile: "release".to_owned(),
+            force_zig: false,
+            progress: false,
+        }
+    }
+}
+
+/// Builds `function` for `arch` with `profile` and writes its zip and build record.
+/// A rebuild with no change re-uses cargo's artifacts and the existing zip.
+pub fn build_function(
+    root: &Path,
+    manifest: Option<&Manifest>,
+    function: &str,
+    arch: Arch,
+    profile: &str,
+) -> anyhow::Result<BuildRecord> {
+    let options = BuildOptions {
+        profile: profile.to_owned(),
+        ..BuildOptions::default()
+    };
+    build_function_with(root, manifest, function, arch, &options)
+}
+
+/// [`build_function`] with every option.
+pub fn build_function_with(
+    root: &Path,
+    manifest: Option<&Manifest>,
+    function: &str,
+    arch: Arch,
+    options: &BuildOptions,
+) -> anyhow::Result<BuildRecord> {
+    let metadata = cargo::metadata(root, arch)?;
+    let package = resolve_package(&metadata, manifest, function)?;
+    let bin = cargo::binary_target(package)?;
+    let toolchain = if options.force_zig {
+        Toolchain::Zig
+    } else {
+        cargo::toolchain_for(&metadata, package)
+    };
+    let binary = cargo::build(
+        root,
+        &cargo::Invocation {
+            package: package.name.as_str(),
+            bin,
+            arch,
+            profile: &options.profile,
+            toolchain,
+            function,
+            progress: options.progress,
+        },
+    )?;
+    let out_dir = output_dir(root, function, arch);
+    let packaged = package::package(&binary, &out_dir)?;
+    let (git_commit, git_dirty) = git_state(root);
+    let record = BuildRecord {
+        function: function.to_owned(),
+        package: package.name.to_string(),
+        arch,
+        target: toolchain.target(arch).to_owned(),
+        profile: options.profile.clone(),
+        toolchain,
+        git_commit,
+        git_dirty,
+        zip_path: packaged.zip_path,
+        zip_size: packaged.zip_size,
+        sha256_hex: packaged.sha256_hex,
+        code_sha256: packaged.code_sha256,
+        binary_sha256: packaged.binary_sha256,
+    };
+    let record_path = out_dir.join(RECORD_FILE);
+    std::fs::write(&record_path, serde_json::to_string_pretty(&record)? + "\n")
+        .with_context(|| format!("could not write {}", record_path.display()))?;
+    Ok(record)
+}
+
+/// The cargo package that builds `function`: the manifest's `package` (or the function's key),
+/// else a workspace binary package of that name.
+fn resolve_package<'m>(
+    metadata: &'m cargo_metadata::Metadata,
+    manifest: Option<&Manifest>,
+    function: &str,
+) -> anyhow::Result<&'m cargo_metadata::Package> {
+    let spec = manifest.and_then(|m| m.function(function));
+    let package_name = spec
+        .and_then(|spec| spec.package.as_deref())
+        .unwrap_or(function);
+    let workspace = metadata.workspace_packages();
+    if let Some(package) = workspace
+        .iter()
+        .find(|package| package.name.as_str() == package_name)
+    {
+        return Ok(package);
+    }
+    if spec.is_some() {
+        bail!(
+            "{FILE_NAME} declares the function `{function}`, but the workspace has no package \
+             `{package_name}`: set `package = \"<cargo package>\"` under [functions.{function}]"
+        );
+    }
+    let known = known_functions(metadata, manifest);
+    bail!(
+        "unknown function `{function}`: it is neither in {FILE_NAME}'s [functions] nor a \
+         workspace binary package. Known functions: {}",
+        if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join(", ")
+        }
+    )
+}
+
+/// The manifest's functions, then the workspace's Lambda binaries (binary packages that depend
+/// on `lambda_runtime`, directly or through the framework) not already listed.
+fn known_functions(
+    metadata: &cargo_metadata::Metadata,
+    manifest: Option<&Manifest>,
+) -> Vec<String> {
+    let mut known: Vec<String> = manifest
+        .map(|m| m.functions.keys().cloned().collect())
+        .unwrap_or_default();
+    for package in metadata.workspace_packages() {
+        let is_function = package.targets.iter().any(|t| t.is_bin())
+            && package
+                .dependencies
+                .iter()
+                .any(|d| d.name == "lambda_runtime" || d.name == "lambda-stage");
+        if is_function && !known.iter().any(|k| k == package.name.as_str()) {
+            known.push(package.name.to_string());
+        }
+    }
+    known
+}
+
+/// `HEAD` and whether the tree is dirty; `(None, false)` outside git.
+fn git_state(root: &Path) -> (Option<String>, bool) {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    };
+    let Some(commit) = git(&["rev-parse", "HEAD"]) else {
+        return (None, false);
+    };
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+        .is_some_and(|status| !status.is_empty());
+    (Some(commit), dirty)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let root = workspace::root()?;
+    let manifest = Manifest::load(&root)?.map(|(_, manifest)| manifest);
+    let functions = if args.all || args.functions.is_empty() {
+        let manifest = manifest.as_ref().with_context(|| {
+            format!(
+                "no {FILE_NAME} in {}: name the functions to build",
+                root.display()
+            )
+        })?;
+        if manifest.functions.is_empty() {
+            bail!("{FILE_NAME} has no [functions]: name the functions to build");
+        }
+        manifest.functions.keys().cloned().collect()
+    } else {
+        args.functions
+    };
+    let options = BuildOptions {
+        profile: args.profile,
+        force_zig: args.zig,
+        progress: true,
+    };
+    for function in &functions {
+        let arches = match args.arch {
+            Some(ArchChoice::Arm64) => vec![Arch::Arm64],
+            Some(ArchChoice::X86_64) => vec![Arch::X86_64],
+            Some(ArchChoice::All) => Arch::ALL.to_vec(),
+            None => vec![manifest
+                .as_ref()
+                .and_then(|m| m.function(function))
+                .and_then(|spec| spec.arch)
+                .unwrap_or(Arch::Arm64)],
+        };
+        for arch in arches {
+            let record = build_function_with(&root, manifest.as_ref(), function, arch, &options)?;
+            println!(
+                "{function} {arch}: {} ({}, {}) {}",
+                human_size(record.zip_size),
+                record.target,
+                record.profile,
+                relative(&root, &record.zip_path).display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn relative<'p>(root: &Path, path: &'p Path) -> &'p Path {
+    path.strip_prefix(root).unwrap_or(path)
+}
+
+fn human_size(bytes: u64) -> String {
+    if bytes >= 1024 * 1024 {
+        format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0))
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
+}
