@@ -83,7 +83,7 @@ pub fn run() -> anyhow::Result<()> {
     let ssm_ref = |i: usize| format!("ssm:/bench/p{i}");
     let secret_ref = |i: usize| format!("secretsmanager:bench/s{i}");
     let plain_key = |_: usize| "bench-key".to_owned();
-    let variants: Vec<(&str, &Path, Vec<(String, String)>)> = vec![
+    let variants: Vec<Variant> = vec![
         ("no `secrets` feature", &plain, references(&plain_key, 1)),
         (
             "feature on, no references",
@@ -166,6 +166,9 @@ pub fn run() -> anyhow::Result<()> {
     println!("  ratio one-call-each / batched: {:.2}", one / two);
     Ok(())
 }
+
+/// One measured configuration: a label, the binary and its variables.
+type Variant<'a> = (&'a str, &'a Path, Vec<(String, String)>);
 
 /// Builds `hello` (dev profile) with `features`, copied aside so the variants coexist.
 fn build(root: &Path, features: &str) -> anyhow::Result<PathBuf> {
