@@ -16,8 +16,10 @@ pub mod arch;
 pub mod bench;
 pub mod build;
 pub mod deploy;
+pub mod events;
 pub mod invoke;
 pub mod manifest;
+pub mod serve;
 pub mod tools;
 pub mod workspace;
 
@@ -37,6 +39,10 @@ enum Command {
     Build(build::Args),
     /// Build a function and invoke it once on the local Lambda emulator; prints its answer.
     Invoke(invoke::Args),
+    /// List the built-in emulated events, or print one (with overrides) as JSON.
+    Events(events::Args),
+    /// Serve functions locally: the AWS Invoke API and an HTTP front (API Gateway v2 events).
+    Serve(serve::Args),
     /// Deploy functions to an environment: build, pre-flight, plan, publish, move the alias.
     Deploy(deploy::DeployArgs),
     /// Give an environment exactly what another one runs, without rebuilding.
@@ -66,6 +72,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::run(args),
         Command::Build(args) => build::run(args),
         Command::Invoke(args) => invoke::run(args),
+        Command::Events(args) => events::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Deploy(args) => deploy::deploy(args),
         Command::Promote(args) => deploy::promote(args),
         Command::Finalize(args) => deploy::finalize(args),

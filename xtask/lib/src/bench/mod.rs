@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Args as ClapArgs, ValueEnum};
 
+mod emulator;
+
 #[derive(Debug, ClapArgs)]
 pub struct Args {
     /// Which benchmark to run.
@@ -12,8 +14,14 @@ pub struct Args {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Benchmark {}
+pub enum Benchmark {
+    /// Invoke round trip and throughput of `serve` vs cargo-lambda's `watch`, 1 and 8 clients.
+    Emulator,
+}
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    match args.name {}
+    match args.name {
+        Benchmark::Emulator => emulator::run()?,
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,284 @@
+//! `cargo xtask bench emulator`: the local Lambda's invoke round trip against cargo-lambda's
+//! `watch` emulator, in the same run, on the same release build of `hello`.
+//!
+//! Both servers run as their own processes with their logs discarded, both allow 8 concurrent
+//! function instances, and both are driven by the same keep-alive HTTP/1.1 client through the
+//! Invoke API (`POST /2015-03-31/functions/hello/invocations`), with 1 and then 8 concurrent
+//! clients. Rounds alternate between the two servers so drift on this shared machine hits both.
+//! `serve` is built optimised (without LTO, to keep that build short) in its own cargo profile.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context as _};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::{tools, workspace};
+
+/// Requests per measurement (after the warm-up), split across the clients.
+const REQUESTS: usize = 3000;
+const WARMUP: usize = 200;
+/// Measurements per server and client count; the best round counts (least disturbed by others).
+const ROUNDS: usize = 3;
+const CLIENT_COUNTS: [usize; 2] = [1, 8];
+const CONCURRENCY: &str = "8";
+const CARGO_LAMBDA: &str = "cargo-lambda==1.9.2";
+const EVENT: &str = r#"{"name":"Ada"}"#;
+const EXPECTED: &str = r#""message":"Hello, Ada!""#;
+/// The first invocation of `cargo lambda watch` compiles the function.
+const START_TIMEOUT: Duration = Duration::from_secs(900);
+const PROFILE: &str = "bench-emulator";
+
+pub fn run() -> anyhow::Result<()> {
+    let root = workspace::root()?;
+    let xtask = build_optimised_xtask(&root)?;
+    let cargo_lambda = tools::venv_bin(&root, CARGO_LAMBDA, "cargo-lambda")?;
+    let logs = workspace::target_dir(&root).join(PROFILE);
+    std::fs::create_dir_all(&logs)?;
+
+    let ours_port = free_port()?;
+    let ours = Server::spawn(
+        "lambda-stage serve",
+        Command::new(&xtask)
+            .current_dir(&root)
+            .args([
+                "serve",
+                "hello",
+                "--release",
+                "--port",
+                &ours_port.to_string(),
+            ])
+            .env("APP_API_KEY", "bench-key"),
+        &logs.join("serve.log"),
+    )?;
+    let theirs_port = free_port()?;
+    let theirs = Server::spawn(
+        "cargo lambda watch",
+        Command::new(&cargo_lambda)
+            .current_dir(root.join("examples/hello"))
+            .args([
+                "lambda",
+                "watch",
+                "--release",
+                "--quiet",
+                "--ignore-changes",
+            ])
+            .args(["--package", "hello", "--invoke-address", "127.0.0.1"])
+            .args([
+                "--invoke-port",
+                &theirs_port.to_string(),
+                "--concurrency",
+                CONCURRENCY,
+            ])
+            .args([
+                "--env-var",
+                "LAMBDA_STAGE_ENV=dev,APP_GREETING=Hello,APP_API_KEY=bench-key",
+            ]),
+        &logs.join("cargo-lambda.log"),
+    )?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let targets = [("lambda-stage serve", ours_port), ("cargo lambda watch", theirs_port)];
+        for (name, port) in targets {
+            eprintln!("waiting for {name} on port {port} (cargo lambda compiles on first invoke)...");
+            wait_ready(port)
+                .await
+                .with_context(|| format!("{name} never answered; its log is in {}", logs.display()))?;
+        }
+        println!(
+            "invoke round trip, release hello, {REQUESTS} requests per round, best of {ROUNDS} rounds, keep-alive HTTP/1.1"
+        );
+        for clients in CLIENT_COUNTS {
+            let mut best: [Option<Figures>; 2] = [None, None];
+            for _ in 0..ROUNDS {
+                for (slot, (_, port)) in targets.iter().enumerate() {
+                    let figures = measure(*port, clients).await?;
+                    if best[slot].as_ref().is_none_or(|b| figures.throughput > b.throughput) {
+                        best[slot] = Some(figures);
+                    }
+                }
+            }
+            let [Some(ours), Some(theirs)] = best else {
+                unreachable!("every round measures both")
+            };
+            println!("{clients} client(s):");
+            for (name, figures) in [(targets[0].0, &ours), (targets[1].0, &theirs)] {
+                println!(
+                    "  {name:<20} {:>8.0} inv/s  p50 {:>7.3} ms  p99 {:>7.3} ms",
+                    figures.throughput, figures.p50_ms, figures.p99_ms
+                );
+            }
+            println!(
+                "  ratios: throughput ours/theirs {:.2} (target >= 2)  p50 ours/theirs {:.2} (target <= 0.5)  p99 ours/theirs {:.2}",
+                ours.throughput / theirs.throughput,
+                ours.p50_ms / theirs.p50_ms,
+                ours.p99_ms / theirs.p99_ms
+            );
+        }
+        anyhow::Ok(())
+    })?;
+    drop((ours, theirs));
+    Ok(())
+}
+
+/// `cargo xtask` runs a debug build; the server under test must be optimised like cargo-lambda's.
+fn build_optimised_xtask(root: &Path) -> anyhow::Result<PathBuf> {
+    eprintln!(
+        "building an optimised `cargo xtask serve` (profile {PROFILE}; slow the first time)..."
+    );
+    let status = Command::new(workspace::cargo())
+        .current_dir(root)
+        .args([
+            "build",
+            "--quiet",
+            "--package",
+            "xtask",
+            "--profile",
+            PROFILE,
+        ])
+        .args([
+            "--config",
+            &format!("profile.{PROFILE}.inherits=\"release\""),
+        ])
+        .args(["--config", &format!("profile.{PROFILE}.lto=false")])
+        .args(["--config", &format!("profile.{PROFILE}.codegen-units=16")])
+        .status()
+        .context("could not run cargo build")?;
+    ensure!(
+        status.success(),
+        "building xtask with profile {PROFILE} failed (cargo's output is above)"
+    );
+    Ok(workspace::target_dir(root).join(PROFILE).join("xtask"))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A server process in its own process group, stopped (with its function processes) on drop.
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    fn spawn(name: &str, command: &mut Command, log: &Path) -> anyhow::Result<Server> {
+        use std::os::unix::process::CommandExt as _;
+        let log_file = std::fs::File::create(log)
+            .with_context(|| format!("could not create {}", log.display()))?;
+        let child = command
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("could not start {name}"))?;
+        Ok(Server { child })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // The group id is the child's pid: this stops the server and the functions it started.
+        let group = format!("-{}", self.child.id());
+        for signal in ["-INT", "-KILL"] {
+            let _ = Command::new("kill")
+                .args([signal, "--", &group])
+                .stderr(Stdio::null())
+                .status();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let _ = self.child.wait();
+    }
+}
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<bytes::Bytes>>;
+
+async fn invoke(client: &HttpClient, port: u16) -> anyhow::Result<Vec<u8>> {
+    let request = http::Request::post(format!(
+        "http://127.0.0.1:{port}/2015-03-31/functions/hello/invocations"
+    ))
+    .header("content-type", "application/json")
+    .body(Full::new(bytes::Bytes::from_static(EVENT.as_bytes())))?;
+    let response = client.request(request).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes().to_vec();
+    ensure!(
+        status == 200,
+        "HTTP {status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    Ok(body)
+}
+
+async fn wait_ready(port: u16) -> anyhow::Result<()> {
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let started = Instant::now();
+    let mut last_error = String::new();
+    while started.elapsed() < START_TIMEOUT {
+        match invoke(&client, port).await {
+            Ok(body) => {
+                let text = String::from_utf8_lossy(&body);
+                ensure!(
+                    text.contains(EXPECTED),
+                    "unexpected answer from hello: {text}"
+                );
+                return Ok(());
+            }
+            Err(err) => last_error = format!("{err:#}"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    bail!("no answer within {START_TIMEOUT:?}: {last_error}")
+}
+
+struct Figures {
+    throughput: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+async fn measure(port: u16, clients: usize) -> anyhow::Result<Figures> {
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(clients)
+        .build_http();
+    for _ in 0..WARMUP {
+        invoke(&client, port).await?;
+    }
+    let per_client = REQUESTS / clients;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(per_client);
+                for _ in 0..per_client {
+                    let sent = Instant::now();
+                    invoke(&client, port).await?;
+                    latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                }
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(REQUESTS);
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    Ok(Figures {
+        throughput: latencies.len() as f64 / elapsed,
+        p50_ms: at(0.50),
+        p99_ms: at(0.99),
+    })
+}

@@ -1,0 +1,635 @@
+//! `cargo xtask serve [FUNCTION...] [--port 9000] [--watch]`: a long-running local Lambda for the
+//! workspace's functions, on 127.0.0.1.
+//!
+//! - **AWS Invoke API**: `POST /2015-03-31/functions/<name>[:<qualifier>]/invocations` (also
+//!   `?Qualifier=`), answered as Lambda answers it: the payload with `X-Amz-Executed-Version`,
+//!   `X-Amzn-RequestId`, `X-Amz-Function-Error: Unhandled` for a function error,
+//!   `X-Amz-Log-Result` with `X-Amz-Log-Type: Tail`, `InvocationType` `Event` (202) and `DryRun`
+//!   (204), and Lambda's error types (`ResourceNotFoundException`, `RequestTooLargeException`,
+//!   `InvalidRequestContentException`...) in `X-Amzn-ErrorType`. So the AWS SDKs and
+//!   `aws lambda invoke --endpoint-url http://127.0.0.1:9000` work against it. `<name>` is the
+//!   manifest's function key, its deployed name, or an ARN; the qualifier is an environment's
+//!   alias, which selects the environment as the deployed function sees it.
+//! - **HTTP front**: any other request, `<METHOD> /<name>/<path>?<query>`, is turned into the
+//!   API Gateway HTTP API (payload 2.0) event API Gateway would send for `<path>`, and the
+//!   function's response back into HTTP (status, headers, cookies, base64 bodies). A function
+//!   error becomes API Gateway's `500 {"message":"Internal Server Error"}`; the reason is on stderr.
+//! - **Environment**: unqualified invocations and the HTTP front run in `--env` (through its alias).
+//!   Each environment's variables are exactly `cargo xtask invoke`'s ([`invoke::Plan`]): the
+//!   manifest's, with the shell's `APP_*` on top.
+//! - **`--watch`**: a change to a `.rs` or `Cargo.toml` file of a workspace member rebuilds the
+//!   served functions; a function whose binary changed is restarted (its next invocation is a cold
+//!   start of the new build), without restarting the server. A failed build keeps the old one.
+//!
+//! The function's own log lines go to this process's stderr, as `invoke`'s do; the emulator does
+//! not capture them per invocation, so `X-Amz-Log-Result` carries Lambda's `START`/`END`/`REPORT`
+//! lines for the invocation, without the function's output between them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{bail, Context as _};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use axum::Router;
+use base64::Engine as _;
+use lambda_stage_emulator::{Emulator, FunctionConfig, Invocation, InvokeError, Logs, Outcome};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::invoke::{self, Plan};
+use crate::manifest::{Manifest, Strategy};
+use crate::workspace;
+
+/// The port `serve` listens on by default (the one cargo-lambda and SAM use too).
+pub const DEFAULT_PORT: u16 = 9000;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The functions to serve (keys of `[functions]` in lambda-stage.toml, or packages);
+    /// default: every function of the manifest.
+    pub functions: Vec<String>,
+    /// The port to listen on, on 127.0.0.1 (`0`: any free port, printed at start).
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// The environment of unqualified invocations and of the HTTP front.
+    #[arg(long, default_value = invoke::DEFAULT_ENV)]
+    pub env: String,
+    /// Build with the release profile (default: debug, faster to build).
+    #[arg(long)]
+    pub release: bool,
+    /// Rebuild and restart a function when its sources change.
+    #[arg(long)]
+    pub watch: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let root = workspace::root()?;
+    let options = Options {
+        root,
+        functions: args.functions,
+        env: args.env,
+        release: args.release,
+        watch: args.watch,
+        app_variables: invoke::shell_app_variables(),
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?
+        .block_on(async {
+            let listener = TcpListener::bind(("127.0.0.1", args.port))
+                .await
+                .with_context(|| {
+                    format!(
+                        "could not listen on 127.0.0.1:{}; is another server using it? Pick another with --port",
+                        args.port
+                    )
+                })?;
+            let server = Server::start(listener, options).await?;
+            println!("listening on http://{}", server.addr());
+            for name in server.function_keys() {
+                eprintln!(
+                    "  {name}: POST http://{addr}/2015-03-31/functions/{name}/invocations, HTTP front http://{addr}/{name}/",
+                    addr = server.addr()
+                );
+            }
+            tokio::signal::ctrl_c()
+                .await
+                .context("could not wait for Ctrl-C")?;
+            server.shutdown();
+            Ok(ExitCode::SUCCESS)
+        })
+}
+
+/// What to serve.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The workspace root (holds lambda-stage.toml, if any).
+    pub root: PathBuf,
+    /// Function keys or packages; empty: every function of the manifest.
+    pub functions: Vec<String>,
+    /// The environment of unqualified invocations and of the HTTP front.
+    pub env: String,
+    pub release: bool,
+    pub watch: bool,
+    /// `APP_*` variables set on top of the manifest's, as the shell's are for `invoke`.
+    pub app_variables: Vec<(String, String)>,
+}
+
+/// A running `serve`: the HTTP server and the functions' emulators.
+pub struct Server {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+struct Shared {
+    manifest: Option<Manifest>,
+    default_env: String,
+    shell: Vec<(String, String)>,
+    functions: Vec<Function>,
+    /// Every name a caller may use for a function → (index in `functions`, the environment the
+    /// name itself fixes: a multi-stack function has one deployed name per environment).
+    names: HashMap<String, (usize, Option<String>)>,
+}
+
+struct Function {
+    key: String,
+    package: String,
+    binary: PathBuf,
+    /// One emulator per environment, started on first use.
+    emulators: Mutex<HashMap<String, (Plan, Emulator)>>,
+}
+
+impl Server {
+    /// Builds the functions (host builds, as `invoke` does) and serves them on `listener`.
+    pub async fn start(listener: TcpListener, options: Options) -> anyhow::Result<Server> {
+        let addr = listener.local_addr()?;
+        let manifest = Manifest::load(&options.root)?.map(|(_, manifest)| manifest);
+        let keys = match (&options.functions[..], &manifest) {
+            ([], Some(manifest)) => manifest.functions.keys().cloned().collect(),
+            ([], None) => bail!(
+                "no lambda-stage.toml in {}: name the functions (packages) to serve, e.g. `cargo xtask serve hello`",
+                options.root.display()
+            ),
+            (keys, _) => keys.to_vec(),
+        };
+        let mut functions = Vec::new();
+        let mut names = HashMap::new();
+        for key in keys {
+            let package = Plan::new(manifest.as_ref(), &key, &options.env, Vec::new())?.package;
+            let binary = build(&options.root, &package, options.release).await?;
+            let index = functions.len();
+            names.insert(key.clone(), (index, None));
+            if let Some(manifest) = manifest.as_ref().filter(|m| m.function(&key).is_some()) {
+                for env in manifest.environments.keys() {
+                    let fixed = (manifest.strategy == Strategy::MultiStack).then(|| env.clone());
+                    names.insert(manifest.function_name(&key, env), (index, fixed));
+                }
+            }
+            functions.push(Function {
+                key,
+                package,
+                binary,
+                emulators: Mutex::default(),
+            });
+        }
+        let shared = Arc::new(Shared {
+            manifest,
+            default_env: options.env.clone(),
+            shell: options.app_variables.clone(),
+            functions,
+            names,
+        });
+        let watcher = if options.watch {
+            Some(watch(&options.root, options.release, Arc::clone(&shared))?)
+        } else {
+            None
+        };
+        let app = Router::new()
+            .route(
+                "/2015-03-31/functions/{function}/invocations",
+                post(invoke_api),
+            )
+            .route("/{function}", any(http_front))
+            .route("/{function}/{*path}", any(http_front))
+            .with_state(Arc::clone(&shared));
+        let task = tokio::spawn(async move {
+            let service = app.into_make_service_with_connect_info::<SocketAddr>();
+            if let Err(err) = axum::serve(listener, service).await {
+                eprintln!("error: serve stopped: {err}");
+            }
+        });
+        Ok(Server {
+            addr,
+            shared,
+            task,
+            _watcher: watcher,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The served functions, by manifest key (or package).
+    pub fn function_keys(&self) -> impl Iterator<Item = &str> {
+        self.shared.functions.iter().map(|f| f.key.as_str())
+    }
+
+    /// Stops the server and every function process.
+    pub fn shutdown(self) {
+        self.task.abort();
+        for function in &self.shared.functions {
+            for (_, emulator) in function.emulators.lock().expect("emulators").values() {
+                emulator.shutdown();
+            }
+        }
+    }
+}
+
+async fn build(root: &Path, package: &str, release: bool) -> anyhow::Result<PathBuf> {
+    let (root, package) = (root.to_owned(), package.to_owned());
+    tokio::task::spawn_blocking(move || invoke::build_host_binary(&root, &package, release))
+        .await
+        .context("the build task panicked")?
+}
+
+impl Shared {
+    /// The function and environment a caller means by `name` and `qualifier`, or `None` when
+    /// Lambda would answer `ResourceNotFoundException`.
+    fn resolve(&self, name: &str, qualifier: Option<&str>) -> Option<(&Function, String)> {
+        let (index, fixed) = self.names.get(name)?;
+        let function = &self.functions[*index];
+        let listed = self
+            .manifest
+            .as_ref()
+            .filter(|manifest| manifest.function(&function.key).is_some());
+        let env = match (qualifier.filter(|q| *q != "$LATEST"), listed) {
+            (None, _) => fixed.clone().unwrap_or_else(|| self.default_env.clone()),
+            (Some(qualifier), None) => qualifier.to_owned(),
+            (Some(qualifier), Some(manifest)) => manifest
+                .environments
+                .keys()
+                .filter(|env| fixed.as_ref().is_none_or(|fixed| fixed == *env))
+                .find(|env| *env == qualifier || manifest.alias(env) == qualifier)?
+                .clone(),
+        };
+        Some((function, env))
+    }
+
+    /// The emulator running `function` in `env`, started on first use.
+    fn emulator(&self, function: &Function, env: &str) -> anyhow::Result<(Plan, Emulator)> {
+        let mut emulators = function.emulators.lock().expect("emulators");
+        if let Some(running) = emulators.get(env) {
+            return Ok(running.clone());
+        }
+        let plan = Plan::new(
+            self.manifest.as_ref(),
+            &function.key,
+            env,
+            self.shell.clone(),
+        )?;
+        let config = FunctionConfig {
+            env: plan.variables.clone(),
+            timeout: plan.timeout,
+            memory_mb: plan.memory_mb,
+            region: plan.region.clone(),
+            logs: Logs::Stderr,
+            ..FunctionConfig::new(&plan.function_name, &function.binary)
+        };
+        let emulator = Emulator::start(config)?;
+        emulators.insert(env.to_owned(), (plan.clone(), emulator.clone()));
+        Ok((plan, emulator))
+    }
+
+    fn region(&self, env: &str) -> String {
+        self.manifest
+            .as_ref()
+            .and_then(|manifest| manifest.region(env))
+            .map_or_else(|| invoke::DEFAULT_REGION.to_owned(), str::to_owned)
+    }
+}
+
+/// `arn:aws:lambda:<region>:<account>:function:<name>[:<q>]`, `<account>:function:<name>[:<q>]`
+/// or `<name>[:<q>]` → (name, qualifier).
+fn parse_function_name(text: &str) -> (&str, Option<&str>) {
+    let bare = match text.find("function:") {
+        Some(at) => &text[at + "function:".len()..],
+        None => text,
+    };
+    match bare.split_once(':') {
+        Some((name, qualifier)) => (name, Some(qualifier)),
+        None => (bare, None),
+    }
+}
+
+/// An Invoke API error as Lambda sends it: the type in `X-Amzn-ErrorType`, the message in the body.
+fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
+    let body = json!({ "Type": "User", "message": message });
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(error_type) {
+        response.headers_mut().insert("x-amzn-errortype", value);
+    }
+    response
+}
+
+async fn invoke_api(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(function): UrlPath<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+    payload: Bytes,
+) -> Response {
+    let (name, name_qualifier) = parse_function_name(&function);
+    let qualifier = query
+        .get("Qualifier")
+        .map(String::as_str)
+        .or(name_qualifier);
+    let Some((function, env)) = shared.resolve(name, qualifier) else {
+        let arn = format!(
+            "arn:aws:lambda:{}:{}:function:{}{}",
+            shared.region(&shared.default_env),
+            lambda_stage_emulator::ACCOUNT_ID,
+            name,
+            qualifier.map(|q| format!(":{q}")).unwrap_or_default()
+        );
+        return aws_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &format!("Function not found: {arn}"),
+        );
+    };
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let payload = if payload.is_empty() {
+        Bytes::from_static(b"{}")
+    } else {
+        payload
+    };
+    if let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContentException",
+            &format!("Could not parse request body into json: {err}"),
+        );
+    }
+    let client_context = match header("x-amz-client-context") {
+        None => None,
+        Some(encoded) => match base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+        {
+            Some(context) => Some(context),
+            None => {
+                return aws_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequestContentException",
+                    "Client context must be a valid Base64-encoded JSON object.",
+                )
+            }
+        },
+    };
+    let (plan, emulator) = match shared.emulator(function, &env) {
+        Ok(running) => running,
+        Err(err) => {
+            return aws_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ServiceException",
+                &format!("{err:#}"),
+            )
+        }
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let invocation = Invocation {
+        qualifier: qualifier
+            .filter(|q| *q != "$LATEST")
+            .map(str::to_owned)
+            .or(plan.qualifier.clone()),
+        client_context,
+        request_id: Some(request_id.clone()),
+        ..Invocation::new(payload)
+    };
+    match header("x-amz-invocation-type").unwrap_or("RequestResponse") {
+        "RequestResponse" => {}
+        "Event" => {
+            let name = function.key.clone();
+            tokio::spawn(async move {
+                if let Err(err) = emulator.invoke(invocation).await {
+                    eprintln!("serve: asynchronous invocation of `{name}` failed: {err}");
+                }
+            });
+            return (StatusCode::ACCEPTED, [("x-amzn-requestid", request_id)]).into_response();
+        }
+        "DryRun" => return StatusCode::NO_CONTENT.into_response(),
+        other => {
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameterValueException",
+                &format!(
+                    "Unsupported invocation type {other}: use RequestResponse, Event or DryRun"
+                ),
+            )
+        }
+    }
+    let started = Instant::now();
+    let outcome = match emulator.invoke(invocation).await {
+        Ok(outcome) => outcome,
+        Err(err) => return invoke_error(&err),
+    };
+    let mut response = (StatusCode::OK, outcome.payload().clone()).into_response();
+    let response_headers = response.headers_mut();
+    response_headers.insert("content-type", HeaderValue::from_static("application/json"));
+    response_headers.insert(
+        "x-amz-executed-version",
+        HeaderValue::from_static(lambda_stage_emulator::VERSION),
+    );
+    if let Some(function_error) = outcome.function_error() {
+        response_headers.insert(
+            "x-amz-function-error",
+            HeaderValue::from_static(function_error),
+        );
+    }
+    if header("x-amz-log-type") == Some("Tail") {
+        let tail = log_tail(&request_id, started.elapsed(), plan.memory_mb, &outcome);
+        if let Ok(value) = HeaderValue::from_str(&tail) {
+            response_headers.insert("x-amz-log-result", value);
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response_headers.insert("x-amzn-requestid", value);
+    }
+    response
+}
+
+fn invoke_error(err: &InvokeError) -> Response {
+    match err {
+        InvokeError::RequestTooLarge { .. } => aws_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestTooLargeException",
+            &err.to_string(),
+        ),
+        _ => aws_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ServiceException",
+            &err.to_string(),
+        ),
+    }
+}
+
+/// `X-Amz-Log-Result`: base64 of the invocation's log lines, as Lambda's last 4 KB.
+fn log_tail(request_id: &str, duration: Duration, memory_mb: u32, outcome: &Outcome) -> String {
+    let millis = duration.as_secs_f64() * 1000.0;
+    let mut lines = format!(
+        "START RequestId: {request_id} Version: {}\n",
+        lambda_stage_emulator::VERSION
+    );
+    if let Some(error_type) = outcome.error_type() {
+        lines.push_str(&format!(
+            "{request_id}\tERROR\t{error_type}: {}\n",
+            String::from_utf8_lossy(outcome.payload())
+        ));
+    }
+    lines.push_str(&format!(
+        "END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: {millis:.2} ms\tBilled Duration: {} ms\tMemory Size: {memory_mb} MB\t\n",
+        millis.ceil() as u64
+    ));
+    let tail = &lines.as_bytes()[lines.len().saturating_sub(4096)..];
+    base64::engine::general_purpose::STANDARD.encode(tail)
+}
+
+/// API Gateway's answer when the integration fails.
+fn gateway_error(function: &str, reason: &str) -> Response {
+    eprintln!("serve: `{function}` did not give an HTTP response: {reason}");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(json!({ "message": "Internal Server Error" })),
+    )
+        .into_response()
+}
+
+async fn http_front(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    let (name, rest) = path.split_once('/').unwrap_or((path, ""));
+    let Some((function, env)) = shared.resolve(name, None) else {
+        let served: Vec<&str> = shared.functions.iter().map(|f| f.key.as_str()).collect();
+        return (
+            StatusCode::NOT_FOUND,
+            format!(
+                "no function `{name}` is served here; served: {} (HTTP front: /<function>/<path>)\n",
+                served.join(", ")
+            ),
+        )
+            .into_response();
+    };
+    let path_and_query = match uri.query() {
+        Some(query) => format!("/{rest}?{query}"),
+        None => format!("/{rest}"),
+    };
+    let event = lambda_stage_events::apigw_http_event(
+        &method,
+        &path_and_query,
+        &headers,
+        &body,
+        &peer.ip().to_string(),
+    );
+    let (plan, emulator) = match shared.emulator(function, &env) {
+        Ok(running) => running,
+        Err(err) => return gateway_error(&function.key, &format!("{err:#}")),
+    };
+    let invocation = Invocation {
+        qualifier: plan.qualifier.clone(),
+        ..Invocation::new(event.to_string())
+    };
+    let outcome = match emulator.invoke(invocation).await {
+        Ok(outcome) => outcome,
+        Err(err) => return gateway_error(&function.key, &err.to_string()),
+    };
+    let Outcome::Response(payload) = outcome else {
+        let error_type = outcome.error_type().unwrap_or_default().to_owned();
+        let detail = String::from_utf8_lossy(outcome.payload()).into_owned();
+        return gateway_error(&function.key, &format!("{error_type}: {detail}"));
+    };
+    match lambda_stage_events::apigw_http_response(&payload) {
+        Ok(response) => response.map(Body::from),
+        Err(err) => gateway_error(&function.key, &err.to_string()),
+    }
+}
+
+/// Watches the workspace members' sources and rebuilds the served functions on a change.
+fn watch(
+    root: &Path,
+    release: bool,
+    shared: Arc<Shared>,
+) -> anyhow::Result<notify::RecommendedWatcher> {
+    use notify::Watcher as _;
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .cargo_path(workspace::cargo())
+        .current_dir(root)
+        .no_deps()
+        .exec()
+        .context("could not read the workspace's members (cargo metadata)")?;
+    let (sender, receiver) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
+    let mut watcher =
+        notify::recommended_watcher(sender).context("could not start watching files")?;
+    let target = workspace::target_dir(root);
+    for package in metadata.workspace_packages() {
+        let dir = package
+            .manifest_path
+            .parent()
+            .context("a package manifest has no directory")?
+            .as_std_path();
+        // The root package's directory holds `target/`: watch only its manifest then.
+        let (path, mode) = if target.starts_with(dir) {
+            (
+                package.manifest_path.as_std_path(),
+                notify::RecursiveMode::NonRecursive,
+            )
+        } else {
+            (dir, notify::RecursiveMode::Recursive)
+        };
+        watcher
+            .watch(path, mode)
+            .with_context(|| format!("could not watch {}", path.display()))?;
+    }
+    let root = root.to_owned();
+    let handle = tokio::runtime::Handle::current();
+    std::thread::spawn(move || {
+        let relevant = |event: &notify::Event| {
+            !event.kind.is_access()
+                && event.paths.iter().any(|path| {
+                    !path.starts_with(&target)
+                        && (path.extension().is_some_and(|ext| ext == "rs")
+                            || path.file_name().is_some_and(|name| name == "Cargo.toml"))
+                })
+        };
+        while let Ok(first) = receiver.recv() {
+            if !first.as_ref().is_ok_and(relevant) {
+                continue;
+            }
+            // Editors save in bursts: wait for quiet before building.
+            while receiver.recv_timeout(Duration::from_millis(300)).is_ok() {}
+            for function in &shared.functions {
+                let before = modified(&function.binary);
+                match handle.block_on(build(&root, &function.package, release)) {
+                    Ok(_) if modified(&function.binary) != before => {
+                        for (_, emulator) in function.emulators.lock().expect("emulators").values()
+                        {
+                            emulator.restart();
+                        }
+                        eprintln!(
+                            "serve: rebuilt `{}`; its next invocation runs the new build",
+                            function.key
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(err) => eprintln!(
+                        "serve: `{}` did not build ({err:#}); still serving the previous build",
+                        function.key
+                    ),
+                }
+            }
+        }
+    });
+    Ok(watcher)
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
