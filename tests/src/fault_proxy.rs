@@ -135,7 +135,7 @@ impl FaultProxy {
         self.shared.inner.lock().unwrap().log.clone()
     }
 
-    /// Calls that write (everything but Get/List/Describe reads and STS identity).
+    /// Calls that write (everything but Get/List/Describe reads).
     pub fn writes(&self) -> Vec<String> {
         self.log().into_iter().filter(|op| is_write(op)).collect()
     }
@@ -156,7 +156,9 @@ impl Drop for FaultProxy {
 }
 
 pub fn is_write(operation: &str) -> bool {
-    !(operation.starts_with("Get") || operation.starts_with("List"))
+    !["Get", "List", "Describe"]
+        .iter()
+        .any(|read| operation.starts_with(read))
 }
 
 async fn handle(State(shared): State<Shared>, request: Request<Body>) -> Response<Body> {

@@ -94,7 +94,7 @@ impl Moto {
 
     async fn post(&self, path: &str, body: &str) -> anyhow::Result<String> {
         let (status, body) = request("POST", &format!("{}{path}", self.endpoint()), body).await?;
-        if status != 200 {
+        if !(200..300).contains(&status) {
             bail!("moto answered {status} to POST {path}: {body}");
         }
         Ok(body)
@@ -102,7 +102,18 @@ impl Moto {
 
     /// A raw GET against moto, bypassing the SDK (and any proxy): for independent checks.
     pub async fn get_json(&self, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
-        let (status, body) = request("GET", &format!("{}{path}", self.endpoint()), "").await?;
+        // moto routes a request to a service by the credential scope of its signature.
+        let (status, body) = request_with(
+            "GET",
+            &format!("{}{path}", self.endpoint()),
+            "",
+            &[(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/lambda/aws4_request, \
+                 SignedHeaders=host, Signature=unsigned",
+            )],
+        )
+        .await?;
         Ok((
             status,
             serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),

@@ -59,16 +59,22 @@ fn read_record(path: &Path) -> anyhow::Result<Artifact> {
 }
 
 /// Builds `function` for `arch` (a no-change rebuild re-uses everything) and returns its zip.
-// Until `build::build_function` lands, deploy re-uses the record the build wrote.
 pub fn build(
     root: &Path,
-    _manifest: &Manifest,
+    manifest: &Manifest,
     function: &str,
     arch: Arch,
-    _profile: &str,
+    profile: &str,
 ) -> anyhow::Result<Artifact> {
-    let path = record_path(root, function, arch);
-    read_record(&path).with_context(|| format!("no build of `{function}` for {arch} yet"))
+    let record = crate::build::build_function(root, Some(manifest), function, arch, profile)?;
+    Ok(Artifact {
+        arch: record.arch,
+        git_commit: record.git_commit,
+        git_dirty: record.git_dirty,
+        zip_path: record.zip_path,
+        sha256_hex: record.sha256_hex,
+        code_sha256: record.code_sha256,
+    })
 }
 
 /// The local build of `function` whose zip has `code_sha256`, if this machine has it.

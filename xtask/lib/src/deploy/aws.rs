@@ -73,7 +73,7 @@ pub async fn connect(manifest: &Manifest, env: &str) -> anyhow::Result<EnvClient
             format!(
                 "no usable AWS credentials for environment `{env}`{profile_hint}: log in \
                  (`aws sso login{}`), or set AWS_PROFILE / AWS_ACCESS_KEY_ID and \
-                 AWS_SECRET_ACCESS_KEY",
+                 AWS_SECRET_ACCESS_KEY, then re-run",
                 manifest
                     .profile(env)
                     .map_or_else(String::new, |p| format!(" --profile {p}"))
@@ -84,11 +84,12 @@ pub async fn connect(manifest: &Manifest, env: &str) -> anyhow::Result<EnvClient
         ) {
             format!(
                 "could not reach AWS STS in region `{region}` for environment `{env}`: check the \
-                 region, the network and AWS_ENDPOINT_URL"
+                 region, the network and AWS_ENDPOINT_URL, then re-run"
             )
         } else {
             format!(
-                "AWS STS refused the credentials of environment `{env}`{profile_hint}: renew them"
+                "AWS STS did not confirm the credentials of environment `{env}`{profile_hint}: \
+                 check or renew them, then re-run"
             )
         };
         anyhow::anyhow!("{advice}. Nothing was written. ({detail})")

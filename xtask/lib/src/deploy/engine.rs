@@ -932,7 +932,7 @@ pub async fn restore_alias(
                 .function_name(name)
                 .name(alias)
                 .function_version(&before.version)
-                .set_description(before.description.clone())
+                .description(before.description.clone().unwrap_or_default())
                 .routing_config(
                     AliasRoutingConfiguration::builder()
                         .set_additional_version_weights(Some(

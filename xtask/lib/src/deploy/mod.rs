@@ -299,7 +299,10 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
                 engine::plan(&clients, desired, target)
                     .await
                     .with_context(|| {
-                        format!("pre-flight failed for `{function}`, nothing was written")
+                        format!(
+                            "pre-flight failed for `{function}`, nothing was written; fix the \
+                             cause and re-run"
+                        )
                     })?,
             );
         }
