@@ -1,0 +1,720 @@
+//! `cargo xtask deploy | promote | finalize | rollback | status` against moto's server on
+//! 127.0.0.1, through the real AWS SDK, with a fault-injecting proxy in between that enforces
+//! what moto does not (alias `RevisionId`, throttling, failures at a chosen call).
+//!
+//! Each test runs the real CLI as a subprocess (its own environment: dummy credentials,
+//! `AWS_ENDPOINT_URL`, no instance metadata) on its own moto. Functions are tiny
+//! (`bare-echo`, x86_64 musl, dev profile); each test deploys under its own function keys so
+//! parallel tests never share a build output.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use lambda_stage_tests::fault_proxy::{FaultKind, FaultProxy};
+use lambda_stage_tests::moto::Moto;
+use serde_json::Value;
+
+/// moto's default account.
+const ACCOUNT: &str = "123456789012";
+
+struct Stage {
+    moto: Moto,
+    proxy: FaultProxy,
+    dir: tempfile::TempDir,
+}
+
+struct Run {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "success: {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.success, self.stdout, self.stderr
+        )
+    }
+}
+
+fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+fn xtask_binary() -> PathBuf {
+    lambda_stage_tests::bins::binary("xtask", "dev").expect("xtask builds")
+}
+
+impl Stage {
+    async fn start() -> Stage {
+        let moto = Moto::start().await.expect("moto starts");
+        let proxy = FaultProxy::start(&moto.endpoint())
+            .await
+            .expect("proxy starts");
+        Stage {
+            moto,
+            proxy,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn manifest_path(&self) -> PathBuf {
+        self.dir.path().join("lambda-stage.toml")
+    }
+
+    fn write_manifest(&self, text: &str) {
+        std::fs::write(self.manifest_path(), text).unwrap();
+    }
+
+    /// Runs `cargo xtask <args> --manifest <this stage's manifest>`.
+    async fn xtask(&self, args: &[&str]) -> Run {
+        self.xtask_env(args, &[]).await
+    }
+
+    /// Like [`Stage::xtask`], with environment changes (`None` removes a variable).
+    async fn xtask_env(&self, args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
+        let binary = tokio::task::spawn_blocking(xtask_binary).await.unwrap();
+        let mut command = tokio::process::Command::new(binary);
+        command
+            .current_dir(workspace_root())
+            .args(args)
+            .arg("--manifest")
+            .arg(self.manifest_path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("AWS_") {
+                command.env_remove(key);
+            }
+        }
+        command
+            .env("AWS_ENDPOINT_URL", self.proxy.endpoint())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", self.dir.path().join("no-aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.dir.path().join("no-aws-credentials"),
+            );
+        for (key, value) in env {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        let output = tokio::time::timeout(Duration::from_secs(600), command.output())
+            .await
+            .expect("xtask finishes within 10 minutes")
+            .expect("xtask runs");
+        Run {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// The alias as moto has it, read directly (not through our code or the proxy).
+    async fn alias(&self, function: &str, alias: &str) -> Option<Value> {
+        let (status, body) = self
+            .moto
+            .get_json(&format!("/2015-03-31/functions/{function}/aliases/{alias}"))
+            .await
+            .unwrap();
+        // moto answers some reads with 201.
+        (200..300).contains(&status).then_some(body)
+    }
+
+    async fn alias_version(&self, function: &str, alias: &str) -> Option<String> {
+        self.alias(function, alias)
+            .await
+            .and_then(|a| a["FunctionVersion"].as_str().map(str::to_owned))
+    }
+
+    /// A version's configuration as moto has it.
+    async fn version(&self, function: &str, qualifier: &str) -> Value {
+        let (status, body) = self
+            .moto
+            .get_json(&format!(
+                "/2015-03-31/functions/{function}/configuration?Qualifier={qualifier}"
+            ))
+            .await
+            .unwrap();
+        assert!(
+            (200..300).contains(&status),
+            "{function}:{qualifier}: {body}"
+        );
+        body
+    }
+}
+
+fn variable(config: &Value, name: &str) -> Option<String> {
+    config["Environment"]["Variables"][name]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[track_caller]
+fn assert_ok(run: &Run) {
+    assert!(run.success, "command failed:\n{run:?}");
+}
+
+#[track_caller]
+fn assert_failed_with(run: &Run, needle: &str) {
+    assert!(!run.success, "command should have failed:\n{run:?}");
+    assert!(
+        run.stderr.contains(needle),
+        "stderr should mention `{needle}`:\n{run:?}"
+    );
+}
+
+fn single_stack(function: &str, greeting: &str, memory: u32) -> String {
+    format!(
+        r#"app = "demo"
+region = "us-east-1"
+account-id = "{ACCOUNT}"
+
+[functions.{function}]
+package = "bare-echo"
+arch = "x86_64"
+memory = {memory}
+create-role = true
+required-vars = ["APP_GREETING"]
+tags = {{ team = "payments" }}
+
+[environments.dev]
+vars = {{ APP_GREETING = "{greeting} dev" }}
+
+[environments.staging]
+vars = {{ APP_GREETING = "{greeting} staging" }}
+
+[environments.prod]
+protected = true
+vars = {{ APP_GREETING = "{greeting} prod" }}
+secrets = {{ APP_API_KEY = "ssm:/demo/prod/api-key" }}
+"#
+    )
+}
+
+const DEPLOY: &[&str] = &["deploy", "--profile", "dev"];
+
+fn args<'a>(base: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
+    base.iter().chain(more).copied().collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn single_stack_create_redeploy_protect_promote_and_status() {
+    let stage = Stage::start().await;
+    put_parameter(&stage, "/demo/prod/api-key").await;
+    stage.write_manifest(&single_stack("echo-single", "Hello", 128));
+    let name = "demo-echo-single";
+
+    // From nothing: role, function, version 1, alias `dev`.
+    let run = stage.xtask(&args(DEPLOY, &["--env", "dev"])).await;
+    assert_ok(&run);
+    assert!(run.stdout.contains("code:     create function"), "{run:?}");
+    let writes = stage.proxy.writes();
+    for op in [
+        "CreateRole",
+        "PutRolePolicy",
+        "CreateFunction",
+        "PublishVersion",
+        "CreateAlias",
+    ] {
+        assert!(
+            writes.iter().any(|w| w == op),
+            "{op} missing from {writes:?}"
+        );
+    }
+    assert_eq!(stage.alias_version(name, "dev").await.as_deref(), Some("1"));
+    let v1 = stage.version(name, "1").await;
+    // Every environment's variables live in the one version; secrets only as references.
+    assert_eq!(
+        variable(&v1, "APP_DEV__GREETING").as_deref(),
+        Some("Hello dev")
+    );
+    assert_eq!(
+        variable(&v1, "APP_PROD__GREETING").as_deref(),
+        Some("Hello prod")
+    );
+    assert_eq!(
+        variable(&v1, "APP_PROD__API_KEY").as_deref(),
+        Some("ssm:/demo/prod/api-key")
+    );
+    assert_eq!(
+        variable(&v1, "LAMBDA_STAGE_ENVS").as_deref(),
+        Some("dev,prod,staging")
+    );
+    assert!(
+        v1["Description"].as_str().unwrap().contains("sha256="),
+        "{v1}"
+    );
+
+    // An unchanged redeploy writes nothing.
+    stage.proxy.reset_counts();
+    let run = stage.xtask(&args(DEPLOY, &["--env", "dev"])).await;
+    assert_ok(&run);
+    assert!(run.stdout.contains("Nothing to do"), "{run:?}");
+    assert_eq!(stage.proxy.writes(), Vec::<String>::new());
+
+    // Another environment re-uses version 1: only its alias is created.
+    stage.proxy.reset_counts();
+    assert_ok(&stage.xtask(&args(DEPLOY, &["--env", "staging"])).await);
+    assert_eq!(stage.proxy.writes(), ["CreateAlias"]);
+    assert_eq!(
+        stage.alias_version(name, "staging").await.as_deref(),
+        Some("1")
+    );
+
+    // A protected environment refuses without a terminal unless --yes; nothing is written.
+    stage.proxy.reset_counts();
+    let run = stage.xtask(&args(DEPLOY, &["--env", "prod"])).await;
+    assert_failed_with(&run, "--yes");
+    assert!(run.stderr.contains("protected"), "{run:?}");
+    assert_eq!(stage.proxy.writes(), Vec::<String>::new());
+    assert_eq!(stage.alias(name, "prod").await, None);
+
+    // Promote: prod gets the very version staging runs, no upload, no publish.
+    stage.proxy.reset_counts();
+    let run = stage
+        .xtask(&["promote", "--from", "staging", "--to", "prod", "--yes"])
+        .await;
+    assert_ok(&run);
+    assert_eq!(stage.proxy.writes(), ["CreateAlias"]);
+    assert_eq!(
+        stage.alias_version(name, "prod").await.as_deref(),
+        Some("1")
+    );
+
+    // Status: alias -> version, code sha, git commit, when, no drift.
+    let run = stage.xtask(&["status", "--json"]).await;
+    assert_ok(&run);
+    let status: Value = serde_json::from_str(&run.stdout).unwrap();
+    let prod = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["env"] == "prod")
+        .unwrap();
+    let function = &prod["functions"][0];
+    assert_eq!(function["version"], "1", "{status}");
+    assert_eq!(function["code_sha256"], v1["CodeSha256"], "{status}");
+    assert!(function["git_commit"].is_string(), "{status}");
+    assert!(function["deployed_at"].is_string(), "{status}");
+    assert_eq!(function["drift"], serde_json::json!([]), "{status}");
+    assert_eq!(prod["secrets"]["APP_API_KEY"], "ssm:/demo/prod/api-key");
+
+    // Drift: the manifest now wants more memory than what is deployed.
+    stage.write_manifest(&single_stack("echo-single", "Hello", 256));
+    let run = stage.xtask(&["status", "--env", "dev"]).await;
+    assert_ok(&run);
+    assert!(
+        run.stdout.contains("drift: memory 128 -> 256 MB"),
+        "{run:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn multi_stack_deploy_and_promote_the_same_zip() {
+    let stage = Stage::start().await;
+    stage.write_manifest(&format!(
+        r#"app = "shop"
+strategy = "multi-stack"
+region = "us-east-1"
+
+[functions.echo-multi]
+package = "bare-echo"
+arch = "x86_64"
+role = "arn:aws:iam::{ACCOUNT}:role/shop-lambda"
+
+[environments.staging]
+vars = {{ APP_GREETING = "Hi staging" }}
+
+[environments.prod]
+protected = true
+account-id = "{ACCOUNT}"
+function-name = "{{app}}-{{env}}-{{function}}"
+vars = {{ APP_GREETING = "Hi prod" }}
+"#
+    ));
+    // The named role must exist (pre-flight checks it).
+    let run = stage.xtask(&args(DEPLOY, &["--env", "staging"])).await;
+    assert_failed_with(&run, "does not exist");
+    assert_eq!(stage.proxy.writes(), Vec::<String>::new());
+    create_role(&stage, "shop-lambda").await;
+
+    assert_ok(&stage.xtask(&args(DEPLOY, &["--env", "staging"])).await);
+    assert_eq!(
+        stage
+            .alias_version("shop-echo-multi-staging", "live")
+            .await
+            .as_deref(),
+        Some("1")
+    );
+    let staging = stage.version("shop-echo-multi-staging", "1").await;
+    assert_eq!(
+        variable(&staging, "LAMBDA_STAGE_ENV").as_deref(),
+        Some("staging")
+    );
+    assert_eq!(
+        variable(&staging, "APP_GREETING").as_deref(),
+        Some("Hi staging")
+    );
+
+    stage.proxy.reset_counts();
+    let run = stage
+        .xtask(&["promote", "--from", "staging", "--to", "prod", "--yes"])
+        .await;
+    assert_ok(&run);
+    let prod = stage.version("shop-prod-echo-multi", "1").await;
+    assert_eq!(prod["CodeSha256"], staging["CodeSha256"], "same zip");
+    assert_eq!(variable(&prod, "LAMBDA_STAGE_ENV").as_deref(), Some("prod"));
+    assert_eq!(variable(&prod, "APP_GREETING").as_deref(), Some("Hi prod"));
+    assert!(
+        prod["Description"]
+            .as_str()
+            .unwrap()
+            .contains("promoted-from=staging:1"),
+        "{prod}"
+    );
+    assert_eq!(
+        stage
+            .alias_version("shop-prod-echo-multi", "live")
+            .await
+            .as_deref(),
+        Some("1")
+    );
+}
+
+async fn create_role(stage: &Stage, name: &str) {
+    let body = format!(
+        "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument=%7B%7D"
+    );
+    let (status, text) =
+        lambda_stage_tests::moto::request_with("POST", &stage.moto.endpoint(), &body, IAM_HEADERS)
+            .await
+            .unwrap();
+    assert!((200..300).contains(&status), "{text}");
+}
+
+/// Seeds an SSM parameter (the manifest's prod secret reference must exist).
+async fn put_parameter(stage: &Stage, name: &str) {
+    let body = serde_json::json!({ "Name": name, "Value": "s3cr3t", "Type": "SecureString" });
+    let headers = [
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-target", "AmazonSSM.PutParameter"),
+        (
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ssm/aws4_request, SignedHeaders=host, Signature=x",
+        ),
+    ];
+    let (status, text) = lambda_stage_tests::moto::request_with(
+        "POST",
+        &stage.moto.endpoint(),
+        &body.to_string(),
+        &headers,
+    )
+    .await
+    .unwrap();
+    assert!((200..300).contains(&status), "{text}");
+}
+
+const IAM_HEADERS: &[(&str, &str)] = &[
+    ("content-type", "application/x-www-form-urlencoded"),
+    (
+        "authorization",
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=x",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn canary_finalize_and_rollback() {
+    let stage = Stage::start().await;
+    let name = "demo-echo-canary";
+    put_parameter(&stage, "/demo/prod/api-key").await;
+    stage.write_manifest(&single_stack("echo-canary", "One", 128));
+    assert_ok(
+        &stage
+            .xtask(&args(DEPLOY, &["--env", "prod", "--yes"]))
+            .await,
+    );
+    assert_eq!(
+        stage.alias_version(name, "prod").await.as_deref(),
+        Some("1")
+    );
+
+    // A canary keeps the alias on version 1 and routes 10% to version 2.
+    stage.write_manifest(&single_stack("echo-canary", "Two", 128));
+    let run = stage
+        .xtask(&args(DEPLOY, &["--env", "prod", "--yes", "--canary", "10"]))
+        .await;
+    assert_ok(&run);
+    let alias = stage.alias(name, "prod").await.unwrap();
+    assert_eq!(alias["FunctionVersion"], "1", "{alias}");
+    assert_eq!(
+        alias["RoutingConfig"]["AdditionalVersionWeights"]["2"], 0.1,
+        "{alias}"
+    );
+    let run = stage.xtask(&["status", "--env", "prod", "--json"]).await;
+    let status: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(status[0]["functions"][0]["weights"]["2"], 0.1, "{status}");
+
+    // Finalize: 100% to version 2; the history remembers version 1.
+    assert_ok(&stage.xtask(&["finalize", "--env", "prod", "--yes"]).await);
+    let alias = stage.alias(name, "prod").await.unwrap();
+    assert_eq!(alias["FunctionVersion"], "2", "{alias}");
+    assert_eq!(weights(&alias), 0, "{alias}");
+    assert!(
+        alias["Description"]
+            .as_str()
+            .unwrap()
+            .contains("previous=1"),
+        "{alias}"
+    );
+
+    // Rollback: back to version 1, from the history stored in AWS.
+    assert_ok(&stage.xtask(&["rollback", "--env", "prod", "--yes"]).await);
+    assert_eq!(
+        stage.alias_version(name, "prod").await.as_deref(),
+        Some("1")
+    );
+
+    // A rollback during a canary drops the canary and keeps the primary version.
+    let run = stage
+        .xtask(&args(DEPLOY, &["--env", "prod", "--yes", "--canary", "20"]))
+        .await;
+    assert_ok(&run);
+    let alias = stage.alias(name, "prod").await.unwrap();
+    assert_eq!(
+        alias["RoutingConfig"]["AdditionalVersionWeights"]["2"], 0.2,
+        "{alias}"
+    );
+    assert_ok(&stage.xtask(&["rollback", "--env", "prod", "--yes"]).await);
+    let alias = stage.alias(name, "prod").await.unwrap();
+    assert_eq!(alias["FunctionVersion"], "1", "{alias}");
+    assert_eq!(weights(&alias), 0, "{alias}");
+}
+
+fn weights(alias: &Value) -> usize {
+    alias["RoutingConfig"]["AdditionalVersionWeights"]
+        .as_object()
+        .map_or(0, |w| w.len())
+}
+
+fn two_functions(greeting: &str, package_a: &str) -> String {
+    format!(
+        r#"app = "demo"
+region = "us-east-1"
+
+[functions.echo-fail-a]
+package = "{package_a}"
+arch = "x86_64"
+create-role = true
+
+[functions.echo-fail-b]
+package = "bare-echo"
+arch = "x86_64"
+create-role = true
+
+[environments.dev]
+vars = {{ APP_GREETING = "{greeting}" }}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn any_aws_error_leaves_every_alias_and_a_rerun_converges() {
+    let stage = Stage::start().await;
+    stage.write_manifest(&two_functions("start", "bare-echo"));
+    assert_ok(&stage.xtask(&args(DEPLOY, &["--env", "dev"])).await);
+
+    // (operation, which call fails, the package of function a: a new one changes its code).
+    let steps: &[(&str, usize, &str)] = &[
+        ("GetCallerIdentity", 1, "bare-echo"),
+        ("GetFunction", 2, "bare-echo"),
+        ("ListVersionsByFunction", 1, "bare-echo"),
+        ("UpdateFunctionCode", 1, "hello"),
+        ("UpdateFunctionConfiguration", 2, "hello"),
+        ("PublishVersion", 2, "hello"),
+        ("UpdateAlias", 1, "hello"),
+        // Function a's alias already moved when b's fails: a's is put back.
+        ("UpdateAlias", 2, "hello"),
+    ];
+    for (round, (operation, nth, package)) in steps.iter().enumerate() {
+        let before_a = stage.alias("demo-echo-fail-a", "dev").await.unwrap();
+        let before_b = stage.alias("demo-echo-fail-b", "dev").await.unwrap();
+        let greeting = format!("round {round}");
+        stage.write_manifest(&two_functions(&greeting, package));
+        stage.proxy.reset_counts();
+        stage.proxy.inject(operation, *nth, 1, FaultKind::Fail);
+        let run = stage.xtask(&args(DEPLOY, &["--env", "dev"])).await;
+        assert_failed_with(&run, "InjectedFailure");
+        assert!(run.stderr.contains("re-run"), "says what to do: {run:?}");
+        // The failing call was made (a failed second alias move adds the move that puts the
+        // first alias back).
+        assert!(stage.proxy.calls(operation) >= *nth, "{operation}: {run:?}");
+        for (function, before) in [
+            ("demo-echo-fail-a", &before_a),
+            ("demo-echo-fail-b", &before_b),
+        ] {
+            let now = stage.alias(function, "dev").await.unwrap();
+            assert_eq!(
+                now["FunctionVersion"], before["FunctionVersion"],
+                "{operation}: {run:?}"
+            );
+            assert_eq!(
+                now["Description"], before["Description"],
+                "{operation}: {run:?}"
+            );
+        }
+
+        // The same command again, without the fault, finishes the job.
+        stage.proxy.clear_faults();
+        let run = stage.xtask(&args(DEPLOY, &["--env", "dev"])).await;
+        assert_ok(&run);
+        for function in ["demo-echo-fail-a", "demo-echo-fail-b"] {
+            let version = stage.alias_version(function, "dev").await.unwrap();
+            let config = stage.version(function, &version).await;
+            assert_eq!(
+                variable(&config, "APP_DEV__GREETING").as_deref(),
+                Some(greeting.as_str()),
+                "{operation}: {function} runs version {version}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_deploys_one_wins_the_other_reports_a_conflict() {
+    let stage = Stage::start().await;
+    stage.write_manifest(&single_stack("echo-race", "Before", 128));
+    assert_ok(&stage.xtask(&args(DEPLOY, &["--env", "dev"])).await);
+
+    stage.write_manifest(&single_stack("echo-race", "After", 128));
+    stage.proxy.reset_counts();
+    stage.proxy.hold("UpdateAlias", 2);
+    let deploy = args(DEPLOY, &["--env", "dev"]);
+    let (first, second) = tokio::join!(stage.xtask(&deploy), stage.xtask(&deploy));
+    assert_eq!(
+        stage.proxy.calls("UpdateAlias"),
+        2,
+        "both reached the alias"
+    );
+    let (winner, loser) = match (first.success, second.success) {
+        (true, false) => (first, second),
+        (false, true) => (second, first),
+        _ => panic!("exactly one deploy must win:\n{first:?}\n{second:?}"),
+    };
+    assert!(loser.stderr.contains("conflict"), "{loser:?}");
+    let version = stage.alias_version("demo-echo-race", "dev").await.unwrap();
+    assert!(
+        winner
+            .stdout
+            .contains(&format!("alias `dev` -> version {version}")),
+        "the alias is where the winner put it:\n{winner:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preflight_refusals_write_nothing() {
+    let stage = Stage::start().await;
+    let good = single_stack("echo-preflight", "Hi", 128);
+    let deploy = args(DEPLOY, &["--env", "dev"]);
+
+    // --dry-run prints the plan and stops.
+    stage.write_manifest(&good);
+    let run = stage.xtask(&args(&deploy, &["--dry-run"])).await;
+    assert_ok(&run);
+    assert!(run.stdout.contains("Plan to deploy to `dev`"), "{run:?}");
+    assert!(run.stdout.contains("--dry-run"), "{run:?}");
+    assert_eq!(stage.proxy.writes(), Vec::<String>::new());
+
+    // Missing credentials: a clear message, and not even a call.
+    stage.proxy.reset_counts();
+    let run = stage
+        .xtask_env(
+            &deploy,
+            &[("AWS_ACCESS_KEY_ID", None), ("AWS_SECRET_ACCESS_KEY", None)],
+        )
+        .await;
+    assert_failed_with(&run, "no usable AWS credentials for environment `dev`");
+    assert!(run.stderr.contains("Nothing was written"), "{run:?}");
+    assert_eq!(stage.proxy.log(), Vec::<String>::new());
+
+    // Credentials of another account: refused after STS, before any write.
+    stage.write_manifest(&good.replace(ACCOUNT, "999999999999"));
+    stage.proxy.reset_counts();
+    let run = stage.xtask(&deploy).await;
+    assert_failed_with(&run, "belongs to account 999999999999");
+    assert_eq!(stage.proxy.writes(), Vec::<String>::new());
+
+    // A bad region, from the manifest or from the environment.
+    stage.write_manifest(&good.replace("us-east-1", "moon"));
+    let run = stage.xtask(&deploy).await;
+    assert_failed_with(&run, "`region`: `moon` is not an AWS region name");
+    assert!(
+        run.stderr.contains("lambda-stage.toml:2:1"),
+        "points at the line: {run:?}"
+    );
+    stage.write_manifest(&good.replace("region = \"us-east-1\"\n", ""));
+    stage.proxy.reset_counts();
+    let run = stage
+        .xtask_env(&deploy, &[("AWS_REGION", Some("nowhere"))])
+        .await;
+    assert_failed_with(
+        &run,
+        "`nowhere` (environment `dev`) is not an AWS region name",
+    );
+    assert_eq!(stage.proxy.log(), Vec::<String>::new());
+
+    // Incomplete configuration for an environment the version serves.
+    stage.write_manifest(&good.replace("vars = { APP_GREETING = \"Hi staging\" }", ""));
+    let run = stage.xtask(&deploy).await;
+    assert_failed_with(
+        &run,
+        "requires `APP_GREETING`, which environment `staging` does not set",
+    );
+
+    // Illegal and reserved variable names, located in the file.
+    stage.write_manifest(&good.replace("APP_GREETING = \"Hi dev\"", "AWS_REGION = \"x\""));
+    let run = stage.xtask(&deploy).await;
+    assert_failed_with(
+        &run,
+        "`environments.dev.vars.AWS_REGION`: `AWS_REGION` is reserved",
+    );
+    assert_eq!(stage.proxy.writes(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_is_retried_with_backoff() {
+    let stage = Stage::start().await;
+    stage.write_manifest(&single_stack("echo-throttle", "One", 128));
+    assert_ok(&stage.xtask(&args(DEPLOY, &["--env", "dev"])).await);
+
+    stage.write_manifest(&single_stack("echo-throttle", "Two", 128));
+    stage.proxy.reset_counts();
+    stage
+        .proxy
+        .inject("GetCallerIdentity", 1, 1, FaultKind::Throttle);
+    stage
+        .proxy
+        .inject("PublishVersion", 1, 2, FaultKind::Throttle);
+    stage.proxy.inject("UpdateAlias", 1, 2, FaultKind::Throttle);
+    let run = stage.xtask(&args(DEPLOY, &["--env", "dev"])).await;
+    assert_ok(&run);
+    assert_eq!(stage.proxy.calls("GetCallerIdentity"), 2);
+    assert_eq!(stage.proxy.calls("PublishVersion"), 3);
+    assert_eq!(stage.proxy.calls("UpdateAlias"), 3);
+    assert_eq!(
+        stage
+            .alias_version("demo-echo-throttle", "dev")
+            .await
+            .as_deref(),
+        Some("2")
+    );
+}
