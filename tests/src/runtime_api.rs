@@ -18,7 +18,7 @@ use axum::Router;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-/// What the function answered to one invocation.
+/// What the function answered to one invocation (`error_type` is the body's `errorType`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Response(Value),
@@ -28,6 +28,7 @@ pub enum Outcome {
 /// A report posted to `/runtime/init/error`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InitError {
+    /// The `Lambda-Runtime-Function-Error-Type` header.
     pub header_error_type: String,
     pub body: Value,
 }
@@ -153,15 +154,12 @@ async fn response(State(shared): State<Shared>, Path(id): Path<String>, body: By
     answer(&shared, &id, Outcome::Response(body)).await
 }
 
-async fn error(
-    State(shared): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
+async fn error(State(shared): State<Shared>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+    // lambda_runtime sends `unhandled` in the header; the error type is in the body.
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let outcome = Outcome::Error {
-        error_type: error_type(&headers),
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        error_type: body["errorType"].as_str().unwrap_or_default().to_owned(),
+        body,
     };
     answer(&shared, &id, outcome).await
 }

@@ -20,6 +20,7 @@ pub mod events;
 pub mod invoke;
 pub mod manifest;
 pub mod serve;
+pub mod test;
 pub mod tools;
 pub mod workspace;
 
@@ -35,6 +36,8 @@ struct Cli {
 enum Command {
     /// Run a benchmark against its baseline and print ratios.
     Bench(bench::Args),
+    /// Install what the tests need, then run the whole test suite (what CI runs).
+    Test(test::Args),
     /// Build deployable bootstrap.zip files for arm64 and x86_64.
     Build(build::Args),
     /// Build a function and invoke it once on the local Lambda emulator; prints its answer.
@@ -70,6 +73,7 @@ pub fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Bench(args) => bench::run(args),
+        Command::Test(args) => test::run(args),
         Command::Build(args) => build::run(args),
         Command::Invoke(args) => invoke::run(args),
         Command::Events(args) => events::run(args),

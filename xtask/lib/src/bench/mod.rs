@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args as ClapArgs, ValueEnum};
 
+mod coldstart;
 mod emulator;
 
 #[derive(Debug, ClapArgs)]
@@ -15,12 +16,15 @@ pub struct Args {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Benchmark {
+    /// hello vs a bare lambda_runtime function: exec to first `/next`, binary size.
+    Coldstart,
     /// Invoke round trip and throughput of `serve` vs cargo-lambda's `watch`, 1 and 8 clients.
     Emulator,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.name {
+        Benchmark::Coldstart => coldstart::run()?,
         Benchmark::Emulator => emulator::run()?,
     }
     Ok(ExitCode::SUCCESS)
