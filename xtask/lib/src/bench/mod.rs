@@ -7,6 +7,7 @@ use clap::{Args as ClapArgs, ValueEnum};
 
 mod coldstart;
 mod emulator;
+mod secrets;
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -20,12 +21,15 @@ pub enum Benchmark {
     Coldstart,
     /// Invoke round trip and throughput of `serve` vs cargo-lambda's `watch`, 1 and 8 clients.
     Emulator,
+    /// Init time added by resolving 1 and 20 secret references, batched vs one call each.
+    Secrets,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.name {
         Benchmark::Coldstart => coldstart::run()?,
         Benchmark::Emulator => emulator::run()?,
+        Benchmark::Secrets => secrets::run()?,
     }
     Ok(ExitCode::SUCCESS)
 }
