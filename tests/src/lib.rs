@@ -5,3 +5,4 @@ pub mod function;
 pub mod runtime_api;
 pub mod fault_proxy;
 pub mod moto;
+pub mod scratch;

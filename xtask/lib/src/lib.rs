@@ -15,10 +15,13 @@ use clap::{Parser, Subcommand};
 pub mod arch;
 pub mod bench;
 pub mod build;
+pub mod ci;
 pub mod deploy;
 pub mod events;
 pub mod invoke;
 pub mod manifest;
+pub mod new;
+pub mod pipeline;
 pub mod serve;
 pub mod test;
 pub mod tools;
@@ -46,6 +49,12 @@ enum Command {
     Events(events::Args),
     /// Serve functions locally: the AWS Invoke API and an HTTP front (API Gateway v2 events).
     Serve(serve::Args),
+    /// Every check the pipeline runs: fmt, clippy, the test suite, the manifest's pre-flight.
+    Ci(ci::Args),
+    /// Add a function to the workspace: package, typed config, handler, test, manifest entry.
+    New(new::Args),
+    /// Generate the CI/CD pipeline (GitHub Actions or Bitbucket) from the manifest.
+    Pipeline(pipeline::Args),
     /// Deploy functions to an environment: build, pre-flight, plan, publish, move the alias.
     Deploy(deploy::DeployArgs),
     /// Give an environment exactly what another one runs, without rebuilding.
@@ -78,6 +87,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Invoke(args) => invoke::run(args),
         Command::Events(args) => events::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Ci(args) => ci::run(args),
+        Command::New(args) => new::run(args),
+        Command::Pipeline(args) => pipeline::run(args),
         Command::Deploy(args) => deploy::deploy(args),
         Command::Promote(args) => deploy::promote(args),
         Command::Finalize(args) => deploy::finalize(args),
