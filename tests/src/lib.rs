@@ -1,6 +1,7 @@
 //! Shared harness for the cross-crate integration tests in `tests/tests/`.
 
 pub mod bins;
+pub mod build_once;
 pub mod function;
 pub mod runtime_api;
 pub mod fault_proxy;

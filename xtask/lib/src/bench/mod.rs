@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args as ClapArgs, ValueEnum};
 
+mod build;
 mod coldstart;
 mod emulator;
 mod secrets;
@@ -17,6 +18,8 @@ pub struct Args {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Benchmark {
+    /// `cargo xtask build` vs `cargo lambda build`: clean, no-change and touched rebuilds, zip sizes.
+    Build,
     /// hello vs a bare lambda_runtime function: exec to first `/next`, binary size.
     Coldstart,
     /// Invoke round trip and throughput of `serve` vs cargo-lambda's `watch`, 1 and 8 clients.
@@ -27,6 +30,7 @@ pub enum Benchmark {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.name {
+        Benchmark::Build => build::run()?,
         Benchmark::Coldstart => coldstart::run()?,
         Benchmark::Emulator => emulator::run()?,
         Benchmark::Secrets => secrets::run()?,

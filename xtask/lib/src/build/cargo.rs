@@ -155,6 +155,7 @@ pub struct Invocation<'a> {
     /// For messages only.
     pub function: &'a str,
     pub progress: bool,
+    pub target_dir: &'a Path,
 }
 
 /// Builds the binary and returns its path. The compiler's diagnostics are printed as they
@@ -168,6 +169,7 @@ pub fn build(root: &Path, invocation: &Invocation) -> anyhow::Result<PathBuf> {
         toolchain,
         function,
         progress,
+        target_dir,
     } = *invocation;
     let triple = toolchain.target(arch);
     tools::ensure_rust_target(triple)?;
@@ -190,7 +192,8 @@ pub fn build(root: &Path, invocation: &Invocation) -> anyhow::Result<PathBuf> {
     };
     command
         .args(["--package", package, "--bin", bin, "--profile", profile])
-        .args(["--config", &remap_rustflags(root, triple)])
+        .args(["--config", &remap_rustflags(root, target_dir, triple)])
+        .env("CARGO_TARGET_DIR", target_dir)
         .args(["--message-format", message_format()])
         .current_dir(root)
         .stdin(Stdio::null())
@@ -221,10 +224,10 @@ pub fn build(root: &Path, invocation: &Invocation) -> anyhow::Result<PathBuf> {
     let stdout = BufReader::new(child.stdout.take().context("cargo's stdout is not piped")?);
     for message in Message::parse_stream(stdout) {
         match message.context("could not read cargo's output")? {
-            Message::CompilerArtifact(artifact) => {
-                if artifact.target.is_bin() && artifact.target.name == bin {
-                    binary = artifact.executable.map(PathBuf::from);
-                }
+            Message::CompilerArtifact(artifact)
+                if artifact.target.is_bin() && artifact.target.name == bin =>
+            {
+                binary = artifact.executable.map(PathBuf::from);
             }
             Message::CompilerMessage(message) => {
                 if let Some(rendered) = message.message.rendered {
@@ -272,12 +275,12 @@ fn prepend_path(dir: &Path) -> anyhow::Result<std::ffi::OsString> {
 /// `--config target.<triple>.rustflags=[...]`: remap the workspace, target directory and cargo
 /// home out of the binary (panic locations, debug paths), so it does not depend on where it
 /// was built. Later remappings win, so the more specific ones come last.
-fn remap_rustflags(root: &Path, triple: &str) -> String {
+fn remap_rustflags(root: &Path, target_dir: &Path, triple: &str) -> String {
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
     let mut remaps = vec![(root.to_path_buf(), "/build")];
-    remaps.push((workspace::target_dir(root), "/target"));
+    remaps.push((target_dir.to_path_buf(), "/target"));
     if let Some(cargo_home) = cargo_home {
         remaps.push((cargo_home, "/cargo"));
     }

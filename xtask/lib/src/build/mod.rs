@@ -90,10 +90,12 @@ impl BuildRecord {
 
 /// Where the zip and record of `function` for `arch` go.
 pub fn output_dir(root: &Path, function: &str, arch: Arch) -> PathBuf {
-    workspace::target_dir(root)
-        .join("lambda")
-        .join(function)
-        .join(arch.as_str())
+    output_dir_in(&workspace::target_dir(root), function, arch)
+}
+
+/// [`output_dir`] under another target directory.
+pub fn output_dir_in(target_dir: &Path, function: &str, arch: Arch) -> PathBuf {
+    target_dir.join("lambda").join(function).join(arch.as_str())
 }
 
 /// How to build, beyond which function and architecture.
@@ -104,6 +106,9 @@ pub struct BuildOptions {
     pub force_zig: bool,
     /// Show a spinner while cargo runs (only drawn on a terminal).
     pub progress: bool,
+    /// Build in this target directory instead of the workspace's (`CARGO_TARGET_DIR` or
+    /// `<root>/target`); the zip goes under it too.
+    pub target_dir: Option<PathBuf>,
 }
 
 impl Default for BuildOptions {
@@ -112,6 +117,7 @@ impl Default for BuildOptions {
             profile: "release".to_owned(),
             force_zig: false,
             progress: false,
+            target_dir: None,
         }
     }
 }
@@ -140,6 +146,10 @@ pub fn build_function_with(
     arch: Arch,
     options: &BuildOptions,
 ) -> anyhow::Result<BuildRecord> {
+    let target_dir = options
+        .target_dir
+        .clone()
+        .unwrap_or_else(|| workspace::target_dir(root));
     let metadata = cargo::metadata(root, arch)?;
     let package = resolve_package(&metadata, manifest, function)?;
     let bin = cargo::binary_target(package)?;
@@ -158,9 +168,10 @@ pub fn build_function_with(
             toolchain,
             function,
             progress: options.progress,
+            target_dir: &target_dir,
         },
     )?;
-    let out_dir = output_dir(root, function, arch);
+    let out_dir = output_dir_in(&target_dir, function, arch);
     let packaged = package::package(&binary, &out_dir)?;
     let (git_commit, git_dirty) = git_state(root);
     let record = BuildRecord {
@@ -282,6 +293,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         profile: args.profile,
         force_zig: args.zig,
         progress: true,
+        target_dir: None,
     };
     for function in &functions {
         let arches = match args.arch {
