@@ -1,0 +1,234 @@
+//! `cargo xtask serve`: the real AWS SDK for Rust invokes the compiled examples through the
+//! Invoke API, and plain HTTP requests reach an axum function through the API Gateway v2 front.
+
+use std::net::SocketAddr;
+
+use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{InvocationType, LogType};
+use aws_sdk_lambda::Client;
+use base64::Engine as _;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::rt::TokioExecutor;
+use lambda_stage_tests::bins::workspace_root;
+use lambda_stage_xtask::serve::{Options, Server};
+use serde_json::{json, Value};
+
+async fn serve(functions: &[&str], app_variables: &[(&str, &str)]) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let options = Options {
+        root: workspace_root().to_owned(),
+        functions: functions.iter().map(|f| f.to_string()).collect(),
+        env: "dev".to_owned(),
+        release: false,
+        watch: false,
+        app_variables: app_variables
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    Server::start(listener, options)
+        .await
+        .expect("serve starts")
+}
+
+/// The SDK as an application configures it, pointed at the local server.
+fn sdk(addr: SocketAddr) -> Client {
+    let config = aws_sdk_lambda::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("eu-west-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(format!("http://{addr}"))
+        .build();
+    Client::from_conf(config)
+}
+
+fn json_of(blob: Option<&Blob>) -> Value {
+    serde_json::from_slice(blob.expect("a payload").as_ref()).expect("a JSON payload")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sdk_invokes_hello_in_the_environment_of_its_qualifier() {
+    let server = serve(&["hello"], &[("APP_API_KEY", "test-key")]).await;
+    let lambda = sdk(server.addr());
+    let event = Blob::new(r#"{"name":"Ada"}"#);
+
+    let unqualified = lambda
+        .invoke()
+        .function_name("hello")
+        .payload(event.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unqualified.status_code(), 200);
+    assert_eq!(unqualified.function_error(), None);
+    assert_eq!(unqualified.executed_version(), Some("$LATEST"));
+    assert_eq!(
+        json_of(unqualified.payload()),
+        json!({"message": "Hello, Ada!", "env": "dev"})
+    );
+
+    let by_qualifier = lambda
+        .invoke()
+        .function_name("hello")
+        .qualifier("staging")
+        .payload(event.clone())
+        .log_type(LogType::Tail)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json_of(by_qualifier.payload()),
+        json!({"message": "Hello from staging, Ada!", "env": "staging"})
+    );
+    let tail = base64::engine::general_purpose::STANDARD
+        .decode(
+            by_qualifier
+                .log_result()
+                .expect("LogType=Tail returns the log tail"),
+        )
+        .unwrap();
+    let tail = String::from_utf8(tail).unwrap();
+    assert!(
+        tail.contains("START RequestId: ") && tail.contains("REPORT RequestId: "),
+        "{tail}"
+    );
+
+    // The deployed name with the alias in an ARN, as a caller in AWS would write it.
+    let by_arn = lambda
+        .invoke()
+        .function_name(
+            "arn:aws:lambda:eu-west-1:123456789012:function:lambda-stage-demo-hello:prod",
+        )
+        .payload(event.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json_of(by_arn.payload()),
+        json!({"message": "Hello from prod, Ada!", "env": "prod"})
+    );
+
+    let queued = lambda
+        .invoke()
+        .function_name("hello")
+        .invocation_type(InvocationType::Event)
+        .payload(event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(queued.status_code(), 202);
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_come_back_as_lambda_reports_them() {
+    let server = serve(&["hello"], &[("APP_API_KEY", "test-key")]).await;
+    let lambda = sdk(server.addr());
+
+    // A payload the handler cannot read: a function error, HTTP 200 with X-Amz-Function-Error.
+    let failed = lambda
+        .invoke()
+        .function_name("hello")
+        .payload(Blob::new(r#"{"nom":"Ada"}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status_code(), 200);
+    assert_eq!(failed.function_error(), Some("Unhandled"));
+    let error = json_of(failed.payload());
+    assert!(
+        error["errorType"].is_string() && error["errorMessage"].is_string(),
+        "{error}"
+    );
+
+    let missing = lambda
+        .invoke()
+        .function_name("goodbye")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(missing.is_resource_not_found_exception(), "{missing:?}");
+
+    let no_such_alias = lambda
+        .invoke()
+        .function_name("hello:qa")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(
+        no_such_alias.is_resource_not_found_exception(),
+        "{no_such_alias:?}"
+    );
+
+    let not_json = lambda
+        .invoke()
+        .function_name("hello")
+        .payload(Blob::new("not json"))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(
+        not_json.is_invalid_request_content_exception(),
+        "{not_json:?}"
+    );
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_init_error_is_a_function_error_with_its_reason() {
+    // No APP_API_KEY: hello cannot initialise.
+    let server = serve(&["hello"], &[]).await;
+    let failed = sdk(server.addr())
+        .invoke()
+        .function_name("hello")
+        .payload(Blob::new(r#"{"name":"Ada"}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.function_error(), Some("Unhandled"));
+    let error = json_of(failed.payload());
+    assert!(
+        error.to_string().contains("API_KEY"),
+        "names the missing variable: {error}"
+    );
+    server.shutdown();
+}
+
+async fn get(addr: SocketAddr, path: &str) -> (http::StatusCode, http::HeaderMap, Vec<u8>) {
+    let client = HttpClient::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
+    let request = http::Request::get(format!("http://{addr}{path}"))
+        .header("cookie", "session=abc")
+        .body(Full::default())
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes().to_vec();
+    (parts.status, parts.headers, body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_front_turns_requests_into_http_api_events() {
+    let server = serve(&["http-api"], &[]).await;
+    let (status, headers, body) = get(server.addr(), "/http-api/hello/Ada?lang=en").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(headers["content-type"], "application/json");
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body, json!({"message": "Hello, Ada!", "env": "dev"}));
+
+    // The function's own router answers paths it does not know.
+    let (status, _, _) = get(server.addr(), "/http-api/nowhere").await;
+    assert_eq!(status, 404);
+
+    let (status, _, body) = get(server.addr(), "/goodbye/hello/Ada").await;
+    assert_eq!(status, 404);
+    assert!(
+        String::from_utf8_lossy(&body).contains("http-api"),
+        "lists the served functions"
+    );
+    server.shutdown();
+}
