@@ -78,7 +78,12 @@ impl TestInvocation {
     /// Loads the config exactly as a single-stack function does for this environment
     /// (`APP_<ENV>__<FIELD>`, then `APP_<FIELD>`).
     pub fn load_config<C: DeserializeOwned>(&self) -> Result<C, ConfigError> {
-        config::load(&self.vars, &self.prefix, Scope::Environment(&self.env), &self.env)
+        config::load(
+            &self.vars,
+            &self.prefix,
+            Scope::Environment(&self.env),
+            &self.env,
+        )
     }
 
     /// A `Ctx` with `config`, for calling a handler directly.
@@ -91,19 +96,27 @@ impl TestInvocation {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let mut env_config = lambda_runtime::Config::default();
-        env_config.function_name = FUNCTION_NAME.to_owned();
-        env_config.memory = 128;
-        env_config.version = "1".to_owned();
-        env_config.log_group = format!("/aws/lambda/{FUNCTION_NAME}");
-        env_config.log_stream = "2026/01/01/[1]00000000000000000000000000000000".to_owned();
+        let env_config = lambda_runtime::Config {
+            function_name: FUNCTION_NAME.to_owned(),
+            memory: 128,
+            version: "1".to_owned(),
+            log_group: format!("/aws/lambda/{FUNCTION_NAME}"),
+            log_stream: "2026/01/01/[1]00000000000000000000000000000000".to_owned(),
+        };
         let mut context = lambda_runtime::Context::default();
-        context.request_id = format!("{:08x}-0000-4000-8000-{:012x}", now.subsec_nanos(), now.as_millis());
+        context.request_id = format!(
+            "{:08x}-0000-4000-8000-{:012x}",
+            now.subsec_nanos(),
+            now.as_millis()
+        );
         context.deadline = (now + self.timeout).as_millis() as u64;
-        context.invoked_function_arn =
-            format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{FUNCTION_NAME}:{}", self.env);
-        context.xray_trace_id =
-            Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1".to_owned());
+        context.invoked_function_arn = format!(
+            "arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{FUNCTION_NAME}:{}",
+            self.env
+        );
+        context.xray_trace_id = Some(
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1".to_owned(),
+        );
         context.env_config = Arc::new(env_config);
         context
     }
