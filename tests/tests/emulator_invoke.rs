@@ -1,0 +1,171 @@
+//! `cargo xtask invoke` end to end: the built xtask binary builds the function, runs it on the
+//! emulator, prints only the answer's JSON on stdout and exits 0 (response), 1 (function
+//! error) or 2 (init error).
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use lambda_stage_tests::bins;
+use serde_json::{json, Value};
+
+fn xtask() -> PathBuf {
+    bins::binary("xtask", "dev").expect("xtask builds")
+}
+
+/// Runs `cargo xtask invoke <args>` in the workspace with only `app_vars` as the shell's
+/// `APP_*` variables.
+fn invoke(args: &[&str], app_vars: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    let mut command = Command::new(xtask());
+    command
+        .current_dir(bins::workspace_root())
+        .arg("invoke")
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("APP_")) {
+        command.env_remove(key);
+    }
+    command.envs(app_vars.iter().copied());
+    let mut child = command.spawn().expect("xtask starts");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().expect("xtask finishes")
+}
+
+/// stdout must be exactly one JSON document.
+fn stdout_json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "stdout is not only JSON ({err}):\n--- stdout\n{}\n--- stderr\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn a_response_is_the_only_thing_on_stdout() {
+    let output = invoke(
+        &["chaos-fn", "--data", r#"{"echo":"hi"}"#],
+        &[("APP_GREETING", "Hi")],
+        None,
+    );
+    assert_exit(&output, 0);
+    let echo = stdout_json(&output);
+    assert_eq!(echo["event"], json!({"echo": "hi"}));
+    assert_eq!(echo["env"]["APP_GREETING"], "Hi");
+    assert_eq!(echo["env"]["AWS_LAMBDA_FUNCTION_NAME"], "chaos-fn");
+    let arn = echo["context"]["invoked_function_arn"].as_str().unwrap();
+    assert!(arn.ends_with(":function:chaos-fn:dev"), "{arn}");
+    // Lambda's log lines and the function's own output went to stderr.
+    assert!(String::from_utf8_lossy(&output.stderr).contains("REPORT RequestId:"));
+}
+
+#[test]
+fn the_environment_is_the_invoked_alias() {
+    let output = invoke(&["chaos-fn", "--env", "staging"], &[], None);
+    assert_exit(&output, 0);
+    let echo = stdout_json(&output);
+    assert_eq!(echo["event"], json!({}));
+    let arn = echo["context"]["invoked_function_arn"].as_str().unwrap();
+    assert!(arn.ends_with(":function:chaos-fn:staging"), "{arn}");
+}
+
+#[test]
+fn events_come_from_the_catalogue_or_stdin() {
+    let output = invoke(
+        &["chaos-fn", "--event", "sqs", "--body", r#"{"order":7}"#],
+        &[],
+        None,
+    );
+    assert_exit(&output, 0);
+    let event = &stdout_json(&output)["event"];
+    assert_eq!(event["Records"][0]["eventSource"], "aws:sqs");
+    assert_eq!(event["Records"][0]["body"], r#"{"order":7}"#);
+
+    let output = invoke(
+        &["chaos-fn", "--event", "-"],
+        &[],
+        Some(r#"{"from":"stdin"}"#),
+    );
+    assert_exit(&output, 0);
+    assert_eq!(stdout_json(&output)["event"], json!({"from": "stdin"}));
+
+    let output = invoke(&["chaos-fn", "--data", "not json"], &[], None);
+    assert_exit(&output, 1);
+    assert!(output.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not valid JSON"));
+}
+
+#[test]
+fn a_function_error_prints_its_json_and_exits_1() {
+    let output = invoke(&["chaos-fn", "--data", r#"{"error":"boom"}"#], &[], None);
+    assert_exit(&output, 1);
+    assert_eq!(stdout_json(&output)["errorMessage"], "boom");
+}
+
+#[test]
+fn an_init_error_prints_its_json_and_exits_2() {
+    let output = invoke(&["chaos-fn"], &[("APP_CHAOS_INIT", "report")], None);
+    assert_exit(&output, 2);
+    let error = stdout_json(&output);
+    assert_eq!(error["errorType"], "Chaos.InitFailed");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("failed to initialise"));
+}
+
+#[test]
+fn hello_greets_with_the_shells_config_in_the_chosen_environment() {
+    let output = invoke(
+        &["hello", "--data", r#"{"name":"Ada"}"#],
+        &[("APP_GREETING", "Hi"), ("APP_API_KEY", "local-key")],
+        None,
+    );
+    assert_exit(&output, 0);
+    assert_eq!(
+        stdout_json(&output),
+        json!({"message": "Hi, Ada!", "env": "dev"})
+    );
+
+    // The manifest's staging greeting, in staging.
+    let output = invoke(
+        &["hello", "--env", "staging", "--data", r#"{"name":"Ada"}"#],
+        &[("APP_API_KEY", "local-key")],
+        None,
+    );
+    assert_exit(&output, 0);
+    assert_eq!(
+        stdout_json(&output),
+        json!({"message": "Hello from staging, Ada!", "env": "staging"})
+    );
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("local-key"));
+
+    // Without its required secret, hello cannot initialise.
+    let output = invoke(&["hello", "--data", r#"{"name":"Ada"}"#], &[], None);
+    assert_exit(&output, 2);
+    assert!(stdout_json(&output)["errorMessage"]
+        .as_str()
+        .unwrap()
+        .contains("API_KEY"));
+}
