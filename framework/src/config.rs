@@ -198,7 +198,9 @@ fn describe(message: &str, value: &str) -> String {
     };
     if reason.contains("`true` or `false`") {
         "expected a boolean (true or false)".to_owned()
-    } else if reason.contains("digit") || reason.contains("number") || reason.contains("empty string")
+    } else if reason.contains("digit")
+        || reason.contains("number")
+        || reason.contains("empty string")
     {
         format!("expected a whole number ({reason})")
     } else if reason.contains("float") {
@@ -258,7 +260,8 @@ mod tests {
             ("APP_PROD__API_KEY", "prod-key"),
             ("APP_STAGING__API_KEY", "staging-key"),
         ]);
-        let staging: Config = load(&vars, "APP_", Scope::Environment("staging"), "staging").unwrap();
+        let staging: Config =
+            load(&vars, "APP_", Scope::Environment("staging"), "staging").unwrap();
         assert_eq!(staging.greeting, "staging");
         assert_eq!(staging.retries, 1);
         assert_eq!(staging.api_key.expose(), "staging-key");
@@ -291,7 +294,10 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("environment `prod`"), "{text}");
         assert!(text.contains("APP_SHOUT: expected a boolean"), "{text}");
-        assert!(text.contains("APP_RETRIES: expected a whole number"), "{text}");
+        assert!(
+            text.contains("APP_RETRIES: expected a whole number"),
+            "{text}"
+        );
         assert!(text.contains("APP_GREETING: missing"), "{text}");
         assert!(!text.contains("secret"), "a value leaked: {text}");
     }

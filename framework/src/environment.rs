@@ -156,8 +156,9 @@ impl fmt::Display for EnvironmentError {
                     Refusal::Latest => "through `$LATEST`".to_owned(),
                     Refusal::Version(v) => format!("through the bare version `{v}`"),
                     Refusal::Unqualified => "through an unqualified function ARN".to_owned(),
-                    Refusal::NotAnArn => "with an invoked ARN that is not a Lambda function ARN"
-                        .to_owned(),
+                    Refusal::NotAnArn => {
+                        "with an invoked ARN that is not a Lambda function ARN".to_owned()
+                    }
                 };
                 write!(
                     f,
@@ -195,14 +196,20 @@ mod tests {
     #[test]
     fn reads_strategy_from_variables() {
         let vars = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
         assert_eq!(
             Strategy::from_vars(&vars(&[(ENV_VAR, "prod"), (ENVS_VAR, "a,b")])),
             Strategy::MultiStack { env: "prod".into() }
         );
         assert_eq!(
-            Strategy::from_vars(&vars(&[(ENVS_VAR, "staging, prod,"), (DEFAULT_ENV_VAR, "dev")])),
+            Strategy::from_vars(&vars(&[
+                (ENVS_VAR, "staging, prod,"),
+                (DEFAULT_ENV_VAR, "dev")
+            ])),
             single(Some(&["staging", "prod"]), Some("dev"))
         );
         assert_eq!(
@@ -222,7 +229,10 @@ mod tests {
                 allowed: vec!["staging".into(), "prod".into()]
             })
         );
-        assert_eq!(single(None, None).environment_for(&format!("{ARN}:qa")), Ok("qa"));
+        assert_eq!(
+            single(None, None).environment_for(&format!("{ARN}:qa")),
+            Ok("qa")
+        );
     }
 
     #[test]

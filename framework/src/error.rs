@@ -86,7 +86,10 @@ impl InvocationError {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "the handler panicked".to_owned());
-        Self::new("LambdaStage.Panic", format!("the handler panicked: {message}"))
+        Self::new(
+            "LambdaStage.Panic",
+            format!("the handler panicked: {message}"),
+        )
     }
 }
 

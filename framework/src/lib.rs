@@ -39,7 +39,7 @@ pub use runtime::{run, Ctx, Options};
 pub use secret::Secret;
 pub use stage::{InitError, Stage};
 
-/// Re-exported so handlers name the same types lambda-stage uses.
-pub use lambda_runtime;
 #[cfg(feature = "http")]
 pub use lambda_http;
+/// Re-exported so handlers name the same types lambda-stage uses.
+pub use lambda_runtime;

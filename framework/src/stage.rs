@@ -300,13 +300,19 @@ mod tests {
     }
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn init_validates_every_listed_environment_at_once() {
         let err = Stage::<Config>::new(
-            vars(&[("LAMBDA_STAGE_ENVS", "staging,prod"), ("APP_STAGING__GREETING", "hi")]),
+            vars(&[
+                ("LAMBDA_STAGE_ENVS", "staging,prod"),
+                ("APP_STAGING__GREETING", "hi"),
+            ]),
             "APP_",
         )
         .err()
