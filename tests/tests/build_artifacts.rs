@@ -71,7 +71,8 @@ fn zip_holds_one_executable_bootstrap_with_fixed_metadata() {
     assert_eq!(record.profile, build_once::TEST_PROFILE);
     assert_eq!(
         record.zip_path,
-        workspace_root().join("target/lambda/bare-echo/x86_64/bootstrap.zip")
+        lambda_stage_xtask::build::output_dir(workspace_root(), "bare-echo", Arch::X86_64)
+            .join("bootstrap.zip")
     );
     let on_disk = BuildRecord::load(&record.zip_path.parent().unwrap().join("build.json")).unwrap();
     assert_eq!(on_disk, record, "build.json beside the zip");
