@@ -22,7 +22,11 @@ pub fn binary(package: &str, profile: &str) -> anyhow::Result<PathBuf> {
 
 /// [`binary`] built with cargo `features` (comma list, `""` for none). A featured build is
 /// copied to `<binary>+<features>`, so it never replaces the plain binary other tests run.
-pub fn binary_with_features(package: &str, profile: &str, features: &str) -> anyhow::Result<PathBuf> {
+pub fn binary_with_features(
+    package: &str,
+    profile: &str,
+    features: &str,
+) -> anyhow::Result<PathBuf> {
     static BUILT: OnceLock<Mutex<HashMap<(String, String, String), PathBuf>>> = OnceLock::new();
     let mut built = BUILT.get_or_init(Mutex::default).lock().unwrap();
     let key = (package.to_owned(), profile.to_owned(), features.to_owned());
@@ -32,7 +36,15 @@ pub fn binary_with_features(package: &str, profile: &str, features: &str) -> any
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(workspace_root())
-        .args(["build", "--quiet", "--message-format=json", "--profile", profile, "-p", package])
+        .args([
+            "build",
+            "--quiet",
+            "--message-format=json",
+            "--profile",
+            profile,
+            "-p",
+            package,
+        ])
         .args(["--features", features])
         .output()
         .with_context(|| format!("could not run cargo build for {package}"))?;
@@ -54,7 +66,8 @@ pub fn binary_with_features(package: &str, profile: &str, features: &str) -> any
         path
     } else {
         let copy = PathBuf::from(format!("{}+{}", path.display(), features.replace(',', "+")));
-        std::fs::copy(&path, &copy).with_context(|| format!("could not copy {}", path.display()))?;
+        std::fs::copy(&path, &copy)
+            .with_context(|| format!("could not copy {}", path.display()))?;
         copy
     };
     built.insert(key, path.clone());

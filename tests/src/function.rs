@@ -38,7 +38,10 @@ impl Function {
                 ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
                 ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
                 ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/probe"),
-                ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/26/[$LATEST]0123456789abcdef"),
+                (
+                    "AWS_LAMBDA_LOG_STREAM_NAME",
+                    "2026/11/26/[$LATEST]0123456789abcdef",
+                ),
                 ("AWS_REGION", "eu-west-1"),
             ])
             .envs(vars.iter().copied())

@@ -2,8 +2,8 @@
 
 pub mod bins;
 pub mod build_once;
-pub mod function;
-pub mod runtime_api;
 pub mod fault_proxy;
+pub mod function;
 pub mod moto;
+pub mod runtime_api;
 pub mod scratch;

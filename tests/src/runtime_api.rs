@@ -64,7 +64,10 @@ impl RuntimeApi {
         };
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(shared.clone());
@@ -127,7 +130,10 @@ async fn next(State(shared): State<Shared>) -> Response {
     let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + Duration::from_secs(3);
     let headers = [
         ("Lambda-Runtime-Aws-Request-Id", pending.request_id),
-        ("Lambda-Runtime-Deadline-Ms", deadline.as_millis().to_string()),
+        (
+            "Lambda-Runtime-Deadline-Ms",
+            deadline.as_millis().to_string(),
+        ),
         ("Lambda-Runtime-Invoked-Function-Arn", pending.arn),
         (
             "Lambda-Runtime-Trace-Id",

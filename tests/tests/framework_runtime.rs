@@ -46,10 +46,17 @@ async fn init_error_lists_every_bad_variable_and_is_posted() {
     let message = report.body["errorMessage"].as_str().unwrap();
     assert!(message.contains("environment `prod`"), "{message}");
     assert!(message.contains("APP_GREETING: missing"), "{message}");
-    assert!(message.contains("APP_SHOUT: expected a boolean"), "{message}");
+    assert!(
+        message.contains("APP_SHOUT: expected a boolean"),
+        "{message}"
+    );
     assert!(!message.contains("maybe"), "a value leaked: {message}");
     assert!(!output.all().contains(CANARY));
-    assert!(output.stderr.contains("APP_GREETING: missing"), "{}", output.stderr);
+    assert!(
+        output.stderr.contains("APP_GREETING: missing"),
+        "{}",
+        output.stderr
+    );
 }
 
 #[tokio::test]
@@ -97,7 +104,10 @@ async fn single_stack_keeps_environments_apart() {
     for round in 0..40 {
         let env = if round % 2 == 0 { "staging" } else { "prod" };
         let name = format!("user{round}");
-        let outcome = api.invoke(&alias(env), json!({ "name": name })).await.unwrap();
+        let outcome = api
+            .invoke(&alias(env), json!({ "name": name }))
+            .await
+            .unwrap();
         let expected = if env == "staging" {
             format!("Hello from staging, {name}!")
         } else {
@@ -134,10 +144,20 @@ async fn refuses_invocations_that_name_no_known_environment() {
         alias("qa"),
     ] {
         let outcome = api.invoke(&arn, json!({ "name": "Ada" })).await.unwrap();
-        assert_eq!(error_type(&outcome), "LambdaStage.UnknownEnvironment", "{arn}");
+        assert_eq!(
+            error_type(&outcome),
+            "LambdaStage.UnknownEnvironment",
+            "{arn}"
+        );
     }
-    let served = api.invoke(&alias("prod"), json!({ "name": "Ada" })).await.unwrap();
-    assert_eq!(served, Outcome::Response(json!({ "message": "Hi, Ada!", "env": "prod" })));
+    let served = api
+        .invoke(&alias("prod"), json!({ "name": "Ada" }))
+        .await
+        .unwrap();
+    assert_eq!(
+        served,
+        Outcome::Response(json!({ "message": "Hi, Ada!", "env": "prod" }))
+    );
     function.stop().await.unwrap();
 }
 
@@ -155,8 +175,14 @@ async fn a_default_environment_serves_unqualified_invocations() {
         ],
     )
     .unwrap();
-    let outcome = api.invoke("function-arn", json!({ "name": "Ada" })).await.unwrap();
-    assert_eq!(outcome, Outcome::Response(json!({ "message": "Yo, Ada!", "env": "dev" })));
+    let outcome = api
+        .invoke("function-arn", json!({ "name": "Ada" }))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Response(json!({ "message": "Yo, Ada!", "env": "dev" }))
+    );
     function.stop().await.unwrap();
 }
 
@@ -176,7 +202,10 @@ async fn multi_stack_serves_its_one_environment() {
     .unwrap();
     for arn in [alias("live"), "function-arn".to_owned()] {
         let outcome = api.invoke(&arn, json!({ "name": "Ada" })).await.unwrap();
-        assert_eq!(outcome, Outcome::Response(json!({ "message": "Hi, Ada!", "env": "prod" })));
+        assert_eq!(
+            outcome,
+            Outcome::Response(json!({ "message": "Hi, Ada!", "env": "prod" }))
+        );
     }
     function.stop().await.unwrap();
 }
@@ -201,21 +230,43 @@ async fn survives_panics_errors_and_malformed_events_and_never_prints_the_secret
     let staging = alias("staging");
     let mut everything_posted = Vec::new();
     for _ in 0..3 {
-        let panicked = api.invoke(&staging, json!({ "do": "panic" })).await.unwrap();
+        let panicked = api
+            .invoke(&staging, json!({ "do": "panic" }))
+            .await
+            .unwrap();
         assert_eq!(error_type(&panicked), "LambdaStage.Panic");
-        let failed = api.invoke(&staging, json!({ "do": "error" })).await.unwrap();
+        let failed = api
+            .invoke(&staging, json!({ "do": "error" }))
+            .await
+            .unwrap();
         assert_eq!(error_type(&failed), "OrderNotFound");
-        let malformed = api.invoke(&staging, json!({ "action": "echo" })).await.unwrap();
+        let malformed = api
+            .invoke(&staging, json!({ "action": "echo" }))
+            .await
+            .unwrap();
         assert_eq!(error_type(&malformed), "LambdaStage.InvalidEvent");
-        let Outcome::Error { body, .. } = &malformed else { unreachable!() };
-        assert!(body["errorMessage"].as_str().unwrap().contains("stage_probe::Command"), "{body}");
-        let refused = api.invoke(&alias("prod"), json!({ "do": "echo" })).await.unwrap();
+        let Outcome::Error { body, .. } = &malformed else {
+            unreachable!()
+        };
+        assert!(
+            body["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("stage_probe::Command"),
+            "{body}"
+        );
+        let refused = api
+            .invoke(&alias("prod"), json!({ "do": "echo" }))
+            .await
+            .unwrap();
         assert_eq!(error_type(&refused), "LambdaStage.UnknownEnvironment");
         everything_posted.extend([panicked, failed, malformed, refused]);
     }
     assert!(function.is_running(), "the runtime must keep serving");
     let echoed = api.invoke(&staging, json!({ "do": "echo" })).await.unwrap();
-    let Outcome::Response(reply) = &echoed else { panic!("{echoed:?}") };
+    let Outcome::Response(reply) = &echoed else {
+        panic!("{echoed:?}")
+    };
     assert_eq!(reply["env"], "staging");
     assert_eq!(reply["api_key_len"], CANARY.len(), "the secret was loaded");
     let request_id = reply["request_id"].as_str().unwrap().to_owned();
@@ -223,9 +274,15 @@ async fn survives_panics_errors_and_malformed_events_and_never_prints_the_secret
 
     let output = function.stop().await.unwrap();
     for posted in &everything_posted {
-        assert!(!format!("{posted:?}").contains(CANARY), "leaked in {posted:?}");
+        assert!(
+            !format!("{posted:?}").contains(CANARY),
+            "leaked in {posted:?}"
+        );
     }
-    assert!(!output.all().contains(CANARY), "leaked in the process output");
+    assert!(
+        !output.all().contains(CANARY),
+        "leaked in the process output"
+    );
     // JSON log lines carry the request id and the environment.
     let handled: Vec<Value> = output
         .stderr

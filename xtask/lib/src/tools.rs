@@ -207,7 +207,11 @@ pub fn setup_for_tests(root: &Path) -> anyhow::Result<()> {
     venv_bin(root, MOTO_REQUIREMENT, "moto_server")?;
     ensure_zig(root)?;
     ensure_apt_package(QEMU_PACKAGE, QEMU_AARCH64)?;
-    venv_bin(root, crate::pipeline::CHECK_JSONSCHEMA_REQUIREMENT, "check-jsonschema")?;
+    venv_bin(
+        root,
+        crate::pipeline::CHECK_JSONSCHEMA_REQUIREMENT,
+        "check-jsonschema",
+    )?;
     Ok(())
 }
 

@@ -18,10 +18,10 @@ pub fn root() -> anyhow::Result<PathBuf> {
         );
     }
     let manifest = PathBuf::from(String::from_utf8(output.stdout)?.trim());
-    Ok(manifest
+    manifest
         .parent()
         .map(Path::to_path_buf)
-        .context("workspace manifest has no parent directory")?)
+        .context("workspace manifest has no parent directory")
 }
 
 /// The cargo binary that runs us (`CARGO` is set by `cargo run`), so the same toolchain builds

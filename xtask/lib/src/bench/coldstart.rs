@@ -45,7 +45,10 @@ pub fn run() -> anyhow::Result<()> {
     println!("  ratio p50 {:.3}  (target <= 1.05)", ours_p50 / base_p50);
     println!("stripped release binary size");
     println!("  hello {ours_size} B, bare-echo {base_size} B");
-    println!("  ratio {:.3}  (target <= 1.10)", ours_size as f64 / base_size as f64);
+    println!(
+        "  ratio {:.3}  (target <= 1.10)",
+        ours_size as f64 / base_size as f64
+    );
     Ok(())
 }
 
