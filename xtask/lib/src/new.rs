@@ -578,13 +578,14 @@ fn main_rs(name: &str, kind: Kind) -> String {
                 (
                     "event",
                     "event.records.len()",
-                    format!("let mut event = {type_name}::default();\n        event.records.push(Default::default());"),
+                    format!("let mut event: {type_name} = Default::default();\n        event.records.push(Default::default());"),
                 )
             } else {
                 (
                     "_event",
                     "1",
-                    format!("let event = {type_name}::default();"),
+                    // The annotation lets generic events (`EventBridgeEvent<T = Value>`) use their default.
+                    format!("let event: {type_name} = Default::default();"),
                 )
             };
             include_str!("../templates/new/event.rs")
