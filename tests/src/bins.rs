@@ -27,7 +27,9 @@ pub fn binary_with_features(
     profile: &str,
     features: &str,
 ) -> anyhow::Result<PathBuf> {
-    static BUILT: OnceLock<Mutex<HashMap<(String, String, String), PathBuf>>> = OnceLock::new();
+    /// (package, profile, features) → binary.
+    type Built = HashMap<(String, String, String), PathBuf>;
+    static BUILT: OnceLock<Mutex<Built>> = OnceLock::new();
     let mut built = BUILT.get_or_init(Mutex::default).lock().unwrap();
     let key = (package.to_owned(), profile.to_owned(), features.to_owned());
     if let Some(path) = built.get(&key) {
@@ -56,11 +58,12 @@ pub fn binary_with_features(
     }
     let path = String::from_utf8(output.stdout)?
         .lines()
+        .rev()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|message| message["reason"] == "compiler-artifact")
         .filter(|message| message["target"]["kind"][0] == "bin")
         .filter_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .last()
+        .next()
         .with_context(|| format!("cargo built no binary for {package}"))?;
     let path = if features.is_empty() {
         path

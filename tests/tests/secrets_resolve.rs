@@ -261,7 +261,7 @@ async fn single_stack_fetches_an_environment_on_its_first_invocation_only() {
     );
     assert!(matches!(hello(&api, "staging").await, Outcome::Response(_)));
     let output = function.stop().await.unwrap();
-    assert_never_shows(&staging_secret, &output, &[message.clone()]);
+    assert_never_shows(&staging_secret, &output, std::slice::from_ref(&message));
     assert_never_shows(&prod_secret, &output, &[message]);
 }
 
