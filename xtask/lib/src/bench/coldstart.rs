@@ -66,7 +66,7 @@ fn build_release(root: &Path, package: &str) -> anyhow::Result<PathBuf> {
 
 /// Starts `binary` against a one-shot Runtime API and returns the time from spawn to its
 /// first `/next` request, in milliseconds.
-fn time_to_first_next(binary: &Path, vars: &[(&str, &str)]) -> anyhow::Result<f64> {
+pub(super) fn time_to_first_next(binary: &Path, vars: &[(&str, &str)]) -> anyhow::Result<f64> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let address = listener.local_addr()?.to_string();
     let started = Instant::now();

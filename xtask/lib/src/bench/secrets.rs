@@ -8,7 +8,7 @@
 //! parameters fetched in-process one `GetParameter` call at a time (what a naive loader pays)
 //! and in 2 batched calls.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -107,7 +107,9 @@ pub fn run() -> anyhow::Result<()> {
     let mut batched = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
         for ((_, binary, vars), times) in variants.iter().zip(&mut samples) {
-            times.push(time_to_first_next(binary, vars)?);
+            let vars: Vec<(&str, &str)> =
+                vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            times.push(super::coldstart::time_to_first_next(binary, &vars)?);
         }
         runtime.block_on(async {
             let started = Instant::now();
@@ -184,40 +186,6 @@ fn build(root: &Path, features: &str) -> anyhow::Result<PathBuf> {
     let copy = built.with_file_name(format!("hello-bench-{}", features.replace(',', "+")));
     std::fs::copy(&built, &copy).with_context(|| format!("could not copy {}", built.display()))?;
     Ok(copy)
-}
-
-/// Spawns `binary` against a one-shot Runtime API; milliseconds until its first `/next`.
-fn time_to_first_next(binary: &Path, vars: &[(String, String)]) -> anyhow::Result<f64> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let address = listener.local_addr()?.to_string();
-    let started = Instant::now();
-    let mut child = Command::new(binary)
-        .env_clear()
-        .envs([
-            ("AWS_LAMBDA_RUNTIME_API", address.as_str()),
-            ("AWS_LAMBDA_FUNCTION_NAME", "bench"),
-            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
-        ])
-        .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("could not start {}", binary.display()))?;
-    let (stream, _) = listener.accept()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut request_line = String::new();
-    BufReader::new(&stream).read_line(&mut request_line)?;
-    let elapsed = started.elapsed();
-    child.kill()?;
-    child.wait()?;
-    if !request_line.contains("/runtime/invocation/next") {
-        bail!(
-            "{} asked for {request_line:?} first (an init error?)",
-            binary.display()
-        );
-    }
-    Ok(elapsed.as_secs_f64() * 1e3)
 }
 
 fn median(samples: &mut [f64]) -> f64 {
