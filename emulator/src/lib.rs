@@ -94,6 +94,8 @@ use crate::sandbox::{Attempt, Sandbox};
 pub const MAX_REQUEST_BYTES: usize = 6_291_456;
 /// Lambda's synchronous response payload limit (as Lambda counts it: 6 MB + 100 bytes).
 pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
+/// How much of an invocation's log Lambda returns for `LogType=Tail` (the last 4 KB).
+pub const MAX_LOG_TAIL_BYTES: usize = 4096;
 /// Lambda's limit on the init phase of an on-demand execution environment.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The account id in every ARN the emulator makes up.
@@ -389,6 +391,17 @@ impl Emulator {
     /// Invokes the function synchronously and waits for its outcome (at most the init time plus
     /// the function timeout, after a possible wait in the queue).
     pub async fn invoke(&self, invocation: Invocation) -> Result<Outcome, InvokeError> {
+        Ok(self.invoke_with_log(invocation).await?.0)
+    }
+
+    /// Like [`Emulator::invoke`], with the end of the invocation's log, as Lambda's
+    /// `LogType=Tail` returns it: the last [`MAX_LOG_TAIL_BYTES`] of `START`, the function's
+    /// stdout and stderr while it handled the event, `END` and `REPORT`. Empty with
+    /// [`Logs::Discard`].
+    pub async fn invoke_with_log(
+        &self,
+        invocation: Invocation,
+    ) -> Result<(Outcome, Bytes), InvokeError> {
         let inner = &self.inner;
         if invocation.payload.len() > MAX_REQUEST_BYTES {
             return Err(InvokeError::RequestTooLarge {
@@ -417,17 +430,21 @@ impl Emulator {
                             source,
                         })
                     }
-                    Err(sandbox::SpawnError::Exec(outcome)) => return Ok(outcome),
+                    Err(sandbox::SpawnError::Exec(outcome)) => return Ok((outcome, Bytes::new())),
                 },
             };
             match sandbox.invoke(&inner.config, &delivery).await {
                 // The warm process died while idle: Lambda would have replaced it unseen.
                 Attempt::NotDelivered => continue,
-                Attempt::Done { outcome, reusable } => {
+                Attempt::Done {
+                    outcome,
+                    reusable,
+                    log_tail,
+                } => {
                     if reusable {
                         self.put_back(sandbox);
                     }
-                    return Ok(outcome);
+                    return Ok((outcome, log_tail));
                 }
             }
         }

@@ -1,10 +1,11 @@
 //! One execution environment: a bootstrap process, its Runtime API, and the driver that turns
 //! what the runtime does into an [`Outcome`].
 
+use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,8 +16,8 @@ use tokio::time::timeout_at;
 
 use crate::runtime_api::{self, ApiState, SandboxEvent};
 use crate::{
-    FunctionConfig, Invocation, Logs, Outcome, HOST_PASSTHROUGH, INIT_TIMEOUT, MAX_RESPONSE_BYTES,
-    VERSION,
+    FunctionConfig, Invocation, Logs, Outcome, HOST_PASSTHROUGH, INIT_TIMEOUT, MAX_LOG_TAIL_BYTES,
+    MAX_RESPONSE_BYTES, VERSION,
 };
 
 pub(crate) const TIMEOUT_ERROR_TYPE: &str = "Sandbox.Timedout";
@@ -62,6 +63,8 @@ pub(crate) enum Attempt {
     Done {
         outcome: Outcome,
         reusable: bool,
+        /// The end of the invocation's log (see [`crate::Emulator::invoke_with_log`]).
+        log_tail: Bytes,
     },
 }
 
@@ -77,13 +80,72 @@ pub(crate) struct Sandbox {
     /// Set once the runtime asked for its first event.
     init_duration: Option<Duration>,
     init_reported: bool,
-    logs: Logs,
+    /// The process's output, when it is kept ([`Logs::Stderr`]).
+    output: Option<Arc<Output>>,
+    output_pump: Option<JoinHandle<()>>,
 }
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
         self.server.abort();
+        if let Some(pump) = &self.output_pump {
+            pump.abort();
+        }
     }
+}
+
+/// A function's stdout and stderr, one pipe as they are one log stream on Lambda: forwarded to
+/// our stderr as they come, and kept for the current invocation's log tail.
+struct Output {
+    pipe: tokio::net::unix::pipe::Receiver,
+    /// The current invocation's log so far, at most [`MAX_LOG_TAIL_BYTES`] (its end).
+    invocation_log: Mutex<Vec<u8>>,
+}
+
+impl Output {
+    /// Reads whatever the pipe holds now, without waiting. `false` once the pipe is closed.
+    ///
+    /// A runtime writes its log lines before it posts its response, so after the response
+    /// arrived this finds all of them: the log tail needs no timing guesses.
+    fn drain(&self) -> bool {
+        let mut log = self.invocation_log.lock().expect("invocation log");
+        let mut chunk = [0u8; 8192];
+        loop {
+            match self.pipe.try_read(&mut chunk) {
+                Ok(0) => return false,
+                Ok(read) => {
+                    let _ = std::io::stderr().write_all(&chunk[..read]);
+                    push_bounded(&mut log, &chunk[..read]);
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    fn line(&self, line: &str) {
+        eprintln!("{line}");
+        let mut log = self.invocation_log.lock().expect("invocation log");
+        push_bounded(&mut log, line.as_bytes());
+        push_bounded(&mut log, b"\n");
+    }
+}
+
+/// Appends `bytes`, keeping only the last [`MAX_LOG_TAIL_BYTES`].
+fn push_bounded(log: &mut Vec<u8>, bytes: &[u8]) {
+    log.extend_from_slice(bytes);
+    if log.len() > MAX_LOG_TAIL_BYTES {
+        log.drain(..log.len() - MAX_LOG_TAIL_BYTES);
+    }
+}
+
+/// One pipe for the child's stdout and stderr, its read end for us.
+fn output_pipe() -> std::io::Result<(Stdio, Stdio, tokio::net::unix::pipe::Receiver)> {
+    let (sender, receiver) = tokio::net::unix::pipe::pipe()?;
+    let write_end = sender.into_blocking_fd()?;
+    let stdout = Stdio::from(write_end.try_clone()?);
+    Ok((stdout, Stdio::from(write_end), receiver))
 }
 
 impl Sandbox {
@@ -122,16 +184,25 @@ impl Sandbox {
             .current_dir(&task_root)
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        let mut output = None;
         match config.logs {
             Logs::Stderr => {
-                command.stdout(stderr_as_stdio()).stderr(Stdio::inherit());
+                let (stdout, stderr, pipe) = output_pipe().map_err(SpawnError::Listen)?;
+                command.stdout(stdout).stderr(stderr);
+                output = Some(Arc::new(Output {
+                    pipe,
+                    invocation_log: Mutex::default(),
+                }));
             }
             Logs::Discard => {
                 command.stdout(Stdio::null()).stderr(Stdio::null());
             }
         }
         let spawned_at = Instant::now();
-        let mut child = match command.spawn() {
+        let spawned = command.spawn();
+        // Our copies of the pipe's write end go with the command: the child holds the only ones.
+        drop(command);
+        let mut child = match spawned {
             Ok(child) => child,
             Err(err) => {
                 server.abort();
@@ -146,6 +217,11 @@ impl Sandbox {
             }
         };
         let pid = child.id();
+        let output_pump = output.clone().map(|output| {
+            tokio::spawn(
+                async move { while output.pipe.readable().await.is_ok() && output.drain() {} },
+            )
+        });
         let (kill_tx, kill_rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
             tokio::select! {
@@ -167,7 +243,8 @@ impl Sandbox {
             spawned_at,
             init_duration: None,
             init_reported: false,
-            logs: config.logs,
+            output,
+            output_pump,
         })
     }
 
@@ -179,6 +256,15 @@ impl Sandbox {
             return Attempt::NotDelivered;
         }
         let started = Instant::now();
+        if let Some(output) = &self.output {
+            // What came before (init, or output after the last invocation) is not this one's.
+            output.drain();
+            output
+                .invocation_log
+                .lock()
+                .expect("invocation log")
+                .clear();
+        }
         self.log(format_args!("START RequestId: {id} Version: {VERSION}"));
 
         // Until the runtime takes the event: init (cold) or the way back to `/next` (warm).
@@ -294,7 +380,7 @@ impl Sandbox {
         (outcome, false)
     }
 
-    /// Prints Lambda's `END` and `REPORT` lines and hands back the outcome.
+    /// Logs Lambda's `END` and `REPORT` lines and hands back the outcome and the log tail.
     fn finish(
         &mut self,
         id: &str,
@@ -302,7 +388,9 @@ impl Sandbox {
         config: &FunctionConfig,
         (outcome, reusable): (Outcome, bool),
     ) -> Attempt {
-        if self.logs == Logs::Stderr {
+        let mut log_tail = Bytes::new();
+        if let Some(output) = &self.output {
+            output.drain();
             let duration = started.elapsed().as_secs_f64() * 1000.0;
             let mut report = format!(
                 "REPORT RequestId: {id}\tDuration: {duration:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB",
@@ -321,15 +409,23 @@ impl Sandbox {
             if let Some(error_type) = outcome.error_type() {
                 report.push_str(&format!("\tStatus: error\tError Type: {error_type}"));
             }
-            eprintln!("END RequestId: {id}\n{report}");
+            output.line(&format!("END RequestId: {id}"));
+            output.line(&report);
+            log_tail = Bytes::from(std::mem::take(
+                &mut *output.invocation_log.lock().expect("invocation log"),
+            ));
         }
         self.init_reported = true;
-        Attempt::Done { outcome, reusable }
+        Attempt::Done {
+            outcome,
+            reusable,
+            log_tail,
+        }
     }
 
     fn log(&self, line: std::fmt::Arguments<'_>) {
-        if self.logs == Logs::Stderr {
-            eprintln!("{line}");
+        if let Some(output) = &self.output {
+            output.line(&line.to_string());
         }
     }
 }
@@ -366,6 +462,9 @@ fn lambda_variables(
         ("LAMBDA_RUNTIME_DIR", task_root),
         ("_HANDLER", "bootstrap".to_owned()),
         ("TZ", ":UTC".to_owned()),
+        // Lambda has no instance metadata service: an AWS SDK without credentials must fail at
+        // once instead of probing 169.254.169.254 from a developer's machine.
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
         ("LANG", "en_US.UTF-8".to_owned()),
     ]
 }
@@ -374,15 +473,6 @@ fn host_variables() -> impl Iterator<Item = (String, String)> {
     std::env::vars().filter(|(key, _)| {
         HOST_PASSTHROUGH.contains(&key.as_str()) || key.starts_with("AWS_ENDPOINT_URL_")
     })
-}
-
-/// The function's stdout goes to our stderr: a CLI's stdout carries only the function's answer.
-fn stderr_as_stdio() -> Stdio {
-    use std::os::fd::AsFd as _;
-    match std::io::stderr().as_fd().try_clone_to_owned() {
-        Ok(fd) => Stdio::from(fd),
-        Err(_) => Stdio::inherit(),
-    }
 }
 
 fn runtime_exit(id: &str, status: Option<std::process::ExitStatus>) -> Outcome {

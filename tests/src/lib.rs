@@ -2,6 +2,7 @@
 
 pub mod bins;
 pub mod build_once;
+pub mod deploy_stage;
 pub mod fault_proxy;
 pub mod function;
 pub mod moto;

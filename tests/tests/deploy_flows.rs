@@ -7,171 +7,9 @@
 //! (`bare-echo`, x86_64 musl, dev profile); each test deploys under its own function keys so
 //! parallel tests never share a build output.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
-
-use lambda_stage_tests::fault_proxy::{FaultKind, FaultProxy};
-use lambda_stage_tests::moto::Moto;
+use lambda_stage_tests::deploy_stage::{assert_failed_with, assert_ok, variable, Stage, ACCOUNT};
+use lambda_stage_tests::fault_proxy::FaultKind;
 use serde_json::Value;
-
-/// moto's default account.
-const ACCOUNT: &str = "123456789012";
-
-struct Stage {
-    moto: Moto,
-    proxy: FaultProxy,
-    dir: tempfile::TempDir,
-}
-
-struct Run {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "success: {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.success, self.stdout, self.stderr
-        )
-    }
-}
-
-fn workspace_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
-
-fn xtask_binary() -> PathBuf {
-    lambda_stage_tests::bins::binary("xtask", "dev").expect("xtask builds")
-}
-
-impl Stage {
-    async fn start() -> Stage {
-        let moto = Moto::start().await.expect("moto starts");
-        let proxy = FaultProxy::start(&moto.endpoint())
-            .await
-            .expect("proxy starts");
-        Stage {
-            moto,
-            proxy,
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn manifest_path(&self) -> PathBuf {
-        self.dir.path().join("lambda-stage.toml")
-    }
-
-    fn write_manifest(&self, text: &str) {
-        std::fs::write(self.manifest_path(), text).unwrap();
-    }
-
-    /// Runs `cargo xtask <args> --manifest <this stage's manifest>`.
-    async fn xtask(&self, args: &[&str]) -> Run {
-        self.xtask_env(args, &[]).await
-    }
-
-    /// Like [`Stage::xtask`], with environment changes (`None` removes a variable).
-    async fn xtask_env(&self, args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
-        let binary = tokio::task::spawn_blocking(xtask_binary).await.unwrap();
-        let mut command = tokio::process::Command::new(binary);
-        command
-            .current_dir(workspace_root())
-            .args(args)
-            .arg("--manifest")
-            .arg(self.manifest_path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("AWS_") {
-                command.env_remove(key);
-            }
-        }
-        command
-            .env("AWS_ENDPOINT_URL", self.proxy.endpoint())
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", self.dir.path().join("no-aws-config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                self.dir.path().join("no-aws-credentials"),
-            );
-        for (key, value) in env {
-            match value {
-                Some(value) => command.env(key, value),
-                None => command.env_remove(key),
-            };
-        }
-        let output = tokio::time::timeout(Duration::from_secs(600), command.output())
-            .await
-            .expect("xtask finishes within 10 minutes")
-            .expect("xtask runs");
-        Run {
-            success: output.status.success(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    /// The alias as moto has it, read directly (not through our code or the proxy).
-    async fn alias(&self, function: &str, alias: &str) -> Option<Value> {
-        let (status, body) = self
-            .moto
-            .get_json(&format!("/2015-03-31/functions/{function}/aliases/{alias}"))
-            .await
-            .unwrap();
-        // moto answers some reads with 201.
-        (200..300).contains(&status).then_some(body)
-    }
-
-    async fn alias_version(&self, function: &str, alias: &str) -> Option<String> {
-        self.alias(function, alias)
-            .await
-            .and_then(|a| a["FunctionVersion"].as_str().map(str::to_owned))
-    }
-
-    /// A version's configuration as moto has it.
-    async fn version(&self, function: &str, qualifier: &str) -> Value {
-        let (status, body) = self
-            .moto
-            .get_json(&format!(
-                "/2015-03-31/functions/{function}/configuration?Qualifier={qualifier}"
-            ))
-            .await
-            .unwrap();
-        assert!(
-            (200..300).contains(&status),
-            "{function}:{qualifier}: {body}"
-        );
-        body
-    }
-}
-
-fn variable(config: &Value, name: &str) -> Option<String> {
-    config["Environment"]["Variables"][name]
-        .as_str()
-        .map(str::to_owned)
-}
-
-#[track_caller]
-fn assert_ok(run: &Run) {
-    assert!(run.success, "command failed:\n{run:?}");
-}
-
-#[track_caller]
-fn assert_failed_with(run: &Run, needle: &str) {
-    assert!(!run.success, "command should have failed:\n{run:?}");
-    assert!(
-        run.stderr.contains(needle),
-        "stderr should mention `{needle}`:\n{run:?}"
-    );
-}
 
 fn single_stack(function: &str, greeting: &str, memory: u32) -> String {
     format!(
@@ -210,7 +48,7 @@ fn args<'a>(base: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
 #[tokio::test(flavor = "multi_thread")]
 async fn single_stack_create_redeploy_protect_promote_and_status() {
     let stage = Stage::start().await;
-    put_parameter(&stage, "/demo/prod/api-key").await;
+    stage.put_parameter("us-east-1", "/demo/prod/api-key").await;
     stage.write_manifest(&single_stack("echo-single", "Hello", 128));
     let name = "demo-echo-single";
 
@@ -346,7 +184,7 @@ vars = {{ APP_GREETING = "Hi prod" }}
     let run = stage.xtask(&args(DEPLOY, &["--env", "staging"])).await;
     assert_failed_with(&run, "does not exist");
     assert_eq!(stage.proxy.writes(), Vec::<String>::new());
-    create_role(&stage, "shop-lambda").await;
+    stage.create_role("shop-lambda").await;
 
     assert_ok(&stage.xtask(&args(DEPLOY, &["--env", "staging"])).await);
     assert_eq!(
@@ -391,52 +229,11 @@ vars = {{ APP_GREETING = "Hi prod" }}
     );
 }
 
-async fn create_role(stage: &Stage, name: &str) {
-    let body = format!(
-        "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument=%7B%7D"
-    );
-    let (status, text) =
-        lambda_stage_tests::moto::request_with("POST", &stage.moto.endpoint(), &body, IAM_HEADERS)
-            .await
-            .unwrap();
-    assert!((200..300).contains(&status), "{text}");
-}
-
-/// Seeds an SSM parameter (the manifest's prod secret reference must exist).
-async fn put_parameter(stage: &Stage, name: &str) {
-    let body = serde_json::json!({ "Name": name, "Value": "s3cr3t", "Type": "SecureString" });
-    let headers = [
-        ("content-type", "application/x-amz-json-1.1"),
-        ("x-amz-target", "AmazonSSM.PutParameter"),
-        (
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ssm/aws4_request, SignedHeaders=host, Signature=x",
-        ),
-    ];
-    let (status, text) = lambda_stage_tests::moto::request_with(
-        "POST",
-        &stage.moto.endpoint(),
-        &body.to_string(),
-        &headers,
-    )
-    .await
-    .unwrap();
-    assert!((200..300).contains(&status), "{text}");
-}
-
-const IAM_HEADERS: &[(&str, &str)] = &[
-    ("content-type", "application/x-www-form-urlencoded"),
-    (
-        "authorization",
-        "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=x",
-    ),
-];
-
 #[tokio::test(flavor = "multi_thread")]
 async fn canary_finalize_and_rollback() {
     let stage = Stage::start().await;
     let name = "demo-echo-canary";
-    put_parameter(&stage, "/demo/prod/api-key").await;
+    stage.put_parameter("us-east-1", "/demo/prod/api-key").await;
     stage.write_manifest(&single_stack("echo-canary", "One", 128));
     assert_ok(
         &stage

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_lambda::operation::RequestId as _;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{InvocationType, LogType};
 use aws_sdk_lambda::Client;
@@ -90,10 +91,19 @@ async fn sdk_invokes_hello_in_the_environment_of_its_qualifier() {
         )
         .unwrap();
     let tail = String::from_utf8(tail).unwrap();
-    assert!(
-        tail.contains("START RequestId: ") && tail.contains("REPORT RequestId: "),
-        "{tail}"
-    );
+    let request_id = by_qualifier.request_id().expect("a request id").to_owned();
+    // Lambda's lines for this invocation, and between them hello's own log line for it.
+    let start = tail
+        .find(&format!("START RequestId: {request_id}"))
+        .unwrap_or_else(|| panic!("START line for {request_id}: {tail}"));
+    let greeting = tail
+        .find("greeting")
+        .unwrap_or_else(|| panic!("the function's log line: {tail}"));
+    let report = tail
+        .find(&format!("REPORT RequestId: {request_id}"))
+        .unwrap_or_else(|| panic!("REPORT line for {request_id}: {tail}"));
+    assert!(start < greeting && greeting < report, "{tail}");
+    assert!(tail[greeting..].contains("Ada"), "{tail}");
 
     // The deployed name with the alias in an ARN, as a caller in AWS would write it.
     let by_arn = lambda

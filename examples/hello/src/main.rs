@@ -28,6 +28,8 @@ struct Response {
 
 async fn handler(event: Request, ctx: Ctx<Config>) -> Result<Response, Error> {
     let config = ctx.config();
+    // Lambda's log line for this invocation (the invocation span adds the environment).
+    tracing::info!(name = %event.name, "greeting");
     let mut message = format!("{}, {}!", config.greeting, event.name);
     if config.shout {
         message = message.to_uppercase();

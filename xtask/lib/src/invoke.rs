@@ -68,7 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &args.env,
         shell_app_variables(),
     )?;
-    let binary = build_host_binary(&root, &plan.package, args.release)?;
+    let binary = build_host_binary(&root, &plan.package, &plan.features, args.release)?;
     let outcome = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -83,6 +83,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 pub struct Plan {
     /// The cargo package to build.
     pub package: String,
+    /// The package's features to build with (the manifest's `features`).
+    pub features: Vec<String>,
     /// The Lambda function name (`AWS_LAMBDA_FUNCTION_NAME`), as deployed to that environment.
     pub function_name: String,
     /// The qualifier of the invoked ARN (the environment's alias).
@@ -113,6 +115,7 @@ impl Plan {
             }
             return Ok(Plan {
                 package: function.to_owned(),
+                features: Vec::new(),
                 function_name: function.to_owned(),
                 qualifier: Some(env.to_owned()),
                 variables: shell.into_iter().collect(),
@@ -139,6 +142,7 @@ impl Plan {
         }
         Ok(Plan {
             package: spec.package_name(function).to_owned(),
+            features: spec.features.clone(),
             function_name: manifest.function_name(function, env),
             qualifier: Some(alias),
             variables,
@@ -220,9 +224,14 @@ fn event_payload(args: &Args) -> anyhow::Result<Vec<u8>> {
     Ok(payload)
 }
 
-/// Builds `package` for this machine (debug unless `release`), build output on stderr, and
-/// returns its executable.
-pub fn build_host_binary(root: &Path, package: &str, release: bool) -> anyhow::Result<PathBuf> {
+/// Builds `package` with `features` for this machine (debug unless `release`), build output on
+/// stderr, and returns its executable.
+pub fn build_host_binary(
+    root: &Path,
+    package: &str,
+    features: &[String],
+    release: bool,
+) -> anyhow::Result<PathBuf> {
     let mut command = std::process::Command::new(workspace::cargo());
     command
         .current_dir(root)
@@ -236,6 +245,9 @@ pub fn build_host_binary(root: &Path, package: &str, release: bool) -> anyhow::R
         .stderr(Stdio::inherit());
     if release {
         command.arg("--release");
+    }
+    if !features.is_empty() {
+        command.args(["--features", &features.join(",")]);
     }
     let mut child = command.spawn().context("could not run cargo build")?;
     let stdout = child.stdout.take().context("cargo build has no stdout")?;

@@ -119,6 +119,10 @@ pub struct FunctionSpec {
     /// deploy refuses to ship a version that would fail its init in some environment.
     #[serde(default)]
     pub required_vars: Vec<String>,
+    /// Cargo features of the package to build with, in every build of the function: its zips,
+    /// `invoke` and `serve` (e.g. `["secrets"]` for secret references).
+    #[serde(default)]
+    pub features: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -21,16 +21,16 @@
 //!   served functions; a function whose binary changed is restarted (its next invocation is a cold
 //!   start of the new build), without restarting the server. A failed build keeps the old one.
 //!
-//! The function's own log lines go to this process's stderr, as `invoke`'s do; the emulator does
-//! not capture them per invocation, so `X-Amz-Log-Result` carries Lambda's `START`/`END`/`REPORT`
-//! lines for the invocation, without the function's output between them.
+//! The function's own log lines go to this process's stderr, as `invoke`'s do, and
+//! `X-Amz-Log-Result` carries the invocation's last 4 KB of them, between Lambda's `START` and
+//! `END`/`REPORT` lines.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context as _};
 use axum::body::{Body, Bytes};
@@ -145,6 +145,7 @@ struct Shared {
 struct Function {
     key: String,
     package: String,
+    features: Vec<String>,
     binary: PathBuf,
     /// One emulator per environment, started on first use.
     emulators: Mutex<HashMap<String, (Plan, Emulator)>>,
@@ -166,8 +167,10 @@ impl Server {
         let mut functions = Vec::new();
         let mut names = HashMap::new();
         for key in keys {
-            let package = Plan::new(manifest.as_ref(), &key, &options.env, Vec::new())?.package;
-            let binary = build(&options.root, &package, options.release).await?;
+            let Plan {
+                package, features, ..
+            } = Plan::new(manifest.as_ref(), &key, &options.env, Vec::new())?;
+            let binary = build(&options.root, &package, &features, options.release).await?;
             let index = functions.len();
             names.insert(key.clone(), (index, None));
             if let Some(manifest) = manifest.as_ref().filter(|m| m.function(&key).is_some()) {
@@ -179,6 +182,7 @@ impl Server {
             functions.push(Function {
                 key,
                 package,
+                features,
                 binary,
                 emulators: Mutex::default(),
             });
@@ -237,11 +241,18 @@ impl Server {
     }
 }
 
-async fn build(root: &Path, package: &str, release: bool) -> anyhow::Result<PathBuf> {
-    let (root, package) = (root.to_owned(), package.to_owned());
-    tokio::task::spawn_blocking(move || invoke::build_host_binary(&root, &package, release))
-        .await
-        .context("the build task panicked")?
+async fn build(
+    root: &Path,
+    package: &str,
+    features: &[String],
+    release: bool,
+) -> anyhow::Result<PathBuf> {
+    let (root, package, features) = (root.to_owned(), package.to_owned(), features.to_vec());
+    tokio::task::spawn_blocking(move || {
+        invoke::build_host_binary(&root, &package, &features, release)
+    })
+    .await
+    .context("the build task panicked")?
 }
 
 impl Shared {
@@ -421,9 +432,8 @@ async fn invoke_api(
             )
         }
     }
-    let started = Instant::now();
-    let outcome = match emulator.invoke(invocation).await {
-        Ok(outcome) => outcome,
+    let (outcome, log_tail) = match emulator.invoke_with_log(invocation).await {
+        Ok(invoked) => invoked,
         Err(err) => return invoke_error(&err),
     };
     let mut response = (StatusCode::OK, outcome.payload().clone()).into_response();
@@ -440,7 +450,7 @@ async fn invoke_api(
         );
     }
     if header("x-amz-log-type") == Some("Tail") {
-        let tail = log_tail(&request_id, started.elapsed(), plan.memory_mb, &outcome);
+        let tail = base64::engine::general_purpose::STANDARD.encode(log_tail);
         if let Ok(value) = HeaderValue::from_str(&tail) {
             response_headers.insert("x-amz-log-result", value);
         }
@@ -464,27 +474,6 @@ fn invoke_error(err: &InvokeError) -> Response {
             &err.to_string(),
         ),
     }
-}
-
-/// `X-Amz-Log-Result`: base64 of the invocation's log lines, as Lambda's last 4 KB.
-fn log_tail(request_id: &str, duration: Duration, memory_mb: u32, outcome: &Outcome) -> String {
-    let millis = duration.as_secs_f64() * 1000.0;
-    let mut lines = format!(
-        "START RequestId: {request_id} Version: {}\n",
-        lambda_stage_emulator::VERSION
-    );
-    if let Some(error_type) = outcome.error_type() {
-        lines.push_str(&format!(
-            "{request_id}\tERROR\t{error_type}: {}\n",
-            String::from_utf8_lossy(outcome.payload())
-        ));
-    }
-    lines.push_str(&format!(
-        "END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: {millis:.2} ms\tBilled Duration: {} ms\tMemory Size: {memory_mb} MB\t\n",
-        millis.ceil() as u64
-    ));
-    let tail = &lines.as_bytes()[lines.len().saturating_sub(4096)..];
-    base64::engine::general_purpose::STANDARD.encode(tail)
 }
 
 /// API Gateway's answer when the integration fails.
@@ -607,7 +596,8 @@ fn watch(
             while receiver.recv_timeout(Duration::from_millis(300)).is_ok() {}
             for function in &shared.functions {
                 let before = modified(&function.binary);
-                match handle.block_on(build(&root, &function.package, release)) {
+                match handle.block_on(build(&root, &function.package, &function.features, release))
+                {
                     Ok(_) if modified(&function.binary) != before => {
                         for (_, emulator) in function.emulators.lock().expect("emulators").values()
                         {

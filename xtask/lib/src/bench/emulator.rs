@@ -66,7 +66,9 @@ pub fn run() -> anyhow::Result<()> {
                 "--quiet",
                 "--ignore-changes",
             ])
-            .args(["--package", "hello", "--invoke-address", "127.0.0.1"])
+            // The same build as ours: the manifest gives hello the `secrets` feature.
+            .args(["--package", "hello", "--features", "secrets"])
+            .args(["--invoke-address", "127.0.0.1"])
             .args([
                 "--invoke-port",
                 &theirs_port.to_string(),

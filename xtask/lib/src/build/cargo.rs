@@ -41,16 +41,35 @@ impl Toolchain {
 }
 
 /// The workspace's metadata, with the dependency graph resolved for `arch`'s Linux target.
-pub fn metadata(root: &Path, arch: Arch) -> anyhow::Result<Metadata> {
+pub fn metadata(
+    root: &Path,
+    arch: Arch,
+    package: &str,
+    features: &[String],
+) -> anyhow::Result<Metadata> {
+    let mut options = vec![
+        "--filter-platform".to_owned(),
+        arch.musl_target().to_owned(),
+    ];
+    // The graph the build will have: a feature may bring C (the AWS SDK's TLS stack).
+    if !features.is_empty() {
+        let qualified: Vec<String> = features.iter().map(|f| format!("{package}/{f}")).collect();
+        options.extend(["--features".to_owned(), qualified.join(",")]);
+    }
     MetadataCommand::new()
         .cargo_path(workspace::cargo())
         .current_dir(root)
-        .other_options(vec![
-            "--filter-platform".to_owned(),
-            arch.musl_target().to_owned(),
-        ])
+        .other_options(options)
         .exec()
-        .context("`cargo metadata` failed: is the workspace's Cargo.toml valid?")
+        .with_context(|| {
+            if features.is_empty() {
+                "`cargo metadata` failed: is the workspace's Cargo.toml valid?".to_owned()
+            } else {
+                format!(
+                    "`cargo metadata` failed: does package `{package}` have the features {features:?} that lambda-stage.toml's `features` names?"
+                )
+            }
+        })
 }
 
 /// The binary target that becomes `bootstrap`: the package's only one, else the one named
@@ -151,6 +170,7 @@ pub struct Invocation<'a> {
     pub bin: &'a str,
     pub arch: Arch,
     pub profile: &'a str,
+    pub features: &'a [String],
     pub toolchain: Toolchain,
     /// For messages only.
     pub function: &'a str,
@@ -166,6 +186,7 @@ pub fn build(root: &Path, invocation: &Invocation) -> anyhow::Result<PathBuf> {
         bin,
         arch,
         profile,
+        features,
         toolchain,
         function,
         progress,
@@ -192,6 +213,11 @@ pub fn build(root: &Path, invocation: &Invocation) -> anyhow::Result<PathBuf> {
     };
     command
         .args(["--package", package, "--bin", bin, "--profile", profile])
+        .args(if features.is_empty() {
+            Vec::new()
+        } else {
+            vec!["--features".to_owned(), features.join(",")]
+        })
         .args(["--config", &remap_rustflags(root, target_dir, triple)])
         .env("CARGO_TARGET_DIR", target_dir)
         .args(["--message-format", message_format()])

@@ -62,6 +62,9 @@ pub struct BuildRecord {
     /// The Rust target triple the binary was built for.
     pub target: String,
     pub profile: String,
+    /// The package's cargo features it was built with (the manifest's `features`).
+    #[serde(default)]
+    pub features: Vec<String>,
     /// How the binary was linked: `rust-lld` (static musl) or `zig` (glibc 2.34).
     pub toolchain: Toolchain,
     /// `HEAD` of the git repository, if the workspace is in one.
@@ -150,7 +153,10 @@ pub fn build_function_with(
         .target_dir
         .clone()
         .unwrap_or_else(|| workspace::target_dir(root));
-    let metadata = cargo::metadata(root, arch)?;
+    let features = manifest
+        .and_then(|manifest| manifest.function(function))
+        .map_or_else(Vec::new, |spec| spec.features.clone());
+    let metadata = cargo::metadata(root, arch, function_package(manifest, function), &features)?;
     let package = resolve_package(&metadata, manifest, function)?;
     let bin = cargo::binary_target(package)?;
     let toolchain = if options.force_zig {
@@ -165,6 +171,7 @@ pub fn build_function_with(
             bin,
             arch,
             profile: &options.profile,
+            features: &features,
             toolchain,
             function,
             progress: options.progress,
@@ -180,6 +187,7 @@ pub fn build_function_with(
         arch,
         target: toolchain.target(arch).to_owned(),
         profile: options.profile.clone(),
+        features,
         toolchain,
         git_commit,
         git_dirty,
@@ -197,15 +205,20 @@ pub fn build_function_with(
 
 /// The cargo package that builds `function`: the manifest's `package` (or the function's key),
 /// else a workspace binary package of that name.
+/// The package name the manifest gives `function` (its `package`, else its key).
+fn function_package<'a>(manifest: Option<&'a Manifest>, function: &'a str) -> &'a str {
+    manifest
+        .and_then(|manifest| manifest.function(function))
+        .map_or(function, |spec| spec.package_name(function))
+}
+
 fn resolve_package<'m>(
     metadata: &'m cargo_metadata::Metadata,
     manifest: Option<&Manifest>,
     function: &str,
 ) -> anyhow::Result<&'m cargo_metadata::Package> {
     let spec = manifest.and_then(|m| m.function(function));
-    let package_name = spec
-        .and_then(|spec| spec.package.as_deref())
-        .unwrap_or(function);
+    let package_name = function_package(manifest, function);
     let workspace = metadata.workspace_packages();
     if let Some(package) = workspace
         .iter()

@@ -1,0 +1,195 @@
+//! `cargo xtask serve --watch`: the real CLI serves a function of a throwaway workspace; editing
+//! its source rebuilds it and the next invocation runs the new build, on the same server; a
+//! change that does not compile keeps the previous build serving.
+
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::process::CommandExt as _;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lambda_stage_tests::scratch::{adoption_target_dir, repo_target_dir, Scratch};
+
+const FUNCTION_TOML: &str = r#"[package]
+name = "watched"
+version = "0.1.0"
+edition = "2021"
+publish = false
+
+[dependencies]
+lambda-stage = { workspace = true }
+serde.workspace = true
+serde_json.workspace = true
+tokio.workspace = true
+"#;
+
+/// The function's source answering `"<APP_GREETING> <mark>"`.
+fn source(mark: &str) -> String {
+    format!(
+        r#"use lambda_stage::{{Ctx, Error}};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Config {{
+    greeting: String,
+}}
+
+async fn handler(_event: serde_json::Value, ctx: Ctx<Config>) -> Result<String, Error> {{
+    Ok(format!("{{}} {mark}", ctx.config().greeting))
+}}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {{
+    lambda_stage::run(handler).await
+}}
+"#
+    )
+}
+
+/// The server process, stopped on drop; its stderr collected for the test's messages.
+struct Serve {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+    url: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        // The server's process group: the server and the function processes it started.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Serve {
+    fn start(scratch: &Scratch) -> Serve {
+        let xtask = lambda_stage_tests::bins::binary("xtask", "dev").expect("xtask builds");
+        let mut child = Command::new(xtask)
+            .current_dir(scratch.root())
+            .args(["serve", "watched", "--port", "0", "--watch"])
+            .env("APP_GREETING", "Hi")
+            // The scratch workspace shares the repository's compiled dependencies.
+            .env("CARGO_BUILD_BUILD_DIR", repo_target_dir())
+            .env("CARGO_TARGET_DIR", adoption_target_dir())
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("xtask serve starts");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let collected = stderr.clone();
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut collected = collected.lock().unwrap();
+                collected.push_str(&line);
+                collected.push('\n');
+            }
+        });
+        // The first build comes before the server listens.
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("`{line}`; stderr:\n{}", stderr.lock().unwrap()))
+            .to_owned();
+        Serve { child, stderr, url }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    async fn invoke(&self) -> String {
+        let (status, body) = lambda_stage_tests::moto::request(
+            "POST",
+            &format!("{}/2015-03-31/functions/watched/invocations", self.url),
+            "{}",
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Invokes until the answer is `wanted` (a rebuild takes a while).
+    async fn wait_for_answer(&self, wanted: &str) {
+        let started = Instant::now();
+        loop {
+            let answer = self.invoke().await;
+            if answer == wanted {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(300),
+                "still `{answer}`, not `{wanted}`, after 5 minutes; stderr:\n{}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edit_rebuilds_and_restarts_the_function_without_restarting_the_server() {
+    let scratch = Scratch::new(&["functions/watched"]).unwrap();
+    scratch
+        .write("functions/watched/Cargo.toml", FUNCTION_TOML)
+        .unwrap();
+    scratch
+        .write("functions/watched/src/main.rs", &source("v1"))
+        .unwrap();
+    let mut serve = Serve::start(&scratch);
+    assert_eq!(serve.invoke().await, r#""Hi v1""#);
+
+    scratch
+        .write("functions/watched/src/main.rs", &source("v2"))
+        .unwrap();
+    serve.wait_for_answer(r#""Hi v2""#).await;
+    assert!(
+        serve
+            .stderr()
+            .contains("serve: rebuilt `watched`; its next invocation runs the new build"),
+        "{}",
+        serve.stderr()
+    );
+
+    // A change that does not compile: reported, and the previous build keeps serving.
+    scratch
+        .write(
+            "functions/watched/src/main.rs",
+            "fn main() { this is not Rust }\n",
+        )
+        .unwrap();
+    let started = Instant::now();
+    while !serve.stderr().contains("did not build") {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the failed build is reported; stderr:\n{}",
+            serve.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        serve.stderr().contains("`watched` did not build")
+            && serve.stderr().contains("still serving the previous build"),
+        "{}",
+        serve.stderr()
+    );
+    assert_eq!(serve.invoke().await, r#""Hi v2""#);
+
+    scratch
+        .write("functions/watched/src/main.rs", &source("v3"))
+        .unwrap();
+    serve.wait_for_answer(r#""Hi v3""#).await;
+    assert_eq!(
+        serve.child.try_wait().unwrap(),
+        None,
+        "the same server process answered throughout"
+    );
+}
