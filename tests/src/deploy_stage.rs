@@ -19,6 +19,8 @@ pub struct Stage {
     pub moto: Moto,
     pub proxy: FaultProxy,
     pub dir: tempfile::TempDir,
+    /// The region the manifest deploys to, where the checks read.
+    pub region: String,
 }
 
 pub struct Run {
@@ -42,7 +44,13 @@ fn xtask_binary() -> PathBuf {
 }
 
 impl Stage {
+    /// A stage for manifests that deploy to us-east-1.
     pub async fn start() -> Stage {
+        Stage::start_in("us-east-1").await
+    }
+
+    /// A stage for manifests that deploy to `region`.
+    pub async fn start_in(region: &str) -> Stage {
         let moto = Moto::start().await.expect("moto starts");
         let proxy = FaultProxy::start(&moto.endpoint())
             .await
@@ -51,6 +59,7 @@ impl Stage {
             moto,
             proxy,
             dir: tempfile::tempdir().unwrap(),
+            region: region.to_owned(),
         }
     }
 
@@ -116,7 +125,10 @@ impl Stage {
     pub async fn alias(&self, function: &str, alias: &str) -> Option<Value> {
         let (status, body) = self
             .moto
-            .get_json(&format!("/2015-03-31/functions/{function}/aliases/{alias}"))
+            .get_json_in(
+                &self.region,
+                &format!("/2015-03-31/functions/{function}/aliases/{alias}"),
+            )
             .await
             .unwrap();
         // moto answers some reads with 201.
@@ -133,9 +145,10 @@ impl Stage {
     pub async fn version(&self, function: &str, qualifier: &str) -> Value {
         let (status, body) = self
             .moto
-            .get_json(&format!(
-                "/2015-03-31/functions/{function}/configuration?Qualifier={qualifier}"
-            ))
+            .get_json_in(
+                &self.region,
+                &format!("/2015-03-31/functions/{function}/configuration?Qualifier={qualifier}"),
+            )
             .await
             .unwrap();
         assert!(

@@ -100,18 +100,28 @@ impl Moto {
         Ok(body)
     }
 
-    /// A raw GET against moto, bypassing the SDK (and any proxy): for independent checks.
+    /// A raw GET against moto's Lambda in us-east-1, bypassing the SDK (and any proxy): for
+    /// independent checks.
     pub async fn get_json(&self, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
-        // moto routes a request to a service by the credential scope of its signature.
+        self.get_json_in("us-east-1", path).await
+    }
+
+    /// [`Moto::get_json`] in `region`.
+    pub async fn get_json_in(
+        &self,
+        region: &str,
+        path: &str,
+    ) -> anyhow::Result<(u16, serde_json::Value)> {
+        // moto routes a request to a service and region by the credential scope of its signature.
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/lambda/aws4_request, \
+             SignedHeaders=host, Signature=unsigned"
+        );
         let (status, body) = request_with(
             "GET",
             &format!("{}{path}", self.endpoint()),
             "",
-            &[(
-                "authorization",
-                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/lambda/aws4_request, \
-                 SignedHeaders=host, Signature=unsigned",
-            )],
+            &[("authorization", authorization.as_str())],
         )
         .await?;
         Ok((

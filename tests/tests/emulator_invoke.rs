@@ -28,9 +28,13 @@ fn invoke(args: &[&str], app_vars: &[(&str, &str)], stdin: Option<&str>) -> Outp
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("APP_")) {
+    for (key, _) in
+        std::env::vars().filter(|(key, _)| key.starts_with("APP_") || key.starts_with("AWS_"))
+    {
         command.env_remove(key);
     }
+    // A secret reference resolved through the AWS SDK stays on loopback (nothing listens there).
+    command.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
     command.envs(app_vars.iter().copied());
     let mut child = command.spawn().expect("xtask starts");
     if let Some(input) = stdin {

@@ -53,7 +53,7 @@ async fn one_deploy_per_environment_recreates_the_whole_app_from_an_empty_accoun
     let environments = table(&manifest, "environments");
     assert!(functions.len() > 1 && environments.len() > 1);
 
-    let stage = Stage::start().await;
+    let stage = Stage::start_in(region).await;
     stage.write_manifest(&text);
     for round in ["an empty account", "the same account, wiped"] {
         // Secret values live in SSM, put there by a person, never in the repository: the one
@@ -81,7 +81,7 @@ async fn one_deploy_per_environment_recreates_the_whole_app_from_an_empty_accoun
         assert!(
             stage
                 .moto
-                .get_json(&format!("/2015-03-31/functions/{app}-hello"))
+                .get_json_in(region, &format!("/2015-03-31/functions/{app}-hello"))
                 .await
                 .map_or(true, |(status, _)| status == 404),
             "the reset account is empty"
@@ -102,7 +102,7 @@ async fn assert_app_is_deployed(
         let name = format!("{app}-{key}");
         let (status, function) = stage
             .moto
-            .get_json(&format!("/2015-03-31/functions/{name}"))
+            .get_json_in(&stage.region, &format!("/2015-03-31/functions/{name}"))
             .await
             .map_err(|err| format!("{name}: {err:#}"))?;
         if status != 200 {

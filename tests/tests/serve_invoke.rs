@@ -191,8 +191,8 @@ async fn errors_come_back_as_lambda_reports_them() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_init_error_is_a_function_error_with_its_reason() {
-    // No APP_API_KEY: hello cannot initialise.
-    let server = serve(&["hello"], &[]).await;
+    // APP_SHOUT is not a bool: hello cannot initialise.
+    let server = serve(&["hello"], &[("APP_API_KEY", "k"), ("APP_SHOUT", "maybe")]).await;
     let failed = sdk(server.addr())
         .invoke()
         .function_name("hello")
@@ -203,8 +203,8 @@ async fn an_init_error_is_a_function_error_with_its_reason() {
     assert_eq!(failed.function_error(), Some("Unhandled"));
     let error = json_of(failed.payload());
     assert!(
-        error.to_string().contains("API_KEY"),
-        "names the missing variable: {error}"
+        error.to_string().contains("SHOUT"),
+        "names the bad variable: {error}"
     );
     server.shutdown();
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context as _};
 
 use crate::arch::Arch;
+use crate::manifest::Manifest;
 use crate::{build, tools, workspace};
 
 const FUNCTIONS: [&str; 2] = ["hello", "http-api"];
@@ -31,9 +32,15 @@ pub fn run() -> anyhow::Result<()> {
     let cargo_lambda = tools::venv_bin(&root, CARGO_LAMBDA_REQUIREMENT, "cargo-lambda")?;
     let xtask = std::env::current_exe().context("could not find the xtask binary")?;
     let bench_dir = workspace::target_dir(&root).join("bench-build");
+    let manifest = Manifest::load(&root)?.map(|(_, manifest)| manifest);
 
     println!("function  arch    what            lambda-stage  cargo-lambda  ratio");
     for function in FUNCTIONS {
+        // cargo-lambda builds what ours builds: the manifest's features of the function.
+        let features = manifest
+            .as_ref()
+            .and_then(|manifest| manifest.function(function))
+            .map_or_else(Vec::new, |spec| spec.features.clone());
         let main_rs = root.join("examples").join(function).join("src/main.rs");
         for arch in Arch::ALL {
             let ours_dir = bench_dir.join("lambda-stage");
@@ -49,6 +56,9 @@ pub fn run() -> anyhow::Result<()> {
                 let mut command = Command::new(&cargo_lambda);
                 command.args(["lambda", "build", "--release", "--output-format", "zip"]);
                 command.args(["--package", function]);
+                if !features.is_empty() {
+                    command.args(["--features", &features.join(",")]);
+                }
                 command.arg(match arch {
                     Arch::Arm64 => "--arm64",
                     Arch::X86_64 => "--x86-64",

@@ -66,9 +66,7 @@ pub fn run() -> anyhow::Result<()> {
                 "--quiet",
                 "--ignore-changes",
             ])
-            // The same build as ours: the manifest gives hello the `secrets` feature.
-            .args(["--package", "hello", "--features", "secrets"])
-            .args(["--invoke-address", "127.0.0.1"])
+            .args(["--package", "hello", "--invoke-address", "127.0.0.1"])
             .args([
                 "--invoke-port",
                 &theirs_port.to_string(),

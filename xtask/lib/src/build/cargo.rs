@@ -340,3 +340,27 @@ fn spinner(progress: bool, prefix: &str) -> ProgressBar {
     spinner.enable_steady_tick(Duration::from_millis(120));
     spinner
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The manifest's `features` reach the graph the toolchain is chosen from: `hello` alone is
+    /// pure Rust; with lambda-stage's `secrets` it links the AWS SDK, whose TLS stack builds C.
+    #[test]
+    fn a_feature_that_brings_c_code_selects_zig() {
+        let root = workspace::root().unwrap();
+        let toolchain = |features: &[String]| {
+            let metadata = metadata(&root, Arch::Arm64, "hello", features).unwrap();
+            let hello = metadata
+                .workspace_packages()
+                .into_iter()
+                .find(|package| package.name.as_str() == "hello")
+                .unwrap()
+                .clone();
+            toolchain_for(&metadata, &hello)
+        };
+        assert_eq!(toolchain(&[]), Toolchain::RustLld);
+        assert_eq!(toolchain(&["secrets".to_owned()]), Toolchain::Zig);
+    }
+}
