@@ -8,6 +8,7 @@
 
 mod cargo;
 mod package;
+mod resolved;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -156,19 +157,33 @@ pub fn build_function_with(
     let features = manifest
         .and_then(|manifest| manifest.function(function))
         .map_or_else(Vec::new, |spec| spec.features.clone());
-    let metadata = cargo::metadata(root, arch, function_package(manifest, function), &features)?;
-    let package = resolve_package(&metadata, manifest, function)?;
-    let bin = cargo::binary_target(package)?;
+    let out_dir = output_dir_in(&target_dir, function, arch);
+    let wanted_package = function_package(manifest, function);
+    let resolved = match resolved::load(&out_dir, wanted_package, &features) {
+        Some(resolved) => resolved,
+        None => {
+            let metadata = cargo::metadata(root, arch, wanted_package, &features)?;
+            let package = resolve_package(&metadata, manifest, function)?;
+            let resolved = resolved::Resolved {
+                package: package.name.to_string(),
+                bin: cargo::binary_target(package)?.to_owned(),
+                toolchain: cargo::toolchain_for(&metadata, package),
+            };
+            let inputs = resolved::graph_inputs(&metadata);
+            resolved::store(&out_dir, wanted_package, &features, &resolved, inputs);
+            resolved
+        }
+    };
     let toolchain = if options.force_zig {
         Toolchain::Zig
     } else {
-        cargo::toolchain_for(&metadata, package)
+        resolved.toolchain
     };
     let binary = cargo::build(
         root,
         &cargo::Invocation {
-            package: package.name.as_str(),
-            bin,
+            package: &resolved.package,
+            bin: &resolved.bin,
             arch,
             profile: &options.profile,
             features: &features,
@@ -178,12 +193,11 @@ pub fn build_function_with(
             target_dir: &target_dir,
         },
     )?;
-    let out_dir = output_dir_in(&target_dir, function, arch);
     let packaged = package::package(&binary, &out_dir)?;
     let (git_commit, git_dirty) = git_state(root);
     let record = BuildRecord {
         function: function.to_owned(),
-        package: package.name.to_string(),
+        package: resolved.package,
         arch,
         target: toolchain.target(arch).to_owned(),
         profile: options.profile.clone(),
@@ -203,8 +217,6 @@ pub fn build_function_with(
     Ok(record)
 }
 
-/// The cargo package that builds `function`: the manifest's `package` (or the function's key),
-/// else a workspace binary package of that name.
 /// The package name the manifest gives `function` (its `package`, else its key).
 fn function_package<'a>(manifest: Option<&'a Manifest>, function: &'a str) -> &'a str {
     manifest
@@ -212,6 +224,8 @@ fn function_package<'a>(manifest: Option<&'a Manifest>, function: &'a str) -> &'
         .map_or(function, |spec| spec.package_name(function))
 }
 
+/// The cargo package that builds `function`: the manifest's `package` (or the function's key),
+/// else a workspace binary package of that name.
 fn resolve_package<'m>(
     metadata: &'m cargo_metadata::Metadata,
     manifest: Option<&Manifest>,
