@@ -71,43 +71,6 @@ pub(crate) fn load<C: DeserializeOwned>(
     }
 }
 
-/// The fields `C` reads, as serde names them, or `None` when `C` is not a plain struct (a
-/// `#[serde(flatten)]` field makes it a map), which may then read any variable.
-pub(crate) fn declared_fields<C: DeserializeOwned>() -> Option<&'static [&'static str]> {
-    use serde::de::{Error as _, Visitor};
-
-    /// A deserializer that only records the field list a derived struct hands it.
-    struct FieldProbe<'a>(&'a mut Option<&'static [&'static str]>);
-
-    impl<'de> serde::Deserializer<'de> for FieldProbe<'_> {
-        type Error = serde::de::value::Error;
-
-        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
-            Err(Self::Error::custom("not a struct"))
-        }
-
-        fn deserialize_struct<V: Visitor<'de>>(
-            self,
-            _name: &'static str,
-            fields: &'static [&'static str],
-            _visitor: V,
-        ) -> Result<V::Value, Self::Error> {
-            *self.0 = Some(fields);
-            Err(Self::Error::custom("fields recorded"))
-        }
-
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
-            ignored_any
-        }
-    }
-
-    let mut fields = None;
-    let _ = C::deserialize(FieldProbe(&mut fields));
-    fields
-}
-
 /// Field name (upper case, as in the variable) → where its value came from.
 pub(crate) fn select(
     vars: &[(String, String)],
@@ -249,8 +212,6 @@ fn describe(message: &str, value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use serde::Deserialize;
 
     use super::*;
@@ -348,25 +309,5 @@ mod tests {
         assert!(err
             .to_string()
             .contains("APP_STAGING__GREETING (or the shared APP_GREETING): missing"));
-    }
-
-    #[test]
-    fn declared_fields_are_serdes_names_or_none_for_a_map() {
-        #[derive(Deserialize)]
-        #[allow(dead_code)]
-        struct Plain {
-            greeting: String,
-            #[serde(rename = "key")]
-            api_key: Secret<String>,
-        }
-        #[derive(Deserialize)]
-        #[allow(dead_code)]
-        struct Flattened {
-            greeting: String,
-            #[serde(flatten)]
-            rest: HashMap<String, String>,
-        }
-        assert_eq!(declared_fields::<Plain>(), Some(&["greeting", "key"][..]));
-        assert_eq!(declared_fields::<Flattened>(), None);
     }
 }

@@ -17,8 +17,6 @@ pub struct Stage<C> {
     prefix: String,
     /// The process environment as it was at cold start.
     vars: Vec<(String, String)>,
-    /// The config's fields (`None`: it may read any variable).
-    fields: Option<&'static [&'static str]>,
     /// Each environment's config, with the generation of the secret values it was built from.
     configs: RwLock<HashMap<String, (u64, Arc<C>)>>,
     /// Each environment's resolved references (see [`crate::secrets`]).
@@ -44,12 +42,11 @@ impl<C: DeserializeOwned> Stage<C> {
             strategy: Strategy::from_vars(&vars),
             prefix: prefix.to_owned(),
             vars,
-            fields: config::declared_fields::<C>(),
             configs: RwLock::default(),
             secrets: Secrets::new(ttl),
         };
         if !cfg!(feature = "secrets") {
-            let problems = secrets::unsupported(&stage.vars, prefix, &|field| stage.reads(field));
+            let problems = secrets::unsupported(&stage.vars, prefix);
             if !problems.is_empty() {
                 failures.push(ConfigError {
                     env: "*".to_owned(),
@@ -131,7 +128,7 @@ impl<C: DeserializeOwned> Stage<C> {
     /// Fetches `env`'s references on first use (no AWS call when it has none).
     async fn prepare(&self, env: &str) -> Result<(), SecretError> {
         let scope = self.scope(env);
-        let wanted = || secrets::wanted(&self.vars, &self.prefix, scope, &|f| self.reads(f)).0;
+        let wanted = || secrets::wanted(&self.vars, &self.prefix, scope).0;
         self.secrets.prepare(env, wanted).await
     }
 
@@ -153,12 +150,6 @@ impl<C: DeserializeOwned> Stage<C> {
         }
     }
 
-    /// Whether the config reads `field` (as the variable spells it: `API_KEY`).
-    fn reads(&self, field: &str) -> bool {
-        self.fields
-            .is_none_or(|fields| fields.iter().any(|f| f.eq_ignore_ascii_case(field)))
-    }
-
     fn scope<'a>(&self, env: &'a str) -> Scope<'a> {
         match self.strategy {
             Strategy::MultiStack { .. } => Scope::Shared,
@@ -170,8 +161,7 @@ impl<C: DeserializeOwned> Stage<C> {
     /// resolved, so only the other variables' problems (and malformed references) count.
     fn check(&self, env: &str) -> Result<(), ConfigError> {
         let scope = self.scope(env);
-        let (wanted, malformed) =
-            secrets::wanted(&self.vars, &self.prefix, scope, &|f| self.reads(f));
+        let (wanted, malformed) = secrets::wanted(&self.vars, &self.prefix, scope);
         if wanted.is_empty() && malformed.is_empty() {
             return self.config(env).map(drop);
         }
@@ -213,8 +203,7 @@ impl<C: DeserializeOwned> Stage<C> {
             }
             _ => {
                 // A reference must never reach the app as if it were the value.
-                let (wanted, _) =
-                    secrets::wanted(&self.vars, &self.prefix, scope, &|f| self.reads(f));
+                let (wanted, _) = secrets::wanted(&self.vars, &self.prefix, scope);
                 if !wanted.is_empty() {
                     return Err(ConfigError {
                         env: env.to_owned(),
@@ -331,24 +320,6 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("APP_PROD__GREETING"), "{text}");
         assert!(!text.contains("`staging`"), "{text}");
-    }
-
-    /// An environment's references for fields this function does not read (another function's
-    /// secret) neither fail its init without the `secrets` feature nor get fetched with it.
-    #[test]
-    fn references_for_fields_the_config_does_not_read_are_ignored() {
-        let stage = Stage::<Config>::new(
-            vars(&[
-                ("APP_STAGING__GREETING", "s"),
-                ("APP_STAGING__API_KEY", "ssm:/app/staging/key"),
-                ("APP_API_KEY", "ssm:/app/key"),
-            ]),
-            "APP_",
-        )
-        .unwrap();
-        let arn = "arn:aws:lambda:eu-west-1:1:function:f:staging";
-        let (_, staging) = stage.resolve(arn).unwrap();
-        assert_eq!(staging.greeting, "s");
     }
 
     #[test]

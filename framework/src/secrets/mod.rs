@@ -101,19 +101,14 @@ pub struct Wanted {
 
 /// The references among the variables that feed `scope`'s config; malformed ones as
 /// `(variable, problem)`.
-///
-/// Only fields the config reads count (`reads` gets the field as in the variable name): an
-/// environment's reference for another function's field is neither fetched nor refused.
 pub(crate) fn wanted(
     vars: &[(String, String)],
     prefix: &str,
     scope: Scope<'_>,
-    reads: &dyn Fn(&str) -> bool,
 ) -> (Vec<Wanted>, Vec<(String, String)>) {
     let mut wanted = Vec::new();
     let mut malformed = Vec::new();
-    let selected = config::select(vars, prefix, scope).into_iter();
-    for (_, found) in selected.filter(|(field, _)| reads(field)) {
+    for found in config::select(vars, prefix, scope).into_values() {
         match Reference::parse(&found.value) {
             None => {}
             Some(Ok(reference)) => wanted.push(Wanted {
@@ -126,21 +121,11 @@ pub(crate) fn wanted(
     (wanted, malformed)
 }
 
-/// Every reference variable with the app's prefix that the config reads (see [`wanted`]), for
-/// every environment: what a function built without the `secrets` feature refuses at init.
-pub(crate) fn unsupported(
-    vars: &[(String, String)],
-    prefix: &str,
-    reads: &dyn Fn(&str) -> bool,
-) -> Vec<(String, String)> {
+/// Every reference variable with the app's prefix, for every environment: what a function
+/// built without the `secrets` feature refuses at init.
+pub(crate) fn unsupported(vars: &[(String, String)], prefix: &str) -> Vec<(String, String)> {
     vars.iter()
-        .filter(|(name, value)| {
-            // `<PREFIX>[<ENV>__]<FIELD>`
-            let field = name
-                .strip_prefix(prefix)
-                .and_then(|rest| rest.rsplit("__").next());
-            field.is_some_and(reads) && Reference::parse(value).is_some()
-        })
+        .filter(|(name, value)| name.starts_with(prefix) && Reference::parse(value).is_some())
         .map(|(name, value)| {
             let kind = value.split(':').next().unwrap_or_default();
             (
@@ -396,26 +381,12 @@ mod tests {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let every_field = |_: &str| true;
-        let (every, malformed) = wanted(&vars, "APP_", Scope::Environment("staging"), &every_field);
-        let mut names: Vec<String> = every.iter().map(|w| w.reference.to_string()).collect();
+        let (wanted, malformed) = wanted(&vars, "APP_", Scope::Environment("staging"));
+        let mut names: Vec<String> = wanted.iter().map(|w| w.reference.to_string()).collect();
         names.sort();
         assert_eq!(names, ["secretsmanager:app/db#url", "ssm:/app/staging/key"]);
         assert_eq!(malformed.len(), 1);
         assert_eq!(malformed[0].0, "APP_BROKEN");
-
-        // A field the config does not read is none of this function's business.
-        let only_db = |field: &str| field == "DB";
-        let (db_only, malformed) = wanted(&vars, "APP_", Scope::Environment("staging"), &only_db);
-        assert_eq!(db_only.len(), 1);
-        assert_eq!(
-            db_only[0].reference.to_string(),
-            "secretsmanager:app/db#url"
-        );
-        assert!(malformed.is_empty());
-        let refused = unsupported(&vars, "APP_", &only_db);
-        assert_eq!(refused.len(), 1);
-        assert_eq!(refused[0].0, "APP_DB");
     }
 
     #[test]
