@@ -1,6 +1,10 @@
 //! `cargo xtask bench emulator`: the local Lambda's invoke round trip against cargo-lambda's
 //! `watch` emulator, in the same run, on the same release build of `hello`.
 //!
+//! Besides the client's view (throughput, p50, p99), each server's own CPU time per invocation
+//! (user + system, from `/proc`, the function processes excluded): the round trip also contains
+//! the client, the function and the kernel, which are the same for both servers.
+//!
 //! Both servers run as their own processes with their logs discarded, both allow 8 concurrent
 //! function instances, and both are driven by the same keep-alive HTTP/1.1 client through the
 //! Invoke API (`POST /2015-03-31/functions/hello/invocations`), with 1 and then 8 concurrent
@@ -85,8 +89,11 @@ pub fn run() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let targets = [("lambda-stage serve", ours_port), ("cargo lambda watch", theirs_port)];
-        for (name, port) in targets {
+        let targets = [
+            ("lambda-stage serve", ours_port, ours.child.id()),
+            ("cargo lambda watch", theirs_port, theirs.child.id()),
+        ];
+        for (name, port, _) in targets {
             eprintln!("waiting for {name} on port {port} (cargo lambda compiles on first invoke)...");
             wait_ready(port)
                 .await
@@ -98,8 +105,8 @@ pub fn run() -> anyhow::Result<()> {
         for clients in CLIENT_COUNTS {
             let mut best: [Option<Figures>; 2] = [None, None];
             for _ in 0..ROUNDS {
-                for (slot, (_, port)) in targets.iter().enumerate() {
-                    let figures = measure(*port, clients).await?;
+                for (slot, (_, port, pid)) in targets.iter().enumerate() {
+                    let figures = measure(*port, *pid, clients).await?;
                     if best[slot].as_ref().is_none_or(|b| figures.throughput > b.throughput) {
                         best[slot] = Some(figures);
                     }
@@ -111,15 +118,16 @@ pub fn run() -> anyhow::Result<()> {
             println!("{clients} client(s):");
             for (name, figures) in [(targets[0].0, &ours), (targets[1].0, &theirs)] {
                 println!(
-                    "  {name:<20} {:>8.0} inv/s  p50 {:>7.3} ms  p99 {:>7.3} ms",
-                    figures.throughput, figures.p50_ms, figures.p99_ms
+                    "  {name:<20} {:>8.0} inv/s  p50 {:>7.3} ms  p99 {:>7.3} ms  server CPU {:>6.1} us/inv",
+                    figures.throughput, figures.p50_ms, figures.p99_ms, figures.server_cpu_us
                 );
             }
             println!(
-                "  ratios: throughput ours/theirs {:.2} (target >= 2)  p50 ours/theirs {:.2} (target <= 0.5)  p99 ours/theirs {:.2}",
+                "  ratios: throughput ours/theirs {:.2} (target >= 2)  p50 ours/theirs {:.2} (target <= 0.5)  p99 ours/theirs {:.2}  server CPU ours/theirs {:.2}",
                 ours.throughput / theirs.throughput,
                 ours.p50_ms / theirs.p50_ms,
-                ours.p99_ms / theirs.p99_ms
+                ours.p99_ms / theirs.p99_ms,
+                ours.server_cpu_us / theirs.server_cpu_us
             );
         }
         anyhow::Ok(())
@@ -244,9 +252,28 @@ struct Figures {
     throughput: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// The server process's CPU time per invocation, in microseconds.
+    server_cpu_us: f64,
 }
 
-async fn measure(port: u16, clients: usize) -> anyhow::Result<Figures> {
+/// CPU time (user + system) process `pid` has used so far, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("could not read /proc/{pid}/stat"))?;
+    // Field 2, the command name, may hold spaces: count from its closing parenthesis.
+    let after_name = stat
+        .rfind(')')
+        .map(|end| &stat[end + 1..])
+        .context("/proc/<pid>/stat has no command name")?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12th and 13th after the name.
+    let ticks: u64 = fields.get(11).context("no utime")?.parse::<u64>()?
+        + fields.get(12).context("no stime")?.parse::<u64>()?;
+    // In USER_HZ, which Linux fixes at 100 for user space.
+    Ok(Duration::from_millis(ticks * 10))
+}
+
+async fn measure(port: u16, server_pid: u32, clients: usize) -> anyhow::Result<Figures> {
     let client: HttpClient = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(clients)
         .build_http();
@@ -254,6 +281,7 @@ async fn measure(port: u16, clients: usize) -> anyhow::Result<Figures> {
         invoke(&client, port).await?;
     }
     let per_client = REQUESTS / clients;
+    let cpu_before = cpu_time(server_pid)?;
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
@@ -274,11 +302,13 @@ async fn measure(port: u16, clients: usize) -> anyhow::Result<Figures> {
         latencies.extend(task.await??);
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let server_cpu = cpu_time(server_pid)?.saturating_sub(cpu_before);
     latencies.sort_by(f64::total_cmp);
     let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
     Ok(Figures {
         throughput: latencies.len() as f64 / elapsed,
         p50_ms: at(0.50),
         p99_ms: at(0.99),
+        server_cpu_us: server_cpu.as_secs_f64() * 1e6 / latencies.len() as f64,
     })
 }
