@@ -299,6 +299,12 @@ pub enum InvokeError {
     /// [`Emulator::shutdown`] was called.
     #[error("the emulator of function `{function}` was shut down")]
     ShutDown { function: String },
+    /// The emulator could not open a pipe for the function's output (too many open files?).
+    #[error("could not open a pipe for the output of function `{function}`: {source}")]
+    OutputPipe {
+        function: String,
+        source: std::io::Error,
+    },
     /// The emulator could not open a Runtime API listener on 127.0.0.1.
     #[error(
         "could not open a Runtime API listener on 127.0.0.1 for function `{function}`: {source}"
@@ -426,6 +432,12 @@ impl Emulator {
                     Ok(sandbox) => sandbox,
                     Err(sandbox::SpawnError::Listen(source)) => {
                         return Err(InvokeError::Listen {
+                            function: inner.config.name.clone(),
+                            source,
+                        })
+                    }
+                    Err(sandbox::SpawnError::OutputPipe(source)) => {
+                        return Err(InvokeError::OutputPipe {
                             function: inner.config.name.clone(),
                             source,
                         })

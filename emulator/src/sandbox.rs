@@ -53,6 +53,8 @@ impl Delivery {
 
 pub(crate) enum SpawnError {
     Listen(std::io::Error),
+    /// No pipe could be opened for the process's output.
+    OutputPipe(std::io::Error),
     /// The binary could not be started: Lambda's `Runtime.InvalidEntrypoint` init error.
     Exec(Outcome),
 }
@@ -187,7 +189,7 @@ impl Sandbox {
         let mut output = None;
         match config.logs {
             Logs::Stderr => {
-                let (stdout, stderr, pipe) = output_pipe().map_err(SpawnError::Listen)?;
+                let (stdout, stderr, pipe) = output_pipe().map_err(SpawnError::OutputPipe)?;
                 command.stdout(stdout).stderr(stderr);
                 output = Some(Arc::new(Output {
                     pipe,

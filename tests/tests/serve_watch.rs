@@ -117,21 +117,25 @@ impl Serve {
         body
     }
 
-    /// Invokes until the answer is `wanted` (a rebuild takes a while).
-    async fn wait_for_answer(&self, wanted: &str) {
+    /// Polls until `done` holds (a rebuild takes a while); fails after 5 minutes.
+    async fn wait_until(&self, what: &str, mut done: impl AsyncFnMut() -> bool) {
         let started = Instant::now();
-        loop {
-            let answer = self.invoke().await;
-            if answer == wanted {
-                return;
-            }
+        while !done().await {
             assert!(
                 started.elapsed() < Duration::from_secs(300),
-                "still `{answer}`, not `{wanted}`, after 5 minutes; stderr:\n{}",
+                "{what}: not within 5 minutes; stderr:\n{}",
                 self.stderr()
             );
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
+    }
+
+    /// Invokes until the answer is `wanted`.
+    async fn wait_for_answer(&self, wanted: &str) {
+        self.wait_until(&format!("the answer `{wanted}`"), async || {
+            self.invoke().await == wanted
+        })
+        .await;
     }
 }
 
@@ -166,15 +170,11 @@ async fn an_edit_rebuilds_and_restarts_the_function_without_restarting_the_serve
             "fn main() { this is not Rust }\n",
         )
         .unwrap();
-    let started = Instant::now();
-    while !serve.stderr().contains("did not build") {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "the failed build is reported; stderr:\n{}",
-            serve.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    serve
+        .wait_until("the failed build is reported", async || {
+            serve.stderr().contains("did not build")
+        })
+        .await;
     assert!(
         serve.stderr().contains("`watched` did not build")
             && serve.stderr().contains("still serving the previous build"),
