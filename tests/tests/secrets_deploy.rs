@@ -107,7 +107,7 @@ fn the_role_reads_exactly_the_environments_references() {
     // Multi-stack: each environment's function (and role) reads its own references only.
     let manifest = manifest("multi-stack");
     let staging = role_statements(
-        &references(&manifest.function_variables("staging").unwrap()),
+        &references(&manifest.function_variables("hello", "staging").unwrap()),
         REGION,
         ACCOUNT,
     );
@@ -170,7 +170,7 @@ async fn single_stack_role_covers_every_alias_it_serves_and_keeps_the_log_statem
         iam: aws_sdk_iam::Client::new(&config),
     };
     let manifest = manifest("single-stack");
-    let variables = manifest.function_variables("staging").unwrap();
+    let variables = manifest.function_variables("hello", "staging").unwrap();
     let policy = with_secret_access(
         execution_role_policy(&clients, "demo-hello"),
         &variables,

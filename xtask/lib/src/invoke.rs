@@ -126,7 +126,7 @@ impl Plan {
         };
         manifest.require_environment(env)?;
         let alias = manifest.alias(env);
-        let mut variables = manifest.function_variables(env)?;
+        let mut variables = manifest.function_variables(function, env)?;
         for (key, value) in shell {
             // Single-stack: the per-environment name beats the manifest's value for the invoked
             // environment; the plain name stays as the fallback every environment shares.
@@ -146,8 +146,8 @@ impl Plan {
             function_name: manifest.function_name(function, env),
             qualifier: Some(alias),
             variables,
-            timeout: Duration::from_secs(spec.timeout_secs().into()),
-            memory_mb: spec.memory_mb(),
+            timeout: Duration::from_secs(manifest.timeout_secs(function, env).into()),
+            memory_mb: manifest.memory_mb(function, env),
             region: manifest
                 .region(env)
                 .map(str::to_owned)

@@ -134,23 +134,23 @@ fn select_functions(manifest: &Manifest, names: &[String]) -> anyhow::Result<Vec
 /// configuration the function requires.
 pub fn check_config(manifest: &Manifest, env: &str, functions: &[String]) -> anyhow::Result<()> {
     let mut problems = Vec::new();
-    let variables = manifest.function_variables(env)?;
-    let size = manifest::variables_size(&variables);
-    if size > manifest::MAX_VARIABLES_BYTES {
-        problems.push(format!(
-            "the variables for `{env}` take {size} bytes, over Lambda's {} bytes",
-            manifest::MAX_VARIABLES_BYTES
-        ));
-    }
-    for key in variables.keys() {
-        if !manifest::is_legal_variable_name(key)
-            || manifest::RESERVED_LAMBDA_VARIABLES.contains(&key.as_str())
-        {
-            problems.push(format!("`{key}` cannot be a Lambda variable name"));
-        }
-    }
     for function in functions {
         let spec = manifest.require_function(function)?;
+        let variables = manifest.function_variables(function, env)?;
+        let size = manifest::variables_size(&variables);
+        if size > manifest::MAX_VARIABLES_BYTES {
+            problems.push(format!(
+                "the variables of `{function}` for `{env}` take {size} bytes, over Lambda's {} bytes",
+                manifest::MAX_VARIABLES_BYTES
+            ));
+        }
+        for key in variables.keys() {
+            if !manifest::is_legal_variable_name(key)
+                || manifest::RESERVED_LAMBDA_VARIABLES.contains(&key.as_str())
+            {
+                problems.push(format!("`{key}` cannot be a Lambda variable name"));
+            }
+        }
         if spec.role.is_none() && !spec.create_role {
             problems.push(format!(
                 "function `{function}` has no execution role: set `role = \"arn:aws:iam::...\"` \
@@ -158,17 +158,17 @@ pub fn check_config(manifest: &Manifest, env: &str, functions: &[String]) -> any
             ));
         }
         for served in manifest.served_environments(env) {
-            let Some(served_spec) = manifest.environment(served) else {
+            if manifest.environment(served).is_none() {
                 continue;
-            };
+            }
+            let provided = manifest.env_function_vars(function, served);
             for required in &spec.required_vars {
-                if !served_spec.vars.contains_key(required)
-                    && !served_spec.secrets.contains_key(required)
-                {
+                if !provided.contains_key(required) {
                     problems.push(format!(
                         "function `{function}` requires `{required}`, which environment \
-                         `{served}` does not set: add it to [environments.{served}] `vars` or \
-                         `secrets` (the version would fail its init there)"
+                         `{served}` does not set: add it to [environments.{served}] (or \
+                         [environments.{served}.functions.{function}]) `vars` or `secrets` (the \
+                         version would fail its init there)"
                     ));
                 }
             }
@@ -194,10 +194,10 @@ fn settings(manifest: &Manifest, env: &str, function: &str) -> anyhow::Result<Se
         },
     };
     Ok(Settings {
-        arch: spec.arch(),
-        memory_mb: i32::try_from(spec.memory_mb())?,
-        timeout_secs: i32::try_from(spec.timeout_secs())?,
-        variables: manifest.function_variables(env)?,
+        arch: manifest.arch(function, env),
+        memory_mb: i32::try_from(manifest.memory_mb(function, env))?,
+        timeout_secs: i32::try_from(manifest.timeout_secs(function, env))?,
+        variables: manifest.function_variables(function, env)?,
         role,
     })
 }
@@ -265,7 +265,7 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     check_config(&manifest, &args.env, &functions)?;
     let mut artifacts = Vec::new();
     for function in &functions {
-        let arch = manifest.require_function(function)?.arch();
+        let arch = manifest.arch(function, &args.env);
         artifacts.push(
             artifact::build(&root, &manifest, function, arch, &args.profile)
                 .with_context(|| format!("could not build `{function}` for {arch}"))?,
@@ -701,12 +701,11 @@ async fn promote_multi(
                         .map_or_else(String::new, |c| format!(" (git {c})"))
                 )
             })?;
-        let spec = manifest.require_function(&function)?;
-        if artifact.arch != spec.arch() {
+        if artifact.arch != manifest.arch(&function, &args.to) {
             bail!(
                 "`{name}` runs {} code but the manifest wants {} for `{}`",
                 artifact.arch,
-                spec.arch(),
+                manifest.arch(&function, &args.to),
                 args.to
             );
         }

@@ -71,12 +71,22 @@ pub fn references<'a>(variables: impl IntoIterator<Item = (&'a String, &'a Strin
         .collect()
 }
 
-/// The references environment `env` itself uses (its `vars` and `secrets`).
+/// The references environment `env` uses: its own `vars` and `secrets`, and those of its
+/// per-function sections.
 pub fn environment_references(manifest: &Manifest, env: &str) -> Vec<Use> {
-    manifest
+    let mut uses: Vec<Use> = manifest
         .environment(env)
         .map(|spec| references(spec.all_vars()))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    // Plus the references one function alone uses there.
+    for function in manifest.functions.keys() {
+        for found in references(&manifest.env_function_vars(function, env)) {
+            if !uses.contains(&found) {
+                uses.push(found);
+            }
+        }
+    }
+    uses
 }
 
 /// For `status`: one line per reference of `env`, `APP_API_KEY -> ssm:/app/prod/key`.

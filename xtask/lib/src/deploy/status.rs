@@ -156,8 +156,8 @@ async fn function_status(
     let stamp = VersionStamp::parse(version.description());
     status.deployed = true;
     status.drift = engine::config_diff(&version, &settings(manifest, env, function)?, clients);
-    let spec = manifest.require_function(function)?;
-    if let Ok(local) = std::fs::read_to_string(artifact::record_path(root, function, spec.arch())) {
+    let arch = manifest.arch(function, env);
+    if let Ok(local) = std::fs::read_to_string(artifact::record_path(root, function, arch)) {
         if let Ok(local) = serde_json::from_str::<artifact::Artifact>(&local) {
             if Some(local.code_sha256.as_str()) != version.code_sha256() {
                 status

@@ -14,6 +14,12 @@ use serde::Deserialize;
 
 use crate::arch::Arch;
 
+mod check_triggers;
+pub mod triggers;
+
+pub use triggers::Triggers;
+use triggers::{HttpSpec, ScheduleSpec, SqsSpec, TriggerSpecs, UrlSpec};
+
 pub const FILE_NAME: &str = "lambda-stage.toml";
 
 /// Default function timeout in seconds, as Lambda's.
@@ -123,6 +129,37 @@ pub struct FunctionSpec {
     /// `invoke` and `serve` (e.g. `["secrets"]` for secret references).
     #[serde(default)]
     pub features: Vec<String>,
+    /// Routes on the app's HTTP API.
+    pub http: Option<HttpSpec>,
+    /// A function URL on each environment's alias.
+    pub url: Option<UrlSpec>,
+    /// An SQS queue whose messages the function receives.
+    pub sqs: Option<SqsSpec>,
+    /// An EventBridge schedule that invokes the function.
+    pub schedule: Option<ScheduleSpec>,
+}
+
+/// `[environments.<env>.functions.<fn>]`: what differs for one function in one environment.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FunctionOverride {
+    /// Multi-stack only: a single-stack version serves every alias with one configuration.
+    pub memory: Option<u32>,
+    /// Multi-stack only.
+    pub timeout: Option<u32>,
+    /// Multi-stack only.
+    pub arch: Option<Arch>,
+    /// Variables of this function alone in this environment (over the environment's).
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// Secret references of this function alone in this environment.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    /// Multi-stack only: single-stack environments share the app's API and its routes.
+    pub http: Option<HttpSpec>,
+    pub url: Option<UrlSpec>,
+    pub sqs: Option<SqsSpec>,
+    pub schedule: Option<ScheduleSpec>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -148,6 +185,9 @@ pub struct EnvironmentSpec {
     /// framework resolves them at cold start, so only the reference is deployed.
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
+    /// Per-function overrides in this environment.
+    #[serde(default)]
+    pub functions: BTreeMap<String, FunctionOverride>,
 }
 
 impl Manifest {
@@ -274,18 +314,6 @@ impl Manifest {
 }
 
 impl FunctionSpec {
-    pub fn timeout_secs(&self) -> u32 {
-        self.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS)
-    }
-
-    pub fn memory_mb(&self) -> u32 {
-        self.memory.unwrap_or(DEFAULT_MEMORY_MB)
-    }
-
-    pub fn arch(&self) -> Arch {
-        self.arch.unwrap_or(DEFAULT_ARCH)
-    }
-
     /// The cargo package that builds the function named `key`.
     pub fn package_name<'a>(&'a self, key: &'a str) -> &'a str {
         self.package.as_deref().unwrap_or(key)
@@ -324,34 +352,66 @@ pub fn variables_size(vars: &BTreeMap<String, String>) -> usize {
 }
 
 impl Manifest {
-    /// The variables the function is deployed with when it serves `env` (and, for a
+    /// `function`'s override section in `env`, if the manifest has one.
+    pub fn function_override(&self, function: &str, env: &str) -> Option<&FunctionOverride> {
+        self.environment(env)
+            .and_then(|spec| spec.functions.get(function))
+    }
+
+    /// The configuration variables `function` gets in `env`, by their names as written (before
+    /// single-stack scoping): the environment's `vars` and `secrets`, then the function's own
+    /// for that environment, which win.
+    pub fn env_function_vars(&self, function: &str, env: &str) -> BTreeMap<String, String> {
+        let mut vars: BTreeMap<String, String> = self
+            .environment(env)
+            .map(|spec| {
+                spec.all_vars()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(over) = self.function_override(function, env) {
+            vars.extend(
+                over.vars
+                    .iter()
+                    .chain(&over.secrets)
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+        }
+        vars
+    }
+
+    /// The variables `function` is deployed with when it serves `env` (and, for a
     /// single-stack app, every other environment too: a published version freezes its
     /// variables, so one version must carry all of them).
     ///
-    /// - Multi-stack: `LAMBDA_STAGE_ENV=<env>` plus that environment's `vars` and `secrets`
-    ///   (references) as written.
+    /// - Multi-stack: `LAMBDA_STAGE_ENV=<env>` plus [`Manifest::env_function_vars`].
     /// - Single-stack: `LAMBDA_STAGE_ENVS=<all aliases>`, and each environment's
     ///   `APP_<FIELD>` stored as `APP_<ENV>__<FIELD>` (`<ENV>` from the alias name, which is
     ///   what the framework sees); other variables are shared and must agree.
-    pub fn function_variables(&self, env: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    pub fn function_variables(
+        &self,
+        function: &str,
+        env: &str,
+    ) -> anyhow::Result<BTreeMap<String, String>> {
         let mut vars = BTreeMap::new();
         match self.strategy {
             Strategy::MultiStack => {
-                let spec = self.require_environment(env)?;
-                vars.extend(spec.all_vars().map(|(k, v)| (k.clone(), v.clone())));
+                self.require_environment(env)?;
+                vars.extend(self.env_function_vars(function, env));
                 vars.insert("LAMBDA_STAGE_ENV".to_owned(), env.to_owned());
             }
             Strategy::SingleStack => {
-                for (name, spec) in &self.environments {
+                for name in self.environments.keys() {
                     let alias = self.alias(name);
-                    for (key, value) in spec.all_vars() {
+                    for (key, value) in self.env_function_vars(function, name) {
                         let key = match key.strip_prefix(APP_PREFIX) {
                             Some(field) => format!("{APP_PREFIX}{}__{field}", env_key(&alias)),
                             None => key.clone(),
                         };
                         if let Some(previous) = vars.insert(key.clone(), value.clone()) {
                             anyhow::ensure!(
-                                previous == *value,
+                                previous == value,
                                 "{FILE_NAME}: `{key}` differs between environments, but a \
                                  single-stack function shares it; prefix it with `{APP_PREFIX}` \
                                  to make it per-environment"
@@ -365,6 +425,58 @@ impl Manifest {
             }
         }
         Ok(vars)
+    }
+
+    /// What calls `function` in `env`: its triggers with the environment's overrides applied
+    /// and `{app}`, `{env}`, `{function}` expanded.
+    pub fn triggers(&self, function: &str, env: &str) -> anyhow::Result<Triggers> {
+        let spec = self.require_function(function)?;
+        let base = TriggerSpecs {
+            http: spec.http.as_ref(),
+            url: spec.url.as_ref(),
+            sqs: spec.sqs.as_ref(),
+            schedule: spec.schedule.as_ref(),
+        };
+        let over = self
+            .function_override(function, env)
+            .map(|o| TriggerSpecs {
+                http: o.http.as_ref(),
+                url: o.url.as_ref(),
+                sqs: o.sqs.as_ref(),
+                schedule: o.schedule.as_ref(),
+            })
+            .unwrap_or_default();
+        triggers::resolve(&base, &over, |text| {
+            text.replace("{app}", &self.app)
+                .replace("{env}", env)
+                .replace("{function}", function)
+        })
+        .map_err(|message| {
+            anyhow::anyhow!("{FILE_NAME}: function `{function}` in `{env}`: {message}")
+        })
+    }
+
+    /// The architecture `function` runs on in `env` (multi-stack may override it per
+    /// environment).
+    pub fn arch(&self, function: &str, env: &str) -> Arch {
+        self.function_override(function, env)
+            .and_then(|o| o.arch)
+            .or_else(|| self.function(function).and_then(|f| f.arch))
+            .unwrap_or(DEFAULT_ARCH)
+    }
+
+    pub fn memory_mb(&self, function: &str, env: &str) -> u32 {
+        self.function_override(function, env)
+            .and_then(|o| o.memory)
+            .or_else(|| self.function(function).and_then(|f| f.memory))
+            .unwrap_or(DEFAULT_MEMORY_MB)
+    }
+
+    pub fn timeout_secs(&self, function: &str, env: &str) -> u32 {
+        self.function_override(function, env)
+            .and_then(|o| o.timeout)
+            .or_else(|| self.function(function).and_then(|f| f.timeout))
+            .unwrap_or(DEFAULT_TIMEOUT_SECS)
     }
 
     /// Everything serde cannot check, each problem located in the file.
@@ -488,28 +600,41 @@ impl Manifest {
             {
                 problem(&["environments", env, "alias"], format!("`{alias}` is not a legal alias name (letters, digits, `-`, `_`; not only digits)"));
             }
-            for (table, vars) in [("vars", &spec.vars), ("secrets", &spec.secrets)] {
-                for (key, value) in vars {
-                    let at = ["environments", env.as_str(), table, key.as_str()];
-                    if !is_legal_variable_name(key) {
-                        problem(&at, format!("`{key}` is not a legal variable name: Lambda accepts [a-zA-Z][a-zA-Z0-9_]+"));
-                    } else if RESERVED_LAMBDA_VARIABLES.contains(&key.as_str()) {
-                        problem(
-                            &at,
-                            format!("`{key}` is reserved by Lambda and cannot be set"),
-                        );
-                    } else if RESERVED_STAGE_VARIABLES.contains(&key.as_str()) {
-                        problem(&at, format!("`{key}` is set by lambda-stage itself"));
-                    }
-                    if table == "secrets"
-                        && !SECRET_REFERENCE_PREFIXES
-                            .iter()
-                            .any(|p| value.starts_with(p))
-                    {
-                        problem(&at, "a secret must be a reference (`ssm:/path` or `secretsmanager:name`), never the value itself".to_owned());
-                    }
-                    if table == "secrets" && spec.vars.contains_key(key) {
-                        problem(&at, format!("`{key}` is in both `vars` and `secrets`"));
+            // The environment's variables, then each function's own in this environment.
+            let mut tables: Vec<(Vec<&str>, &BTreeMap<String, String>, &BTreeMap<String, String>)> =
+                vec![(vec!["environments", env.as_str()], &spec.vars, &spec.secrets)];
+            for (function, over) in &spec.functions {
+                tables.push((
+                    vec!["environments", env.as_str(), "functions", function.as_str()],
+                    &over.vars,
+                    &over.secrets,
+                ));
+            }
+            for (prefix, plain, secret) in tables {
+                for (table, vars) in [("vars", plain), ("secrets", secret)] {
+                    for (key, value) in vars {
+                        let mut at = prefix.clone();
+                        at.extend([table, key.as_str()]);
+                        if !is_legal_variable_name(key) {
+                            problem(&at, format!("`{key}` is not a legal variable name: Lambda accepts [a-zA-Z][a-zA-Z0-9_]+"));
+                        } else if RESERVED_LAMBDA_VARIABLES.contains(&key.as_str()) {
+                            problem(
+                                &at,
+                                format!("`{key}` is reserved by Lambda and cannot be set"),
+                            );
+                        } else if RESERVED_STAGE_VARIABLES.contains(&key.as_str()) {
+                            problem(&at, format!("`{key}` is set by lambda-stage itself"));
+                        }
+                        if table == "secrets"
+                            && !SECRET_REFERENCE_PREFIXES
+                                .iter()
+                                .any(|p| value.starts_with(p))
+                        {
+                            problem(&at, "a secret must be a reference (`ssm:/path` or `secretsmanager:name`), never the value itself".to_owned());
+                        }
+                        if table == "secrets" && plain.contains_key(key) {
+                            problem(&at, format!("`{key}` is in both `vars` and `secrets`"));
+                        }
                     }
                 }
             }
@@ -563,31 +688,37 @@ impl Manifest {
             problem(&["account-id"], "single-stack: one function serves every environment, so they must share one account; use `strategy = \"multi-stack\"` for an account per environment".to_owned());
         }
 
-        // The deployed variables: legal, and within Lambda's 4 KB.
+        // The deployed variables of each function: legal, and within Lambda's 4 KB.
         let envs: Vec<&String> = match self.strategy {
             Strategy::SingleStack => self.environments.keys().take(1).collect(),
             Strategy::MultiStack => self.environments.keys().collect(),
         };
         for env in envs {
-            let at_env: Vec<&str> = match self.strategy {
-                Strategy::SingleStack => vec!["environments"],
-                Strategy::MultiStack => vec!["environments", env.as_str()],
-            };
-            match self.function_variables(env) {
-                Err(err) => problem(&at_env, format!("{err:#}")),
-                Ok(vars) => {
-                    let size = variables_size(&vars);
-                    if size > MAX_VARIABLES_BYTES {
-                        problem(&at_env, format!(
-                            "the deployed variables take {size} bytes, over Lambda's {MAX_VARIABLES_BYTES}-byte limit{}: move large values to `secrets` (resolved at cold start)",
-                            if self.strategy == Strategy::SingleStack { " (single-stack: every environment's variables live in the one function)" } else { "" }
-                        ));
-                    }
-                    for key in vars.keys().filter(|key| !is_legal_variable_name(key)) {
-                        problem(&at_env, format!("the deployed variable `{key}` is not a legal name (environment names map to `APP_<ENV>__<FIELD>`)"));
+            for function in self.functions.keys() {
+                let at: Vec<&str> = match self.strategy {
+                    Strategy::SingleStack => vec!["environments"],
+                    Strategy::MultiStack => vec!["environments", env.as_str()],
+                };
+                match self.function_variables(function, env) {
+                    Err(err) => problem(&at, format!("{err:#}")),
+                    Ok(vars) => {
+                        let size = variables_size(&vars);
+                        if size > MAX_VARIABLES_BYTES {
+                            problem(&at, format!(
+                                "function `{function}`'s deployed variables take {size} bytes, over Lambda's {MAX_VARIABLES_BYTES}-byte limit{}: move large values to `secrets` (resolved at cold start)",
+                                if self.strategy == Strategy::SingleStack { " (single-stack: every environment's variables live in the one function)" } else { "" }
+                            ));
+                        }
+                        for key in vars.keys().filter(|key| !is_legal_variable_name(key)) {
+                            problem(&at, format!("the deployed variable `{key}` is not a legal name (environment names map to `APP_<ENV>__<FIELD>`)"));
+                        }
                     }
                 }
             }
+        }
+        for (path, message) in self.trigger_problems() {
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            problem(&path, message);
         }
         problems
     }
@@ -826,7 +957,7 @@ mod tests {
             "{BASE}[environments.dev]\nvars = {{ APP_GREETING = \"hi\", RUST_LOG = \"info\" }}\n[environments.eu-prod]\nsecrets = {{ APP_KEY = \"ssm:/demo/key\" }}\nvars = {{ RUST_LOG = \"info\" }}\n"
         ))
         .unwrap();
-        let vars = manifest.function_variables("dev").unwrap();
+        let vars = manifest.function_variables("hello", "dev").unwrap();
         assert_eq!(vars["APP_DEV__GREETING"], "hi");
         assert_eq!(vars["APP_EU_PROD__KEY"], "ssm:/demo/key");
         assert_eq!(vars["RUST_LOG"], "info");
@@ -844,7 +975,7 @@ mod tests {
         assert_eq!(manifest.function_name("hello", "dev"), "demo-hello-dev");
         assert_eq!(manifest.function_name("hello", "prod"), "demo-prod-hello");
         assert_eq!(manifest.alias("prod"), "live");
-        let vars = manifest.function_variables("dev").unwrap();
+        let vars = manifest.function_variables("hello", "dev").unwrap();
         assert_eq!(vars["APP_GREETING"], "hi");
         assert_eq!(vars["LAMBDA_STAGE_ENV"], "dev");
     }
