@@ -1,5 +1,8 @@
 //! HTTP handlers through `lambda_http`: API Gateway REST (v1), HTTP API (v2) and ALB events,
 //! either as a plain handler ([`run_http`]) or as an axum [`Router`] ([`run_router`]).
+//! Both see the path without a named API Gateway stage's `/<stage>` prefix.
+
+mod stage_path;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,6 +17,7 @@ use tracing::Instrument as _;
 use crate::error::{Error, InvocationError};
 use crate::runtime::{catch_failures, Ctx, Options};
 use crate::stage::Stage;
+use stage_path::strip_stage_prefix;
 
 /// An environment and its config: the state of an axum router built by [`run_router`].
 ///
@@ -69,6 +73,7 @@ impl Options {
         let stage = self.start::<C>().await?;
         let handler = &handler;
         lambda_http::run(lambda_http::service_fn(move |request: Request| {
+            let request = strip_stage_prefix(request);
             let resolved = resolve(&stage, &request);
             let handling = resolved.map(|(env, config)| {
                 let span = tracing::info_span!("invocation", env = %env);
@@ -95,6 +100,7 @@ impl Options {
         let routers: Mutex<HashMap<String, Router>> = Mutex::default();
         let (routers, make_router) = (&routers, &make_router);
         lambda_http::run(lambda_http::service_fn(move |request: Request| {
+            let request = strip_stage_prefix(request);
             let router = resolve(&stage, &request).map(|(env, config)| {
                 let span = tracing::info_span!("invocation", env = %env);
                 let mut routers = routers.lock().unwrap_or_else(|e| e.into_inner());
@@ -129,6 +135,8 @@ fn resolve<C: DeserializeOwned>(
 }
 
 /// Runs an HTTP handler: `async fn(lambda_http::Request, Ctx<Config>) -> Result<impl IntoResponse, Error>`.
+///
+/// Under a named API Gateway stage, the request's path has no `/<stage>` prefix.
 pub async fn run_http<C, R, H, Fut>(handler: H) -> Result<(), Error>
 where
     C: DeserializeOwned + Send + Sync + 'static,
@@ -140,7 +148,8 @@ where
 }
 
 /// Runs an axum router built per environment by `make_router`, whose state is that
-/// environment's [`Env`] (name + config).
+/// environment's [`Env`] (name + config). Under a named API Gateway stage, routes match the
+/// path without its `/<stage>` prefix: `/hello/{name}` answers `/staging/hello/Ada`.
 ///
 /// ```no_run
 /// use axum::{extract::{Path, State}, routing::get, Json, Router};

@@ -296,3 +296,48 @@ async fn survives_panics_errors_and_malformed_events_and_never_prints_the_secret
     assert!(line.contains(r#""env":"staging""#), "{line}");
     assert!(line.contains("[redacted]"), "{line}");
 }
+
+/// `run_router` under named API Gateway stages: `GET /hello/{name}` answers
+/// `/staging/hello/Ada` from an HTTP API and `/Prod/hello/Ada` from a REST API.
+#[tokio::test]
+async fn router_answers_under_a_named_api_gateway_stage() {
+    let api = RuntimeApi::start().await.unwrap();
+    let http_api = binary("http-api", "dev").unwrap();
+    let function = Function::start(
+        &http_api,
+        api.address(),
+        &[("LAMBDA_STAGE_ENV", "staging"), ("APP_GREETING", "Hej")],
+    )
+    .unwrap();
+    let overrides = lambda_stage_events::Overrides {
+        path: Some("/staging/hello/Ada?lang=en".to_owned()),
+        ..Default::default()
+    };
+    let mut http_api_event = lambda_stage_events::build("apigw-http", &overrides).unwrap();
+    http_api_event["requestContext"]["stage"] = json!("staging");
+    http_api_event["routeKey"] = json!("GET /hello/{name}");
+    http_api_event["requestContext"]["routeKey"] = json!("GET /hello/{name}");
+    http_api_event["pathParameters"] = json!({ "name": "Ada" });
+    let overrides = lambda_stage_events::Overrides {
+        path: Some("/hello/Ada".to_owned()),
+        ..Default::default()
+    };
+    // Stage `Prod`: `path` is `/hello/Ada`, `requestContext.path` is `/Prod/hello/Ada`.
+    let rest_event = lambda_stage_events::build("apigw-rest", &overrides).unwrap();
+    assert_eq!(rest_event["requestContext"]["path"], "/Prod/hello/Ada");
+
+    for (kind, event) in [("HTTP API", http_api_event), ("REST API", rest_event)] {
+        let outcome = api.invoke(&alias("live"), event).await.unwrap();
+        let Outcome::Response(response) = &outcome else {
+            panic!("{kind}: {outcome:?}")
+        };
+        assert_eq!(response["statusCode"], 200, "{kind}: {response}");
+        let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({ "message": "Hej, Ada!", "env": "staging" }),
+            "{kind}"
+        );
+    }
+    function.stop().await.unwrap();
+}
