@@ -2,9 +2,15 @@
 //! fails the Nth call of an operation, throttles, holds calls so two clients really race, and
 //! enforces alias `RevisionId` preconditions (moto accepts any revision and never changes it).
 //!
-//! Operations are named as in the AWS API (`UpdateAlias`, `PublishVersion`,
-//! `GetCallerIdentity`, ...), recognised from Lambda's REST paths and the `Action` of
-//! STS/IAM query requests.
+//! Operations are named as in the AWS API (`UpdateAlias`, `PublishVersion`, `CreateRoute`,
+//! `GetCallerIdentity`, `PutRule`, ...), recognised from Lambda's and API Gateway v2's REST
+//! paths, the `x-amz-target` header of JSON-protocol services (SQS, EventBridge, ...) and the
+//! `Action` of STS/IAM query requests. Lambda and API Gateway name their tag operations alike
+//! (`TagResource`, `UntagResource`), so their calls count together.
+//!
+//! Every request is also recorded as it was sent ([`RecordedRequest`]), so tests can check
+//! what deploy asked for where moto does not show it (it ignores a function URL's
+//! `Qualifier`, for one).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -40,10 +46,43 @@ struct Fault {
     kind: FaultKind,
 }
 
+/// Bodies above this size (code zips) are recorded as `<N bytes>` only.
+const MAX_RECORDED_BODY: usize = 64 * 1024;
+
+/// One request as the SDK sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// The AWS operation name, as in [`FaultProxy::log`].
+    pub operation: String,
+    pub method: String,
+    /// The URL path, percent-decoded (`/v2/apis/abc/stages/$default`).
+    pub path: String,
+    /// The raw query string, `""` when there is none.
+    pub query: String,
+    /// The body as UTF-8 (lossy), or `<N bytes>` when larger than 64 KiB.
+    pub body: String,
+}
+
+impl RecordedRequest {
+    /// The body parsed as JSON; `Null` when it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The percent-decoded value of the first query parameter called `name`.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(key) == name).then(|| percent_decode(value))
+        })
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     calls: HashMap<String, usize>,
     log: Vec<String>,
+    requests: Vec<RecordedRequest>,
     faults: Vec<Fault>,
     /// The proxy's own alias revisions, by `<function>/<alias>`.
     revisions: HashMap<String, u64>,
@@ -140,11 +179,29 @@ impl FaultProxy {
         self.log().into_iter().filter(|op| is_write(op)).collect()
     }
 
-    /// Forgets the call counts, the log and pending faults (alias revisions stay).
+    /// Every request so far, in order, as sent.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.inner.lock().unwrap().requests.clone()
+    }
+
+    /// The requests of `operation` so far, in order.
+    pub fn requests_of(&self, operation: &str) -> Vec<RecordedRequest> {
+        let inner = self.shared.inner.lock().unwrap();
+        inner
+            .requests
+            .iter()
+            .filter(|request| request.operation == operation)
+            .cloned()
+            .collect()
+    }
+
+    /// Forgets the call counts, the log, the recorded requests and pending faults (alias
+    /// revisions stay).
     pub fn reset_counts(&self) {
         let mut inner = self.shared.inner.lock().unwrap();
         inner.calls.clear();
         inner.log.clear();
+        inner.requests.clear();
         inner.faults.clear();
     }
 }
@@ -155,7 +212,12 @@ impl Drop for FaultProxy {
     }
 }
 
+/// Whether `operation` changes state: anything but Get/List/Describe. Unrecognised requests,
+/// named `<METHOD> <path>`, are judged by their method.
 pub fn is_write(operation: &str) -> bool {
+    if let Some((method, _)) = operation.split_once(' ') {
+        return !matches!(method, "GET" | "HEAD");
+    }
     !["Get", "List", "Describe"]
         .iter()
         .any(|read| operation.starts_with(read))
@@ -170,6 +232,13 @@ async fn handle(State(shared): State<Shared>, request: Request<Body>) -> Respons
     let path = parts.uri.path().to_owned();
     let operation = operation(parts.method.as_str(), &path, &parts.headers, &body);
     let query = is_query(&body);
+    let recorded = RecordedRequest {
+        operation: operation.clone(),
+        method: parts.method.to_string(),
+        path: percent_decode(&path),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        body: recorded_body(&body),
+    };
 
     let (fault, hold) = {
         let mut inner = shared.inner.lock().unwrap();
@@ -179,6 +248,7 @@ async fn handle(State(shared): State<Shared>, request: Request<Body>) -> Respons
             *count
         };
         inner.log.push(operation.clone());
+        inner.requests.push(recorded);
         let fault = inner
             .faults
             .iter()
@@ -320,7 +390,14 @@ fn operation(method: &str, path: &str, headers: &axum::http::HeaderMap, body: &[
             return action.to_owned();
         }
     }
+    // Matched on the raw path, so an escaped `/` in an ARN stays inside its segment. Trimming
+    // the slashes also accepts `/2015-03-31/event-source-mappings/` with or without the last.
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if let ["v2", rest @ ..] = segments.as_slice() {
+        if let Some(name) = api_gateway_v2_operation(method, rest) {
+            return name.to_owned();
+        }
+    }
     let name = match (method, segments.as_slice()) {
         ("POST", [_, "functions"]) => "CreateFunction",
         ("GET", [_, "functions"]) => "ListFunctions",
@@ -336,12 +413,82 @@ fn operation(method: &str, path: &str, headers: &axum::http::HeaderMap, body: &[
         ("GET", [_, "functions", _, "aliases", _]) => "GetAlias",
         ("PUT", [_, "functions", _, "aliases", _]) => "UpdateAlias",
         ("DELETE", [_, "functions", _, "aliases", _]) => "DeleteAlias",
+        ("POST", [_, "functions", _, "policy"]) => "AddPermission",
+        ("GET", [_, "functions", _, "policy"]) => "GetPolicy",
+        ("DELETE", [_, "functions", _, "policy", _]) => "RemovePermission",
+        ("POST", [_, "functions", _, "url"]) => "CreateFunctionUrlConfig",
+        ("GET", [_, "functions", _, "url"]) => "GetFunctionUrlConfig",
+        ("PUT", [_, "functions", _, "url"]) => "UpdateFunctionUrlConfig",
+        ("DELETE", [_, "functions", _, "url"]) => "DeleteFunctionUrlConfig",
+        ("POST", [_, "event-source-mappings"]) => "CreateEventSourceMapping",
+        ("GET", [_, "event-source-mappings"]) => "ListEventSourceMappings",
+        ("GET", [_, "event-source-mappings", _]) => "GetEventSourceMapping",
+        ("PUT", [_, "event-source-mappings", _]) => "UpdateEventSourceMapping",
+        ("DELETE", [_, "event-source-mappings", _]) => "DeleteEventSourceMapping",
         ("POST", [_, "tags", ..]) => "TagResource",
         ("GET", [_, "tags", ..]) => "ListTags",
         ("DELETE", [_, "tags", ..]) => "UntagResource",
         _ => return format!("{method} {path}"),
     };
     name.to_owned()
+}
+
+/// API Gateway v2 operations, from the path segments after `/v2/`.
+fn api_gateway_v2_operation(method: &str, segments: &[&str]) -> Option<&'static str> {
+    let name = match (method, segments) {
+        ("POST", ["apis"]) => "CreateApi",
+        ("GET", ["apis"]) => "GetApis",
+        ("GET", ["apis", _]) => "GetApi",
+        ("PATCH", ["apis", _]) => "UpdateApi",
+        ("DELETE", ["apis", _]) => "DeleteApi",
+        ("POST", ["apis", _, "integrations"]) => "CreateIntegration",
+        ("GET", ["apis", _, "integrations"]) => "GetIntegrations",
+        ("GET", ["apis", _, "integrations", _]) => "GetIntegration",
+        ("PATCH", ["apis", _, "integrations", _]) => "UpdateIntegration",
+        ("DELETE", ["apis", _, "integrations", _]) => "DeleteIntegration",
+        ("POST", ["apis", _, "routes"]) => "CreateRoute",
+        ("GET", ["apis", _, "routes"]) => "GetRoutes",
+        ("GET", ["apis", _, "routes", _]) => "GetRoute",
+        ("PATCH", ["apis", _, "routes", _]) => "UpdateRoute",
+        ("DELETE", ["apis", _, "routes", _]) => "DeleteRoute",
+        ("POST", ["apis", _, "stages"]) => "CreateStage",
+        ("GET", ["apis", _, "stages"]) => "GetStages",
+        ("GET", ["apis", _, "stages", _]) => "GetStage",
+        ("PATCH", ["apis", _, "stages", _]) => "UpdateStage",
+        ("DELETE", ["apis", _, "stages", _]) => "DeleteStage",
+        ("POST", ["tags", ..]) => "TagResource",
+        ("GET", ["tags", ..]) => "GetTags",
+        ("DELETE", ["tags", ..]) => "UntagResource",
+        _ => return None,
+    };
+    Some(name)
+}
+
+fn recorded_body(body: &[u8]) -> String {
+    if body.len() > MAX_RECORDED_BODY {
+        format!("<{} bytes>", body.len())
+    } else {
+        String::from_utf8_lossy(body).into_owned()
+    }
+}
+
+/// Decodes `%XX` escapes; a `+` stays a plus (the AWS SDKs escape spaces as `%20`).
+fn percent_decode(text: &str) -> String {
+    let hex = |digit: u8| (digit as char).to_digit(16);
+    let mut decoded = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let [first, tail @ ..] = rest {
+        if let [b'%', high, low, after @ ..] = rest {
+            if let (Some(high), Some(low)) = (hex(*high), hex(*low)) {
+                decoded.push((high * 16 + low) as u8);
+                rest = after;
+                continue;
+            }
+        }
+        decoded.push(*first);
+        rest = tail;
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 fn is_query(body: &[u8]) -> bool {
@@ -391,4 +538,246 @@ fn plain(status: StatusCode, message: &str) -> Response<Body> {
         .status(status)
         .body(Body::from(message.to_owned()))
         .unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderMap;
+
+    /// The operation of `"<METHOD> <path>"` with a JSON body and no target header.
+    fn rest_operation(request: &str) -> String {
+        let (method, path) = request.split_once(' ').unwrap();
+        operation(method, path, &HeaderMap::new(), b"{}")
+    }
+
+    /// Checks cases written `"<METHOD> <path> => <operation>"`.
+    fn assert_operations(cases: &[&str]) {
+        for case in cases {
+            let (request, expected) = case.split_once(" => ").unwrap();
+            assert_eq!(rest_operation(request), expected, "{request}");
+        }
+    }
+
+    fn target_operation(target: &str) -> String {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-amz-target", target.parse().unwrap());
+        operation("POST", "/", &headers, b"{}")
+    }
+
+    #[test]
+    fn names_lambda_permission_url_and_mapping_operations() {
+        let cases = [
+            "POST /2015-03-31/functions/demo/policy => AddPermission",
+            "GET /2015-03-31/functions/demo/policy => GetPolicy",
+            "DELETE /2015-03-31/functions/demo/policy/apigw => RemovePermission",
+            "POST /2021-10-31/functions/demo/url => CreateFunctionUrlConfig",
+            "GET /2021-10-31/functions/demo/url => GetFunctionUrlConfig",
+            "PUT /2021-10-31/functions/demo/url => UpdateFunctionUrlConfig",
+            "DELETE /2021-10-31/functions/demo/url => DeleteFunctionUrlConfig",
+            "POST /2015-03-31/event-source-mappings/ => CreateEventSourceMapping",
+            "POST /2015-03-31/event-source-mappings => CreateEventSourceMapping",
+            "GET /2015-03-31/event-source-mappings/ => ListEventSourceMappings",
+            "GET /2015-03-31/event-source-mappings => ListEventSourceMappings",
+            "GET /2015-03-31/event-source-mappings/4f1c => GetEventSourceMapping",
+            "PUT /2015-03-31/event-source-mappings/4f1c => UpdateEventSourceMapping",
+            "DELETE /2015-03-31/event-source-mappings/4f1c => DeleteEventSourceMapping",
+            "POST /2017-03-31/tags/arn%3Aaws%3Alambda%3Aus-east-1 => TagResource",
+            "GET /2017-03-31/tags/arn%3Aaws%3Alambda%3Aus-east-1 => ListTags",
+            "DELETE /2017-03-31/tags/arn%3Aaws%3Alambda%3Aus-east-1 => UntagResource",
+            // The alias paths still resolve next to the new ones.
+            "PUT /2015-03-31/functions/demo/aliases/live => UpdateAlias",
+        ];
+        assert_operations(&cases);
+    }
+
+    #[test]
+    fn names_api_gateway_v2_operations() {
+        let cases = [
+            "POST /v2/apis => CreateApi",
+            "GET /v2/apis => GetApis",
+            "GET /v2/apis/a1b2 => GetApi",
+            "PATCH /v2/apis/a1b2 => UpdateApi",
+            "DELETE /v2/apis/a1b2 => DeleteApi",
+            "POST /v2/apis/a1b2/integrations => CreateIntegration",
+            "GET /v2/apis/a1b2/integrations => GetIntegrations",
+            "GET /v2/apis/a1b2/integrations/i9 => GetIntegration",
+            "PATCH /v2/apis/a1b2/integrations/i9 => UpdateIntegration",
+            "DELETE /v2/apis/a1b2/integrations/i9 => DeleteIntegration",
+            "POST /v2/apis/a1b2/routes => CreateRoute",
+            "GET /v2/apis/a1b2/routes => GetRoutes",
+            "GET /v2/apis/a1b2/routes/r7 => GetRoute",
+            "PATCH /v2/apis/a1b2/routes/r7 => UpdateRoute",
+            "DELETE /v2/apis/a1b2/routes/r7 => DeleteRoute",
+            "POST /v2/apis/a1b2/stages => CreateStage",
+            "GET /v2/apis/a1b2/stages => GetStages",
+            "GET /v2/apis/a1b2/stages/%24default => GetStage",
+            "PATCH /v2/apis/a1b2/stages/%24default => UpdateStage",
+            "DELETE /v2/apis/a1b2/stages/$default => DeleteStage",
+            "POST /v2/tags/arn%3Aaws%3Aapigateway%3A%3A%2Fapis%2Fa1b2 => TagResource",
+            // An unescaped ARN spreads over several segments; still the same operation.
+            "GET /v2/tags/arn:aws:apigateway:us-east-1::/apis/a1b2 => GetTags",
+            "DELETE /v2/tags/arn%3Aaws%3Aapigateway => UntagResource",
+        ];
+        assert_operations(&cases);
+    }
+
+    #[test]
+    fn names_sqs_and_eventbridge_operations_from_their_target() {
+        assert_eq!(target_operation("AmazonSQS.CreateQueue"), "CreateQueue");
+        assert_eq!(target_operation("AmazonSQS.GetQueueUrl"), "GetQueueUrl");
+        // SQS's older query protocol names the operation in the body instead.
+        let query_body = b"Action=CreateQueue&QueueName=demo-jobs&Version=2012-11-05";
+        assert_eq!(
+            operation("POST", "/", &HeaderMap::new(), query_body),
+            "CreateQueue"
+        );
+        assert_eq!(target_operation("AWSEvents.PutRule"), "PutRule");
+        assert_eq!(target_operation("AWSEvents.PutTargets"), "PutTargets");
+        assert_eq!(
+            target_operation("AWSEvents.ListTargetsByRule"),
+            "ListTargetsByRule"
+        );
+    }
+
+    #[test]
+    fn unrecognised_requests_are_named_by_method_and_path() {
+        assert_eq!(rest_operation("GET /v2/domainnames"), "GET /v2/domainnames");
+    }
+
+    #[test]
+    fn classifies_reads_and_writes() {
+        for read in [
+            "GetApis",
+            "GetRoutes",
+            "GetPolicy",
+            "GetFunctionUrlConfig",
+            "ListEventSourceMappings",
+            "ListTargetsByRule",
+            "DescribeRule",
+            "GetQueueUrl",
+            "GET /v2/domainnames",
+        ] {
+            assert!(!is_write(read), "{read} is a read");
+        }
+        for write in [
+            "PutRule",
+            "PutTargets",
+            "AddPermission",
+            "RemovePermission",
+            "CreateQueue",
+            "CreateEventSourceMapping",
+            "UpdateStage",
+            "TagResource",
+            "POST /v2/domainnames",
+        ] {
+            assert!(is_write(write), "{write} is a write");
+        }
+    }
+
+    #[test]
+    fn decodes_percent_escapes_only() {
+        assert_eq!(percent_decode("%24default"), "$default");
+        assert_eq!(percent_decode("arn%3Aaws%2Fx"), "arn:aws/x");
+        assert_eq!(percent_decode("a+b%20c"), "a+b c");
+        // Malformed escapes are kept as written.
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn records_large_bodies_as_their_size() {
+        assert_eq!(recorded_body(b"{\"a\":1}"), "{\"a\":1}");
+        let zip = vec![0u8; MAX_RECORDED_BODY + 1];
+        assert_eq!(
+            recorded_body(&zip),
+            format!("<{} bytes>", MAX_RECORDED_BODY + 1)
+        );
+    }
+
+    #[test]
+    fn recorded_request_helpers() {
+        let request = RecordedRequest {
+            operation: "CreateFunctionUrlConfig".to_owned(),
+            method: "POST".to_owned(),
+            path: "/2021-10-31/functions/demo-hello/url".to_owned(),
+            query: "Qualifier=staging&Note=a%20b".to_owned(),
+            body: r#"{"AuthType":"NONE"}"#.to_owned(),
+        };
+        assert_eq!(request.query_param("Qualifier").as_deref(), Some("staging"));
+        assert_eq!(request.query_param("Note").as_deref(), Some("a b"));
+        assert_eq!(request.query_param("Missing"), None);
+        assert_eq!(request.json()["AuthType"], "NONE");
+        let not_json = RecordedRequest {
+            body: "<4096 bytes>".to_owned(),
+            query: String::new(),
+            ..request
+        };
+        assert_eq!(not_json.json(), Value::Null);
+        assert_eq!(not_json.query_param("Qualifier"), None);
+    }
+
+    /// Starts an upstream that answers every request with `200 {}`.
+    async fn ok_upstream() -> (String, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(|| async { "{}" });
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (format!("http://{addr}"), task)
+    }
+
+    async fn send(proxy: &FaultProxy, method: &str, path_and_query: &str, body: &str) {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path_and_query}", proxy.endpoint()))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{method} {path_and_query}"
+        );
+    }
+
+    #[tokio::test]
+    async fn records_what_each_request_sent() {
+        let (upstream, upstream_task) = ok_upstream().await;
+        let proxy = FaultProxy::start(&upstream).await.unwrap();
+
+        let permission = r#"{"StatementId":"apigw-invoke","Action":"lambda:InvokeFunction","Principal":"apigateway.amazonaws.com"}"#;
+        send(
+            &proxy,
+            "POST",
+            "/2015-03-31/functions/demo-hello/policy?Qualifier=staging",
+            permission,
+        )
+        .await;
+        send(&proxy, "DELETE", "/v2/apis/a1b2c3/stages/%24default", "").await;
+
+        let added = proxy.requests_of("AddPermission");
+        assert_eq!(added.len(), 1);
+        let added = &added[0];
+        assert_eq!(added.method, "POST");
+        assert_eq!(added.path, "/2015-03-31/functions/demo-hello/policy");
+        assert_eq!(added.query, "Qualifier=staging");
+        assert_eq!(added.query_param("Qualifier").as_deref(), Some("staging"));
+        assert_eq!(added.body, permission);
+        assert_eq!(added.json()["StatementId"], "apigw-invoke");
+
+        let all = proxy.requests();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1].operation, "DeleteStage");
+        assert_eq!(all[1].path, "/v2/apis/a1b2c3/stages/$default");
+        assert_eq!(all[1].query, "");
+        assert_eq!(proxy.log(), ["AddPermission", "DeleteStage"]);
+
+        proxy.reset_counts();
+        assert!(proxy.requests().is_empty());
+        upstream_task.abort();
+    }
 }
