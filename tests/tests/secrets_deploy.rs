@@ -10,7 +10,7 @@ use aws_sdk_ssm::Client as Ssm;
 use lambda_stage_tests::fault_proxy::FaultProxy;
 use lambda_stage_tests::moto::Moto;
 use lambda_stage_xtask::deploy::aws::EnvClients;
-use lambda_stage_xtask::deploy::engine::execution_role_policy;
+use lambda_stage_xtask::deploy::role::execution_role_policy;
 use lambda_stage_xtask::deploy::secrets::{
     environment_references, missing, references, role_statements, with_secret_access,
 };
@@ -162,13 +162,7 @@ fn the_role_reads_exactly_the_environments_references() {
 async fn single_stack_role_covers_every_alias_it_serves_and_keeps_the_log_statements() {
     // Policy generation makes no call: the clients only complete `EnvClients`.
     let config = sdk_config("http://127.0.0.1:9").await;
-    let clients = EnvClients {
-        env: "staging".into(),
-        region: REGION.into(),
-        account: ACCOUNT.into(),
-        lambda: aws_sdk_lambda::Client::new(&config),
-        iam: aws_sdk_iam::Client::new(&config),
-    };
+    let clients = EnvClients::new("staging", REGION, ACCOUNT, &config);
     let manifest = manifest("single-stack");
     let variables = manifest.function_variables("hello", "staging").unwrap();
     let policy = with_secret_access(

@@ -24,6 +24,10 @@ pub struct EnvClients {
     pub account: String,
     pub lambda: aws_sdk_lambda::Client,
     pub iam: aws_sdk_iam::Client,
+    /// The triggers: HTTP APIs, queues, schedules.
+    pub apigw: aws_sdk_apigatewayv2::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub events: aws_sdk_eventbridge::Client,
 }
 
 /// Loads the standard AWS chain (profile, SSO, env credentials, region, `AWS_ENDPOINT_URL`)
@@ -109,13 +113,23 @@ pub async fn connect(manifest: &Manifest, env: &str) -> anyhow::Result<EnvClient
             );
         }
     }
-    Ok(EnvClients {
-        env: env.to_owned(),
-        region,
-        account,
-        lambda: aws_sdk_lambda::Client::new(&config),
-        iam: aws_sdk_iam::Client::new(&config),
-    })
+    Ok(EnvClients::new(env, &region, &account, &config))
+}
+
+impl EnvClients {
+    /// Every client of one environment from one SDK configuration.
+    pub fn new(env: &str, region: &str, account: &str, config: &aws_config::SdkConfig) -> Self {
+        EnvClients {
+            env: env.to_owned(),
+            region: region.to_owned(),
+            account: account.to_owned(),
+            lambda: aws_sdk_lambda::Client::new(config),
+            iam: aws_sdk_iam::Client::new(config),
+            apigw: aws_sdk_apigatewayv2::Client::new(config),
+            sqs: aws_sdk_sqs::Client::new(config),
+            events: aws_sdk_eventbridge::Client::new(config),
+        }
+    }
 }
 
 /// An AWS error as one line: the service's code and message when it answered, the whole
@@ -149,9 +163,22 @@ where
     }
 }
 
-/// Lambda answers "not found" with this code for functions, versions and aliases.
+/// Lambda answers "not found" with this code for functions, versions and aliases (API Gateway
+/// and EventBridge too, for their resources).
 pub fn is_not_found<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    error_code(err) == Some("ResourceNotFoundException")
+    matches!(
+        error_code(err),
+        Some("ResourceNotFoundException" | "NotFoundException")
+    )
+}
+
+/// An AWS call's error as `could not <action>: <code: message>`.
+pub fn failed<E, R>(action: impl std::fmt::Display) -> impl FnOnce(SdkError<E, R>) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    move |err| anyhow::anyhow!("could not {action}: {}", describe(&err))
 }
 
 /// A concurrent change: a stale `RevisionId`, or a resource someone else just created.

@@ -9,21 +9,24 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
-    AliasRoutingConfiguration, Architecture, Environment, FunctionCode, FunctionConfiguration,
-    LastUpdateStatus, Runtime, State,
+    Architecture, Environment, FunctionCode, FunctionConfiguration, LastUpdateStatus, Runtime,
+    State,
 };
 
 use super::artifact::Artifact;
 use super::aws::{describe, error_code, is_conflict, is_not_found, EnvClients};
 use super::history::{AliasHistory, VersionStamp};
+use super::role::{
+    check_role_exists, create_role, managed_policy, put_role_policy, role_arn, role_policy,
+    ROLE_PROPAGATION_LIMIT,
+};
 use crate::arch::Arch;
+use crate::manifest::triggers::QueueRef;
 
 /// Lambda's cap on a zip uploaded directly (not through S3).
 const MAX_DIRECT_UPLOAD: u64 = 50 * 1024 * 1024;
 /// How long to wait for a function update to finish (`LastUpdateStatus`).
 const UPDATE_WAIT_LIMIT: Duration = Duration::from_secs(300);
-/// How long a freshly created role may take before Lambda can assume it.
-const ROLE_PROPAGATION_LIMIT: Duration = Duration::from_secs(60);
 
 /// What one function should look like in one environment.
 #[derive(Debug, Clone)]
@@ -47,6 +50,9 @@ pub struct Settings {
     pub timeout_secs: i32,
     pub variables: BTreeMap<String, String>,
     pub role: RoleSpec,
+    /// Queues the function consumes, in every environment its role serves: a managed role
+    /// may read exactly these.
+    pub queues: Vec<QueueRef>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +105,9 @@ pub enum AliasTarget {
 pub struct Plan {
     pub desired: Desired,
     pub create_role: bool,
+    /// The managed role's policy differs from what the function needs now (new secret
+    /// references, new queues).
+    pub update_role_policy: bool,
     pub create_function: bool,
     pub upload_code: bool,
     pub config_changes: Vec<String>,
@@ -118,9 +127,15 @@ impl Plan {
             "  {} -> function `{}`, alias `{}`\n",
             d.function, d.name, d.alias
         );
-        if self.create_role {
-            if let RoleSpec::Managed { name } = &d.settings.role {
-                let _ = writeln!(out, "    role:     create `{name}` (logs only)");
+        if let RoleSpec::Managed { name } = &d.settings.role {
+            if self.create_role {
+                let _ = writeln!(out, "    role:     create `{name}` ({})", access_summary(d));
+            } else if self.update_role_policy {
+                let _ = writeln!(
+                    out,
+                    "    role:     update the policy of `{name}` ({})",
+                    access_summary(d)
+                );
             }
         }
         let code = if self.create_function {
@@ -181,6 +196,7 @@ impl Plan {
     /// True when applying the plan would write nothing.
     pub fn is_noop(&self) -> bool {
         !self.create_role
+            && !self.update_role_policy
             && !self.create_function
             && !self.upload_code
             && self.config_changes.is_empty()
@@ -198,6 +214,19 @@ impl Plan {
             _ => false,
         }
     }
+}
+
+/// What a managed role may do, in a few words.
+fn access_summary(d: &Desired) -> String {
+    let mut parts = vec!["logs".to_owned()];
+    let references = super::secrets::references(&d.settings.variables).len();
+    if references > 0 {
+        parts.push(format!("{references} secret reference(s)"));
+    }
+    if !d.settings.queues.is_empty() {
+        parts.push(format!("{} queue(s)", d.settings.queues.len()));
+    }
+    parts.join(", ")
 }
 
 fn zip_kb(artifact: &Artifact) -> u64 {
@@ -224,12 +253,15 @@ pub async fn plan(
             zip_size / (1024 * 1024)
         );
     }
-    let create_role = match &desired.settings.role {
+    let (create_role, update_role_policy) = match &desired.settings.role {
         RoleSpec::Existing(arn) => {
             check_role_exists(clients, arn).await?;
-            false
+            (false, false)
         }
-        RoleSpec::Managed { name } => !role_exists(clients, name).await?,
+        RoleSpec::Managed { name } => match role_policy(clients, name).await? {
+            None => (true, false),
+            Some(current) => (false, current != Some(managed_policy(clients, &desired))),
+        },
     };
 
     let latest = get_function(clients, &desired.name).await?;
@@ -288,6 +320,7 @@ pub async fn plan(
     Ok(Plan {
         desired,
         create_role,
+        update_role_policy,
         create_function,
         upload_code,
         config_changes,
@@ -376,42 +409,6 @@ pub fn variables_of(config: &FunctionConfiguration) -> BTreeMap<String, String> 
         .and_then(|env| env.variables())
         .map(|vars| vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default()
-}
-
-pub fn role_arn(role: &RoleSpec, clients: &EnvClients) -> String {
-    match role {
-        RoleSpec::Existing(arn) => arn.clone(),
-        RoleSpec::Managed { name } => format!("arn:aws:iam::{}:role/{name}", clients.account),
-    }
-}
-
-async fn check_role_exists(clients: &EnvClients, arn: &str) -> anyhow::Result<()> {
-    let name = arn.rsplit('/').next().unwrap_or(arn);
-    match clients.iam.get_role().role_name(name).send().await {
-        Ok(_) => Ok(()),
-        Err(err) if error_code(&err) == Some("NoSuchEntity") => bail!(
-            "the execution role {arn} does not exist in account {}: create it, fix `role` in \
-             lambda-stage.toml, or set `create-role = true`. Nothing was written.",
-            clients.account
-        ),
-        // Deploy credentials that may not read IAM still may deploy; Lambda checks the role.
-        Err(err) if error_code(&err) == Some("AccessDenied") => Ok(()),
-        Err(err) => Err(anyhow::anyhow!(
-            "could not check the execution role {arn}: {}",
-            describe(&err)
-        )),
-    }
-}
-
-async fn role_exists(clients: &EnvClients, name: &str) -> anyhow::Result<bool> {
-    match clients.iam.get_role().role_name(name).send().await {
-        Ok(_) => Ok(true),
-        Err(err) if error_code(&err) == Some("NoSuchEntity") => Ok(false),
-        Err(err) => Err(anyhow::anyhow!(
-            "could not look up the execution role `{name}`: {}",
-            describe(&err)
-        )),
-    }
 }
 
 /// `$LATEST`'s configuration and the function's tags, or `None` when it does not exist.
@@ -535,9 +532,11 @@ async fn list_versions(
 /// tags, version. Returns the version the alias should get.
 pub async fn prepare(clients: &EnvClients, plan: &Plan) -> anyhow::Result<String> {
     let d = &plan.desired;
-    if plan.create_role {
-        if let RoleSpec::Managed { name } = &d.settings.role {
+    if let RoleSpec::Managed { name } = &d.settings.role {
+        if plan.create_role {
             create_role(clients, name, d).await?;
+        } else if plan.update_role_policy {
+            put_role_policy(clients, name, d).await?;
         }
     }
     if let Some(version) = &plan.reuse_version {
@@ -749,202 +748,4 @@ async fn wait_updated(clients: &EnvClients, name: &str) -> anyhow::Result<Option
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
-}
-
-async fn create_role(clients: &EnvClients, name: &str, d: &Desired) -> anyhow::Result<()> {
-    let trust = serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": { "Service": "lambda.amazonaws.com" },
-            "Action": "sts:AssumeRole"
-        }]
-    });
-    let created = clients
-        .iam
-        .create_role()
-        .role_name(name)
-        .assume_role_policy_document(trust.to_string())
-        .description(format!(
-            "Execution role of Lambda function {} (lambda-stage)",
-            d.name
-        ))
-        .send()
-        .await;
-    match created {
-        Ok(_) => {}
-        Err(err) if error_code(&err) == Some("EntityAlreadyExists") => {}
-        Err(err) => bail!(
-            "could not create the execution role `{name}`: {} (the deploy credentials need \
-             iam:CreateRole and iam:PutRolePolicy, or name an existing `role`)",
-            describe(&err)
-        ),
-    }
-    clients
-        .iam
-        .put_role_policy()
-        .role_name(name)
-        .policy_name("lambda-stage-execution")
-        // Secrets engineer's hook: read (and decrypt) exactly this version's secret references.
-        .policy_document(
-            super::secrets::with_secret_access(
-                execution_role_policy(clients, &d.name),
-                &d.settings.variables,
-                clients,
-            )
-            .to_string(),
-        )
-        .send()
-        .await
-        .map_err(|err| {
-            anyhow::anyhow!(
-                "could not set the policy of role `{name}`: {}",
-                describe(&err)
-            )
-        })?;
-    Ok(())
-}
-
-/// Least privilege: the function may write its own log group, nothing else.
-pub fn execution_role_policy(clients: &EnvClients, function_name: &str) -> serde_json::Value {
-    let log_group = format!(
-        "arn:aws:logs:{}:{}:log-group:/aws/lambda/{function_name}",
-        clients.region, clients.account
-    );
-    serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": "logs:CreateLogGroup",
-                "Resource": log_group
-            },
-            {
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": format!("{log_group}:*")
-            }
-        ]
-    })
-}
-
-/// Moves one alias (or creates it) with the `RevisionId` read at plan time, so a concurrent
-/// move is detected instead of overwritten. Returns the new state.
-pub async fn move_alias(
-    clients: &EnvClients,
-    name: &str,
-    alias: &str,
-    before: Option<&AliasState>,
-    version: &str,
-    weights: BTreeMap<String, f64>,
-    history: &AliasHistory,
-) -> anyhow::Result<AliasState> {
-    let routing = AliasRoutingConfiguration::builder()
-        .set_additional_version_weights(Some(weights.clone().into_iter().collect()))
-        .build();
-    let description = history.to_description();
-    let conflict = |err: &dyn std::fmt::Display| {
-        anyhow::anyhow!(
-            "conflict: alias `{alias}` of `{name}` changed while this command ran (another \
-             deploy?), so it was left as the other change set it: {err}. Check `cargo xtask \
-             status` and re-run if this deploy should still win"
-        )
-    };
-    let revision_id = match before {
-        None => clients
-            .lambda
-            .create_alias()
-            .function_name(name)
-            .name(alias)
-            .function_version(version)
-            .description(&description)
-            .routing_config(routing)
-            .send()
-            .await
-            .map_err(|err| {
-                if is_conflict(&err) {
-                    conflict(&describe(&err))
-                } else {
-                    anyhow::anyhow!(
-                        "could not create alias `{alias}` of `{name}`: {}",
-                        describe(&err)
-                    )
-                }
-            })?
-            .revision_id()
-            .map(str::to_owned),
-        Some(before) => clients
-            .lambda
-            .update_alias()
-            .function_name(name)
-            .name(alias)
-            .function_version(version)
-            .description(&description)
-            .routing_config(routing)
-            .set_revision_id(before.revision_id.clone())
-            .send()
-            .await
-            .map_err(|err| {
-                if is_conflict(&err) {
-                    conflict(&describe(&err))
-                } else {
-                    anyhow::anyhow!(
-                        "could not move alias `{alias}` of `{name}`: {}",
-                        describe(&err)
-                    )
-                }
-            })?
-            .revision_id()
-            .map(str::to_owned),
-    };
-    Ok(AliasState {
-        version: version.to_owned(),
-        weights,
-        revision_id,
-        description: Some(description),
-    })
-}
-
-/// Puts an alias back where it was (or deletes it if this command created it), after a later
-/// alias of the same command failed to move.
-pub async fn restore_alias(
-    clients: &EnvClients,
-    name: &str,
-    alias: &str,
-    now: &AliasState,
-    before: Option<&AliasState>,
-) -> anyhow::Result<()> {
-    match before {
-        None => {
-            clients
-                .lambda
-                .delete_alias()
-                .function_name(name)
-                .name(alias)
-                .send()
-                .await
-                .map_err(|err| anyhow::anyhow!("{}", describe(&err)))?;
-        }
-        Some(before) => {
-            clients
-                .lambda
-                .update_alias()
-                .function_name(name)
-                .name(alias)
-                .function_version(&before.version)
-                .description(before.description.clone().unwrap_or_default())
-                .routing_config(
-                    AliasRoutingConfiguration::builder()
-                        .set_additional_version_weights(Some(
-                            before.weights.clone().into_iter().collect(),
-                        ))
-                        .build(),
-                )
-                .set_revision_id(now.revision_id.clone())
-                .send()
-                .await
-                .map_err(|err| anyhow::anyhow!("{}", describe(&err)))?;
-        }
-    }
-    Ok(())
 }

@@ -18,12 +18,15 @@ use clap::Args as ClapArgs;
 use crate::manifest::{self, Manifest, Strategy};
 use crate::workspace;
 
+pub mod alias;
 pub mod artifact;
 pub mod aws;
 pub mod engine;
 pub mod history;
+pub mod role;
 pub mod secrets;
 pub mod status;
+pub mod triggers;
 
 use aws::EnvClients;
 use engine::{AliasState, AliasTarget, Desired, Plan, RoleSpec, Settings};
@@ -199,7 +202,24 @@ fn settings(manifest: &Manifest, env: &str, function: &str) -> anyhow::Result<Se
         timeout_secs: i32::try_from(manifest.timeout_secs(function, env))?,
         variables: manifest.function_variables(function, env)?,
         role,
+        queues: role_queues(manifest, env, function)?,
     })
+}
+
+/// The queues `function` consumes in every environment its role serves (single-stack: one role
+/// for every alias; multi-stack: a role per environment).
+fn role_queues(
+    manifest: &Manifest,
+    env: &str,
+    function: &str,
+) -> anyhow::Result<Vec<manifest::triggers::QueueRef>> {
+    let mut queues = Vec::new();
+    for served in manifest.served_environments(env) {
+        if let Some(sqs) = manifest.triggers(function, served)?.sqs {
+            queues.push(sqs.queue);
+        }
+    }
+    Ok(queues)
 }
 
 /// IAM role names are at most 64 characters.
@@ -306,10 +326,12 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
                     })?,
             );
         }
+        let wiring = plan_triggers(&manifest, &clients, &functions).await?;
         execute(
             &manifest,
             &clients,
             &plans,
+            &wiring,
             args.dry_run,
             args.yes,
             "deploy",
@@ -318,11 +340,38 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The environment's triggers and what wiring them would change (reads only).
+pub struct Wiring {
+    pub targets: triggers::EnvTargets,
+    pub plan: triggers::Converge,
+}
+
+/// Reads the environment's triggers and plans their changes; a trigger that cannot be wired
+/// (a missing queue without `create`, ...) fails here, before anything is written.
+async fn plan_triggers(
+    manifest: &Manifest,
+    clients: &EnvClients,
+    functions: &[String],
+) -> anyhow::Result<Wiring> {
+    let targets = triggers::EnvTargets::new(manifest, &clients.env, functions)?;
+    let mut plan = triggers::Converge::plan();
+    triggers::converge(clients, &targets, &mut plan)
+        .await
+        .with_context(|| {
+            format!(
+                "pre-flight failed for the triggers of `{}`, nothing was written",
+                clients.env
+            )
+        })?;
+    Ok(Wiring { targets, plan })
+}
+
 /// Prints the plans, stops for `--dry-run` or a no-op, confirms, applies.
 async fn execute(
     manifest: &Manifest,
     clients: &EnvClients,
     plans: &[Plan],
+    wiring: &Wiring,
     dry_run: bool,
     yes: bool,
     verb: &str,
@@ -331,11 +380,12 @@ async fn execute(
     for plan in plans {
         print!("{}", plan.describe());
     }
+    print!("{}", triggers::describe(&wiring.plan));
     if dry_run {
         println!("--dry-run: stopping here, nothing was written.");
         return Ok(ExitCode::SUCCESS);
     }
-    if plans.iter().all(Plan::is_noop) {
+    if plans.iter().all(Plan::is_noop) && wiring.plan.changes().is_empty() {
         println!(
             "Nothing to do: `{}` already runs exactly this.",
             clients.env
@@ -343,13 +393,14 @@ async fn execute(
         return Ok(ExitCode::SUCCESS);
     }
     confirm(manifest, &clients.env, yes, verb)?;
-    apply(clients, plans).await?;
+    apply(clients, plans, wiring).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prepares every function's version, then moves every alias; on any failure the aliases
-/// already moved by this command are put back, so every alias ends where it was.
-async fn apply(clients: &EnvClients, plans: &[Plan]) -> anyhow::Result<()> {
+/// Prepares every function's version, wires the triggers, then moves every alias; on any
+/// failure the aliases already moved by this command are put back, so every alias ends where
+/// it was.
+async fn apply(clients: &EnvClients, plans: &[Plan], wiring: &Wiring) -> anyhow::Result<()> {
     let mut versions = Vec::new();
     for plan in plans {
         match engine::prepare(clients, plan).await {
@@ -393,7 +444,28 @@ async fn apply(clients: &EnvClients, plans: &[Plan]) -> anyhow::Result<()> {
             history,
         });
     }
-    move_aliases(clients, &moves).await
+    move_and_wire(clients, moves, wiring).await
+}
+
+/// Triggers point at aliases, so an alias that does not exist yet is created first (nothing
+/// reaches it before its triggers do), then the triggers are wired, and only then do existing
+/// aliases move: a wiring failure leaves every existing alias where it was.
+async fn move_and_wire(
+    clients: &EnvClients,
+    moves: Vec<AliasMove>,
+    wiring: &Wiring,
+) -> anyhow::Result<()> {
+    let (fresh, existing): (Vec<AliasMove>, Vec<AliasMove>) =
+        moves.into_iter().partition(|m| m.before.is_none());
+    move_aliases(clients, &fresh).await?;
+    if !wiring.plan.changes().is_empty() {
+        triggers::wire(clients, &wiring.targets, &wiring.plan).await?;
+    }
+    move_aliases(clients, &existing).await?;
+    if fresh.is_empty() && existing.is_empty() {
+        println!("  aliases already in place");
+    }
+    Ok(())
 }
 
 /// One alias move of a command.
@@ -411,7 +483,7 @@ struct AliasMove {
 async fn move_aliases(clients: &EnvClients, moves: &[AliasMove]) -> anyhow::Result<()> {
     let mut done: Vec<(&AliasMove, AliasState)> = Vec::new();
     for m in moves {
-        match engine::move_alias(
+        match alias::move_alias(
             clients,
             &m.name,
             &m.alias,
@@ -429,7 +501,7 @@ async fn move_aliases(clients: &EnvClients, moves: &[AliasMove]) -> anyhow::Resu
             Err(err) => {
                 let mut restore_errors = Vec::new();
                 for (moved, now) in done.iter().rev() {
-                    if let Err(restore) = engine::restore_alias(
+                    if let Err(restore) = alias::restore_alias(
                         clients,
                         &moved.name,
                         &moved.alias,
@@ -467,9 +539,6 @@ async fn move_aliases(clients: &EnvClients, moves: &[AliasMove]) -> anyhow::Resu
                 return Err(failure(clients, &refs, err).await);
             }
         }
-    }
-    if moves.is_empty() {
-        println!("  aliases already in place");
     }
     Ok(())
 }
@@ -585,6 +654,8 @@ async fn promote_single(
     )>,
 ) -> anyhow::Result<ExitCode> {
     let alias = manifest.alias(&args.to);
+    let functions: Vec<String> = sources.iter().map(|s| s.0.clone()).collect();
+    let wiring = plan_triggers(manifest, clients, &functions).await?;
     let mut moves = Vec::new();
     let mut problems = Vec::new();
     print_header(
@@ -648,6 +719,7 @@ async fn promote_single(
             weights: BTreeMap::new(),
         });
     }
+    print!("{}", triggers::describe(&wiring.plan));
     if !problems.is_empty() {
         bail!(
             "pre-flight failed, nothing was written:\n  {}",
@@ -658,7 +730,7 @@ async fn promote_single(
         println!("--dry-run: stopping here, nothing was written.");
         return Ok(ExitCode::SUCCESS);
     }
-    if moves.is_empty() {
+    if moves.is_empty() && wiring.plan.changes().is_empty() {
         println!(
             "Nothing to do: `{}` already runs what `{}` runs.",
             args.to, args.from
@@ -666,7 +738,7 @@ async fn promote_single(
         return Ok(ExitCode::SUCCESS);
     }
     confirm(manifest, &args.to, args.yes, "promote")?;
-    move_aliases(clients, &moves).await?;
+    move_and_wire(clients, moves, &wiring).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -724,7 +796,17 @@ async fn promote_multi(
         };
         plans.push(engine::plan(clients, desired, AliasTarget::Full).await?);
     }
-    execute(manifest, clients, &plans, args.dry_run, args.yes, "promote").await
+    let wiring = plan_triggers(manifest, clients, &functions).await?;
+    execute(
+        manifest,
+        clients,
+        &plans,
+        &wiring,
+        args.dry_run,
+        args.yes,
+        "promote",
+    )
+    .await
 }
 
 /// `cargo xtask finalize --env prod`: a canary's new version gets all the traffic.

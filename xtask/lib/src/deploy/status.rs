@@ -10,6 +10,7 @@ use super::artifact;
 use super::aws;
 use super::engine;
 use super::history::VersionStamp;
+use super::triggers;
 use super::{load, runtime, settings, ManifestArg};
 use crate::manifest::Manifest;
 
@@ -37,6 +38,9 @@ pub struct EnvironmentStatus {
     /// Secret references the environment's functions resolve at cold start (names only).
     pub secrets: BTreeMap<String, String>,
     pub functions: Vec<FunctionStatus>,
+    /// What calls the environment: HTTP API invoke URL and routes, function URLs, queues,
+    /// schedules, each with its state.
+    pub triggers: Vec<triggers::TriggerStatus>,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,6 +108,7 @@ async fn environment_status(
         error: None,
         secrets: spec.secrets.clone(),
         functions: Vec::new(),
+        triggers: Vec::new(),
     };
     let clients = match aws::connect(manifest, env).await {
         Ok(clients) => clients,
@@ -119,9 +124,18 @@ async fn environment_status(
             Ok(function_status) => status.functions.push(function_status),
             Err(err) => {
                 status.error = Some(format!("{function}: {err:#}"));
-                break;
+                return status;
             }
         }
+    }
+    let functions: Vec<String> = manifest.functions.keys().cloned().collect();
+    let wired = match triggers::EnvTargets::new(manifest, env, &functions) {
+        Ok(targets) => triggers::status(&clients, &targets).await,
+        Err(err) => Err(err),
+    };
+    match wired {
+        Ok(triggers) => status.triggers = triggers,
+        Err(err) => status.error = Some(format!("triggers: {err:#}")),
     }
     status
 }
@@ -224,5 +238,17 @@ fn print_status(status: &EnvironmentStatus) {
         } else {
             println!("    drift: {}", f.drift.join("; "));
         }
+    }
+    for t in &status.triggers {
+        let who = t
+            .function
+            .as_deref()
+            .map_or_else(String::new, |f| format!(" {f}"));
+        let target = if t.target.is_empty() {
+            "-"
+        } else {
+            t.target.as_str()
+        };
+        println!("  {}{who}: {target} ({})", t.kind, t.state);
     }
 }

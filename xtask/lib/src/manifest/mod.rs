@@ -601,8 +601,11 @@ impl Manifest {
                 problem(&["environments", env, "alias"], format!("`{alias}` is not a legal alias name (letters, digits, `-`, `_`; not only digits)"));
             }
             // The environment's variables, then each function's own in this environment.
-            let mut tables: Vec<(Vec<&str>, &BTreeMap<String, String>, &BTreeMap<String, String>)> =
-                vec![(vec!["environments", env.as_str()], &spec.vars, &spec.secrets)];
+            let mut tables = vec![(
+                vec!["environments", env.as_str()],
+                &spec.vars,
+                &spec.secrets,
+            )];
             for (function, over) in &spec.functions {
                 tables.push((
                     vec!["environments", env.as_str(), "functions", function.as_str()],

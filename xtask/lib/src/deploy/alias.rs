@@ -1,0 +1,132 @@
+//! Alias moves: the last step of every command, with the `RevisionId` read before, so a
+//! concurrent change is a conflict rather than an overwrite, and a failed command can put back
+//! what it moved.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_lambda::types::AliasRoutingConfiguration;
+
+use super::aws::{describe, is_conflict, EnvClients};
+use super::engine::AliasState;
+use super::history::AliasHistory;
+
+/// Moves one alias (or creates it) with the `RevisionId` read at plan time, so a concurrent
+/// move is detected instead of overwritten. Returns the new state.
+pub async fn move_alias(
+    clients: &EnvClients,
+    name: &str,
+    alias: &str,
+    before: Option<&AliasState>,
+    version: &str,
+    weights: BTreeMap<String, f64>,
+    history: &AliasHistory,
+) -> anyhow::Result<AliasState> {
+    let routing = AliasRoutingConfiguration::builder()
+        .set_additional_version_weights(Some(weights.clone().into_iter().collect()))
+        .build();
+    let description = history.to_description();
+    let conflict = |err: &dyn std::fmt::Display| {
+        anyhow::anyhow!(
+            "conflict: alias `{alias}` of `{name}` changed while this command ran (another \
+             deploy?), so it was left as the other change set it: {err}. Check `cargo xtask \
+             status` and re-run if this deploy should still win"
+        )
+    };
+    let revision_id = match before {
+        None => clients
+            .lambda
+            .create_alias()
+            .function_name(name)
+            .name(alias)
+            .function_version(version)
+            .description(&description)
+            .routing_config(routing)
+            .send()
+            .await
+            .map_err(|err| {
+                if is_conflict(&err) {
+                    conflict(&describe(&err))
+                } else {
+                    anyhow::anyhow!(
+                        "could not create alias `{alias}` of `{name}`: {}",
+                        describe(&err)
+                    )
+                }
+            })?
+            .revision_id()
+            .map(str::to_owned),
+        Some(before) => clients
+            .lambda
+            .update_alias()
+            .function_name(name)
+            .name(alias)
+            .function_version(version)
+            .description(&description)
+            .routing_config(routing)
+            .set_revision_id(before.revision_id.clone())
+            .send()
+            .await
+            .map_err(|err| {
+                if is_conflict(&err) {
+                    conflict(&describe(&err))
+                } else {
+                    anyhow::anyhow!(
+                        "could not move alias `{alias}` of `{name}`: {}",
+                        describe(&err)
+                    )
+                }
+            })?
+            .revision_id()
+            .map(str::to_owned),
+    };
+    Ok(AliasState {
+        version: version.to_owned(),
+        weights,
+        revision_id,
+        description: Some(description),
+    })
+}
+
+/// Puts an alias back where it was (or deletes it if this command created it), after a later
+/// alias of the same command failed to move.
+pub async fn restore_alias(
+    clients: &EnvClients,
+    name: &str,
+    alias: &str,
+    now: &AliasState,
+    before: Option<&AliasState>,
+) -> anyhow::Result<()> {
+    match before {
+        None => {
+            clients
+                .lambda
+                .delete_alias()
+                .function_name(name)
+                .name(alias)
+                .send()
+                .await
+                .map_err(|err| anyhow::anyhow!("{}", describe(&err)))?;
+        }
+        Some(before) => {
+            clients
+                .lambda
+                .update_alias()
+                .function_name(name)
+                .name(alias)
+                .function_version(&before.version)
+                .description(before.description.clone().unwrap_or_default())
+                .routing_config(
+                    AliasRoutingConfiguration::builder()
+                        .set_additional_version_weights(Some(
+                            before.weights.clone().into_iter().collect(),
+                        ))
+                        .build(),
+                )
+                .set_revision_id(now.revision_id.clone())
+                .send()
+                .await
+                .map_err(|err| anyhow::anyhow!("{}", describe(&err)))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! Triggers: what calls an environment's alias — routes on an HTTP API stage, a function URL,
+//! an SQS event source mapping, an EventBridge schedule — and the permissions they need.
+//!
+//! Every trigger points at an alias, never at a version or `$LATEST`, so promote, canary and
+//! rollback move only aliases and the triggers follow. Each kind lives in a module of its own
+//! with one `converge` function that reads what AWS has and, through [`Converge`], either
+//! records what it would change (the plan, `--dry-run`) or records and writes it (apply). Plan
+//! and apply are the same code, so the plan cannot promise what apply does not do.
+
+use std::fmt::Write as _;
+
+use super::aws::EnvClients;
+use crate::manifest::{Manifest, Strategy, Triggers};
+
+pub mod function_url;
+pub mod http_api;
+mod permission;
+pub mod schedule;
+pub mod sqs;
+
+/// One function of the environment, as its triggers see it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The manifest's key.
+    pub function: String,
+    /// The Lambda function's name in this environment.
+    pub name: String,
+    pub alias: String,
+    pub triggers: Triggers,
+    pub timeout_secs: u32,
+}
+
+impl Target {
+    pub fn alias_arn(&self, clients: &EnvClients) -> String {
+        format!(
+            "arn:aws:lambda:{}:{}:function:{}:{}",
+            clients.region, clients.account, self.name, self.alias
+        )
+    }
+}
+
+/// The environment's functions: those a command acts on (`in_scope`) and every other one, so
+/// shared resources (the app's API) keep what belongs to functions outside this run.
+#[derive(Debug, Clone)]
+pub struct EnvTargets {
+    pub env: String,
+    /// The environment's alias.
+    pub alias: String,
+    pub strategy: Strategy,
+    pub app: String,
+    pub all: Vec<Target>,
+    /// True when the command acts on every function of the manifest: only then are triggers
+    /// of functions that left the manifest removed.
+    pub whole_app: bool,
+    in_scope: Vec<String>,
+}
+
+impl EnvTargets {
+    pub fn new(manifest: &Manifest, env: &str, in_scope: &[String]) -> anyhow::Result<Self> {
+        let mut all = Vec::new();
+        for function in manifest.functions.keys() {
+            all.push(Target {
+                function: function.clone(),
+                name: manifest.function_name(function, env),
+                alias: manifest.alias(env),
+                triggers: manifest.triggers(function, env)?,
+                timeout_secs: manifest.timeout_secs(function, env),
+            });
+        }
+        Ok(EnvTargets {
+            env: env.to_owned(),
+            alias: manifest.alias(env),
+            strategy: manifest.strategy,
+            app: manifest.app.clone(),
+            whole_app: manifest.functions.keys().all(|f| in_scope.contains(f)),
+            in_scope: in_scope.to_vec(),
+            all,
+        })
+    }
+
+    /// The functions this run deploys.
+    pub fn in_scope(&self) -> impl Iterator<Item = &Target> {
+        self.all
+            .iter()
+            .filter(|t| self.in_scope.contains(&t.function))
+    }
+
+    /// Tags that mark what deploy created for this environment.
+    pub fn tags(&self, function: Option<&str>) -> std::collections::HashMap<String, String> {
+        let mut tags = std::collections::HashMap::from([
+            ("lambda-stage:app".to_owned(), self.app.clone()),
+            ("lambda-stage:env".to_owned(), self.env.clone()),
+        ]);
+        if let Some(function) = function {
+            tags.insert("lambda-stage:function".to_owned(), function.to_owned());
+        }
+        tags
+    }
+}
+
+/// Plan or apply: every trigger module reports its changes here, and writes only when applying.
+#[derive(Debug, Default)]
+pub struct Converge {
+    apply: bool,
+    changes: Vec<String>,
+}
+
+impl Converge {
+    /// Reads only; records what would change.
+    pub fn plan() -> Self {
+        Converge::default()
+    }
+
+    /// Records and writes.
+    pub fn apply() -> Self {
+        Converge {
+            apply: true,
+            changes: Vec::new(),
+        }
+    }
+
+    /// Records a change; true when the caller should make it now. Applying prints it first,
+    /// so a failure shows how far the wiring got.
+    pub fn change(&mut self, line: impl Into<String>) -> bool {
+        let line = line.into();
+        if self.apply {
+            println!("  trigger: {line}");
+        }
+        self.changes.push(line);
+        self.apply
+    }
+
+    pub fn is_apply(&self) -> bool {
+        self.apply
+    }
+
+    pub fn changes(&self) -> &[String] {
+        &self.changes
+    }
+}
+
+/// Reads (and with [`Converge::apply`], writes) every trigger of the environment's functions.
+pub async fn converge(
+    clients: &EnvClients,
+    targets: &EnvTargets,
+    mode: &mut Converge,
+) -> anyhow::Result<()> {
+    http_api::converge(clients, targets, mode).await?;
+    for target in targets.in_scope() {
+        function_url::converge(clients, targets, target, mode).await?;
+        sqs::converge(clients, targets, target, mode).await?;
+        schedule::converge(clients, targets, target, mode).await?;
+    }
+    Ok(())
+}
+
+/// The plan's trigger section.
+pub fn describe(plan: &Converge) -> String {
+    let mut out = String::new();
+    if plan.changes.is_empty() {
+        out.push_str("  triggers: unchanged\n");
+    } else {
+        out.push_str("  triggers:\n");
+        for change in &plan.changes {
+            let _ = writeln!(out, "    {change}");
+        }
+    }
+    out
+}
+
+/// Plans, then applies, the environment's triggers; a failure says which changes were made
+/// and which were not, and that a re-run converges.
+pub async fn wire(
+    clients: &EnvClients,
+    targets: &EnvTargets,
+    planned: &Converge,
+) -> anyhow::Result<()> {
+    let mut applied = Converge::apply();
+    if let Err(err) = converge(clients, targets, &mut applied).await {
+        let done = applied.changes.len().saturating_sub(1);
+        let mut report = String::new();
+        for (index, change) in applied.changes.iter().enumerate() {
+            let state = if index < done {
+                "done"
+            } else {
+                "in progress when it failed"
+            };
+            let _ = write!(report, "\n  {state}: {change}");
+        }
+        for change in planned
+            .changes
+            .iter()
+            .filter(|c| !applied.changes.contains(c))
+        {
+            let _ = write!(report, "\n  not done: {change}");
+        }
+        return Err(err.context(format!(
+            "wiring the triggers of `{}` failed; no alias was moved. Trigger changes:{report}\n\
+             Fix the cause and re-run: finished steps are skipped, so it converges",
+            targets.env
+        )));
+    }
+    Ok(())
+}
+
+/// What `status` shows of one trigger.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TriggerStatus {
+    /// `http`, `url`, `sqs` or `schedule`.
+    pub kind: &'static str,
+    pub function: Option<String>,
+    /// An invoke URL, queue ARN or rule name.
+    pub target: String,
+    /// `deployed`, `missing`, `enabled`, `disabled`, ...
+    pub state: String,
+}
+
+/// Every trigger the manifest gives the environment, as AWS has it.
+pub async fn status(
+    clients: &EnvClients,
+    targets: &EnvTargets,
+) -> anyhow::Result<Vec<TriggerStatus>> {
+    let mut statuses = http_api::status(clients, targets).await?;
+    for target in &targets.all {
+        statuses.extend(function_url::status(clients, target).await?);
+        statuses.extend(sqs::status(clients, target).await?);
+        statuses.extend(schedule::status(clients, targets, target).await?);
+    }
+    Ok(statuses)
+}
