@@ -146,7 +146,15 @@ pub async fn converge(
             },
         ];
         for wanted in &public {
-            permission::converge(clients, target, wanted, "anyone with the URL", mode).await?;
+            let what = if wanted.via_function_url {
+                format!("calls through the URL to invoke alias `{}`", target.alias)
+            } else {
+                format!(
+                    "anyone to call the function URL of alias `{}`",
+                    target.alias
+                )
+            };
+            permission::converge(clients, target, wanted, &what, mode).await?;
         }
     } else {
         for sid in [&url_sid, &invoke_sid] {

@@ -183,7 +183,11 @@ pub async fn converge(
             public_url: false,
             via_function_url: false,
         };
-        let what = format!("API `{name}` stage `{}`", stage_name(targets));
+        let what = format!(
+            "API `{name}` stage `{}` to invoke alias `{}`",
+            stage_name(targets),
+            target.alias
+        );
         permission::converge(clients, target, &wanted, &what, mode).await?;
     }
     Ok(())

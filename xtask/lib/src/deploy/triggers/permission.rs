@@ -69,7 +69,8 @@ fn matches(statement: &Value, wanted: &Permission) -> bool {
     action_ok && source_ok
 }
 
-/// Makes the alias carry exactly `wanted` under its statement id.
+/// Makes the alias carry exactly `wanted` under its statement id; `what` completes "allow ..."
+/// in the plan (`API `demo` stage `prod` to invoke alias `prod``).
 pub async fn converge(
     clients: &EnvClients,
     target: &Target,
@@ -85,18 +86,15 @@ pub async fn converge(
         Some(statement) if matches(statement, wanted) => return Ok(()),
         Some(_) => {
             if mode.change(format!(
-                "{}: update the permission that lets {what} invoke alias `{}`",
-                target.function, target.alias
+                "{}: update the permission: allow {what}",
+                target.function
             )) {
                 remove(clients, target, &wanted.sid).await?;
                 add(clients, target, wanted).await?;
             }
         }
         None => {
-            if mode.change(format!(
-                "{}: allow {what} to invoke alias `{}`",
-                target.function, target.alias
-            )) {
+            if mode.change(format!("{}: allow {what}", target.function)) {
                 add(clients, target, wanted).await?;
             }
         }

@@ -235,7 +235,8 @@ pub async fn converge(
         public_url: false,
         via_function_url: false,
     };
-    permission::converge(clients, target, &wanted, &format!("rule `{name}`"), mode).await
+    let what = format!("rule `{name}` to invoke alias `{}`", target.alias);
+    permission::converge(clients, target, &wanted, &what, mode).await
 }
 
 pub async fn status(

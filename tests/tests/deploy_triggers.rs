@@ -1,0 +1,651 @@
+//! The whole app per environment: `cargo xtask deploy` wires HTTP API stages and routes,
+//! function URLs, SQS queues and schedules to each environment's alias, against moto's server
+//! on 127.0.0.1 through the real CLI, with the fault-injecting proxy in between.
+//!
+//! Resources are read straight from moto with the AWS SDK (not through our code or the proxy).
+//! Where moto cannot tell — it reports a mapping's function as a version and keeps one function
+//! URL per function whatever the qualifier — the tests assert on what deploy sent, as the proxy
+//! recorded it.
+
+use std::collections::BTreeMap;
+
+use lambda_stage_tests::deploy_stage::{assert_failed_with, assert_ok, Stage, ACCOUNT};
+use lambda_stage_tests::fault_proxy::FaultKind;
+use serde_json::{json, Value};
+
+const REGION: &str = "us-east-1";
+const DEPLOY: &[&str] = &["deploy", "--profile", "dev"];
+
+fn args<'a>(base: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
+    base.iter().chain(more).copied().collect()
+}
+
+/// Clients that read moto directly.
+struct Moto {
+    apigw: aws_sdk_apigatewayv2::Client,
+    sqs: aws_sdk_sqs::Client,
+    events: aws_sdk_eventbridge::Client,
+    lambda: aws_sdk_lambda::Client,
+    iam: aws_sdk_iam::Client,
+}
+
+async fn moto(stage: &Stage) -> Moto {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(stage.moto.endpoint())
+        .credentials_provider(aws_sdk_lambda::config::Credentials::for_tests())
+        .load()
+        .await;
+    Moto {
+        apigw: aws_sdk_apigatewayv2::Client::new(&config),
+        sqs: aws_sdk_sqs::Client::new(&config),
+        events: aws_sdk_eventbridge::Client::new(&config),
+        lambda: aws_sdk_lambda::Client::new(&config),
+        iam: aws_sdk_iam::Client::new(&config),
+    }
+}
+
+impl Moto {
+    /// The APIs by name, with their ids.
+    async fn apis(&self) -> BTreeMap<String, String> {
+        let apis = self.apigw.get_apis().send().await.unwrap();
+        apis.items()
+            .iter()
+            .map(|a| (a.name().unwrap().to_owned(), a.api_id().unwrap().to_owned()))
+            .collect()
+    }
+
+    /// Stage name -> its variables.
+    async fn stages(&self, api: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+        let stages = self.apigw.get_stages().api_id(api).send().await.unwrap();
+        stages
+            .items()
+            .iter()
+            .map(|s| {
+                assert_eq!(s.auto_deploy(), Some(true), "stages deploy themselves");
+                (
+                    s.stage_name().unwrap().to_owned(),
+                    s.stage_variables()
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// Route key -> the integration URI it reaches.
+    async fn routes(&self, api: &str) -> BTreeMap<String, String> {
+        let integrations = self
+            .apigw
+            .get_integrations()
+            .api_id(api)
+            .send()
+            .await
+            .unwrap();
+        let uri_of = |target: &str| {
+            integrations
+                .items()
+                .iter()
+                .find(|i| {
+                    Some(target)
+                        == i.integration_id()
+                            .map(|id| format!("integrations/{id}"))
+                            .as_deref()
+                })
+                .and_then(|i| i.integration_uri().map(str::to_owned))
+                .unwrap_or_else(|| format!("(no integration for {target})"))
+        };
+        let routes = self.apigw.get_routes().api_id(api).send().await.unwrap();
+        routes
+            .items()
+            .iter()
+            .map(|r| {
+                (
+                    r.route_key().unwrap().to_owned(),
+                    uri_of(r.target().unwrap_or_default()),
+                )
+            })
+            .collect()
+    }
+
+    async fn queue_exists(&self, name: &str) -> bool {
+        self.sqs
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .is_ok()
+    }
+
+    /// (state, target ARN, input) of a rule, `None` when it does not exist.
+    async fn rule(&self, name: &str) -> Option<(String, String, Option<Value>)> {
+        let rule = self.events.describe_rule().name(name).send().await.ok()?;
+        let targets = self
+            .events
+            .list_targets_by_rule()
+            .rule(name)
+            .send()
+            .await
+            .unwrap();
+        let target = targets.targets().first().cloned();
+        Some((
+            rule.state().unwrap().as_str().to_owned(),
+            target
+                .as_ref()
+                .map(|t| t.arn().to_owned())
+                .unwrap_or_default(),
+            target
+                .and_then(|t| t.input().map(str::to_owned))
+                .map(|i| serde_json::from_str(&i).unwrap()),
+        ))
+    }
+
+    /// The event sources mapped to a qualified function ARN.
+    async fn mapped_sources(&self, function_arn: &str) -> Vec<String> {
+        let mappings = self
+            .lambda
+            .list_event_source_mappings()
+            .function_name(function_arn)
+            .send()
+            .await
+            .unwrap();
+        mappings
+            .event_source_mappings()
+            .iter()
+            .map(|m| m.event_source_arn().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn role_policy(&self, role: &str) -> String {
+        self.iam
+            .get_role_policy()
+            .role_name(role)
+            .policy_name("lambda-stage-execution")
+            .send()
+            .await
+            .unwrap()
+            .policy_document()
+            .to_owned()
+    }
+}
+
+fn alias_arn(function: &str, alias: &str) -> String {
+    format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function}:{alias}")
+}
+
+fn queue_arn(name: &str) -> String {
+    format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}")
+}
+
+/// A single-stack app of three functions (one per trigger kind), all built from `bare-echo`.
+fn single_stack(web_routes: &str, extra: &str) -> String {
+    format!(
+        r#"app = "demo"
+region = "{REGION}"
+account-id = "{ACCOUNT}"
+
+[functions.trig-web]
+package = "bare-echo"
+arch = "x86_64"
+create-role = true
+http = {{ routes = [{web_routes}] }}
+url = {{ auth = "none" }}
+
+[functions.trig-worker]
+package = "bare-echo"
+arch = "x86_64"
+create-role = true
+sqs = {{ queue = "{{app}}-{{env}}-jobs", batch-size = 5, create = true }}
+
+[functions.trig-cron]
+package = "bare-echo"
+arch = "x86_64"
+create-role = true
+schedule = {{ expression = "rate(1 hour)", input = {{ name = "scheduler" }} }}
+
+[environments.dev]
+vars = {{ APP_GREETING = "hi dev" }}
+
+[environments.dev.functions.trig-cron]
+schedule = {{ enabled = false }}
+
+[environments.staging]
+vars = {{ APP_GREETING = "hi staging" }}
+
+[environments.prod]
+protected = true
+vars = {{ APP_GREETING = "hi prod" }}
+{extra}"#
+    )
+}
+
+const ROUTES: &str = r#""GET /hello/{name}", "POST /orders""#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn single_stack_wires_each_environment_to_its_own_alias_then_converges() {
+    let stage = Stage::start().await;
+    let aws = moto(&stage).await;
+    stage.write_manifest(&single_stack(ROUTES, ""));
+
+    for env in ["dev", "staging"] {
+        let run = stage.xtask(&args(DEPLOY, &["--env", env])).await;
+        assert_ok(&run);
+        assert!(
+            run.stdout.contains("create route") || env != "dev",
+            "{run:?}"
+        );
+    }
+
+    // One API for the app, a stage per environment naming its alias.
+    let apis = aws.apis().await;
+    assert_eq!(apis.keys().collect::<Vec<_>>(), ["demo"], "{apis:?}");
+    let api = &apis["demo"];
+    let stages = aws.stages(api).await;
+    for env in ["dev", "staging"] {
+        assert_eq!(stages[env]["alias"], env, "{stages:?}");
+    }
+    assert!(
+        !stages.contains_key("prod"),
+        "prod was not deployed: {stages:?}"
+    );
+    // Every route reaches the function through the stage's alias, never a version or $LATEST.
+    let through_stage = format!(
+        "arn:aws:lambda:{REGION}:{ACCOUNT}:function:demo-trig-web:${{stageVariables.alias}}"
+    );
+    let routes = aws.routes(api).await;
+    assert_eq!(
+        routes,
+        BTreeMap::from([
+            ("GET /hello/{name}".to_owned(), through_stage.clone()),
+            ("POST /orders".to_owned(), through_stage.clone()),
+        ])
+    );
+
+    // One permission per alias, for that API's stage only.
+    let grants: Vec<(String, String)> = stage
+        .proxy
+        .requests_of("AddPermission")
+        .iter()
+        .filter(|r| r.json()["Principal"] == "apigateway.amazonaws.com")
+        .map(|r| {
+            assert!(r.path.contains("/functions/demo-trig-web/policy"), "{r:?}");
+            (
+                r.query_param("Qualifier").unwrap(),
+                r.json()["SourceArn"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        grants,
+        ["dev", "staging"].map(|env| (
+            env.to_owned(),
+            format!("arn:aws:execute-api:{REGION}:{ACCOUNT}:{api}/{env}/*")
+        ))
+    );
+
+    // A queue per environment, mapped to that environment's alias.
+    for env in ["dev", "staging"] {
+        let queue = format!("demo-{env}-jobs");
+        assert!(aws.queue_exists(&queue).await, "{queue}");
+        assert_eq!(
+            aws.mapped_sources(&alias_arn("demo-trig-worker", env))
+                .await,
+            [queue_arn(&queue)]
+        );
+    }
+    let sent: Vec<(String, String, i64)> = stage
+        .proxy
+        .requests_of("CreateEventSourceMapping")
+        .iter()
+        .map(|r| {
+            let body = r.json();
+            (
+                body["FunctionName"].as_str().unwrap().to_owned(),
+                body["EventSourceArn"].as_str().unwrap().to_owned(),
+                body["BatchSize"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        ["dev", "staging"].map(|env| (
+            alias_arn("demo-trig-worker", env),
+            queue_arn(&format!("demo-{env}-jobs")),
+            5
+        ))
+    );
+    // One role serves every alias, so it may read every environment's queue, and only those.
+    let policy = aws.role_policy("demo-trig-worker-exec").await;
+    for env in ["dev", "staging", "prod"] {
+        assert!(policy.contains(&format!("demo-{env}-jobs")), "{policy}");
+    }
+    assert!(policy.contains("sqs%3AReceiveMessage") || policy.contains("sqs:ReceiveMessage"));
+
+    // A rule per environment on its alias; dev's is off.
+    let input = Some(json!({ "name": "scheduler" }));
+    assert_eq!(
+        aws.rule("demo-trig-cron-dev").await,
+        Some((
+            "DISABLED".into(),
+            alias_arn("demo-trig-cron", "dev"),
+            input.clone()
+        ))
+    );
+    assert_eq!(
+        aws.rule("demo-trig-cron-staging").await,
+        Some((
+            "ENABLED".into(),
+            alias_arn("demo-trig-cron", "staging"),
+            input
+        ))
+    );
+
+    // The function URL was asked for on the alias (moto keeps one per function).
+    let url = stage.proxy.requests_of("CreateFunctionUrlConfig");
+    assert_eq!(
+        url[0].query_param("Qualifier").as_deref(),
+        Some("dev"),
+        "{url:?}"
+    );
+    assert_eq!(url[0].json()["AuthType"], "NONE");
+
+    // An unchanged redeploy reads and writes nothing.
+    stage.proxy.reset_counts();
+    let run = stage.xtask(&args(DEPLOY, &["--env", "staging"])).await;
+    assert_ok(&run);
+    assert!(run.stdout.contains("triggers: unchanged"), "{run:?}");
+    assert_eq!(stage.proxy.writes(), Vec::<String>::new(), "{run:?}");
+
+    // status shows the invoke URL and every trigger's state.
+    let run = stage.xtask(&["status", "--env", "staging", "--json"]).await;
+    assert_ok(&run);
+    let status: Value = serde_json::from_str(&run.stdout).unwrap();
+    let triggers = status[0]["triggers"].as_array().unwrap();
+    let kinds: Vec<(&str, &str)> = triggers
+        .iter()
+        .map(|t| (t["kind"].as_str().unwrap(), t["target"].as_str().unwrap()))
+        .collect();
+    assert!(
+        kinds.contains(&(
+            "http",
+            &format!("https://{api}.execute-api.{REGION}.amazonaws.com/staging")[..]
+        )),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("sqs", &queue_arn("demo-staging-jobs")[..])),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("schedule", "demo-trig-cron-staging")),
+        "{kinds:?}"
+    );
+
+    // Triggers the manifest no longer names are removed: the schedule, the mapping (not the
+    // queue, which may hold messages), a route, the URL; dev keeps its own.
+    let fewer = single_stack(r#""GET /hello/{name}""#, "")
+        .replace("url = { auth = \"none\" }\n", "")
+        .replace(
+            "sqs = { queue = \"{app}-{env}-jobs\", batch-size = 5, create = true }\n",
+            "",
+        )
+        .replace(
+            "schedule = { expression = \"rate(1 hour)\", input = { name = \"scheduler\" } }\n",
+            "",
+        )
+        .replace(
+            "[environments.dev.functions.trig-cron]\nschedule = { enabled = false }\n",
+            "",
+        );
+    stage.write_manifest(&fewer);
+    let run = stage.xtask(&args(DEPLOY, &["--env", "staging"])).await;
+    assert_ok(&run);
+    for line in [
+        "remove schedule rule `demo-trig-cron-staging`",
+        "remove the mapping from queue `demo-staging-jobs`",
+        "remove route `POST /orders`",
+        "remove the function URL of alias `staging`",
+    ] {
+        assert!(run.stdout.contains(line), "{line}:\n{run:?}");
+    }
+    assert_eq!(aws.rule("demo-trig-cron-staging").await, None);
+    assert!(
+        aws.rule("demo-trig-cron-dev").await.is_some(),
+        "dev keeps its rule"
+    );
+    assert!(aws
+        .mapped_sources(&alias_arn("demo-trig-worker", "staging"))
+        .await
+        .is_empty());
+    assert_eq!(
+        aws.mapped_sources(&alias_arn("demo-trig-worker", "dev"))
+            .await,
+        [queue_arn("demo-dev-jobs")]
+    );
+    assert!(aws.queue_exists("demo-staging-jobs").await);
+    assert_eq!(
+        aws.routes(api).await.keys().collect::<Vec<_>>(),
+        ["GET /hello/{name}"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn multi_stack_gives_each_environment_its_own_api_and_url() {
+    let stage = Stage::start().await;
+    let aws = moto(&stage).await;
+    stage.write_manifest(&format!(
+        r#"app = "demo"
+strategy = "multi-stack"
+region = "{REGION}"
+
+[functions.trig-multi]
+package = "bare-echo"
+arch = "x86_64"
+create-role = true
+http = {{}}
+url = {{ auth = "iam" }}
+
+[environments.dev]
+vars = {{ APP_GREETING = "hi dev" }}
+
+[environments.prod]
+vars = {{ APP_GREETING = "hi prod" }}
+
+[environments.prod.functions.trig-multi]
+url = {{ auth = "none" }}
+"#
+    ));
+    for env in ["dev", "prod"] {
+        assert_ok(&stage.xtask(&args(DEPLOY, &["--env", env])).await);
+    }
+    let apis = aws.apis().await;
+    assert_eq!(apis.keys().collect::<Vec<_>>(), ["demo-dev", "demo-prod"]);
+    for env in ["dev", "prod"] {
+        let api = &apis[&format!("demo-{env}")];
+        assert_eq!(
+            aws.stages(api).await.keys().collect::<Vec<_>>(),
+            ["$default"]
+        );
+        assert_eq!(
+            aws.routes(api).await,
+            BTreeMap::from([(
+                "ANY /{proxy+}".to_owned(),
+                alias_arn(&format!("demo-trig-multi-{env}"), "live")
+            )])
+        );
+        let url = aws
+            .lambda
+            .get_function_url_config()
+            .function_name(format!("demo-trig-multi-{env}"))
+            .qualifier("live")
+            .send()
+            .await
+            .unwrap();
+        let auth = if env == "prod" { "NONE" } else { "AWS_IAM" };
+        assert_eq!(url.auth_type().as_str(), auth);
+    }
+    // The public URL's permissions exist on prod's alias only; each API may invoke its own.
+    let grants: Vec<(String, String)> = stage
+        .proxy
+        .requests_of("AddPermission")
+        .iter()
+        .map(|r| {
+            (
+                r.path.clone(),
+                r.json()["Action"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(grants.contains(&(
+        "/2015-03-31/functions/demo-trig-multi-prod/policy".into(),
+        "lambda:InvokeFunctionUrl".into()
+    )));
+    assert!(!grants
+        .iter()
+        .any(|(path, action)| path.contains("-dev/") && action == "lambda:InvokeFunctionUrl"));
+    let dev_api = &apis["demo-dev"];
+    assert!(stage
+        .proxy
+        .requests_of("AddPermission")
+        .iter()
+        .any(|r| r.json()["SourceArn"]
+            == format!("arn:aws:execute-api:{REGION}:{ACCOUNT}:{dev_api}/$default/*")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn promote_wires_the_target_and_moves_only_aliases_and_a_canary_keeps_triggers() {
+    let stage = Stage::start().await;
+    let aws = moto(&stage).await;
+    stage.write_manifest(&single_stack(ROUTES, ""));
+    assert_ok(&stage.xtask(&args(DEPLOY, &["--env", "staging"])).await);
+    let staging_version = stage.alias_version("demo-trig-worker", "staging").await;
+
+    // prod has no triggers yet: promote's plan says it creates them, then does.
+    stage.proxy.reset_counts();
+    let run = stage
+        .xtask(&["promote", "--from", "staging", "--to", "prod", "--yes"])
+        .await;
+    assert_ok(&run);
+    for line in [
+        "create stage `prod`",
+        "create queue `demo-prod-jobs`",
+        "create schedule rule `demo-trig-cron-prod`",
+    ] {
+        assert!(run.stdout.contains(line), "{line}:\n{run:?}");
+    }
+    let writes = stage.proxy.writes();
+    for forbidden in [
+        "PublishVersion",
+        "UpdateFunctionCode",
+        "UpdateFunctionConfiguration",
+    ] {
+        assert!(!writes.contains(&forbidden.to_owned()), "{writes:?}");
+    }
+    // prod's stage, mapping and rule reach exactly the version staging ran, through prod's alias.
+    for function in ["demo-trig-web", "demo-trig-worker", "demo-trig-cron"] {
+        assert_eq!(
+            stage.alias_version(function, "prod").await,
+            stage.alias_version(function, "staging").await,
+            "{function}"
+        );
+    }
+    assert_eq!(
+        stage.alias_version("demo-trig-worker", "prod").await,
+        staging_version
+    );
+    let api = &aws.apis().await["demo"];
+    assert_eq!(aws.stages(api).await["prod"]["alias"], "prod");
+    let mapping = stage.proxy.requests_of("CreateEventSourceMapping");
+    assert_eq!(
+        mapping[0].json()["FunctionName"],
+        alias_arn("demo-trig-worker", "prod")
+    );
+    assert_eq!(
+        aws.rule("demo-trig-cron-prod").await.map(|r| r.1),
+        Some(alias_arn("demo-trig-cron", "prod"))
+    );
+
+    // A canary moves only the alias: its weights apply to every trigger, none is rewritten.
+    stage.write_manifest(&single_stack(ROUTES, "").replace("hi staging", "hey staging"));
+    stage.proxy.reset_counts();
+    let run = stage
+        .xtask(&args(DEPLOY, &["--env", "staging", "--canary", "10"]))
+        .await;
+    assert_ok(&run);
+    assert!(run.stdout.contains("triggers: unchanged"), "{run:?}");
+    let writes = stage.proxy.writes();
+    for trigger_write in [
+        "CreateRoute",
+        "CreateIntegration",
+        "UpdateIntegration",
+        "CreateEventSourceMapping",
+        "UpdateEventSourceMapping",
+        "PutRule",
+        "PutTargets",
+        "AddPermission",
+    ] {
+        assert!(!writes.contains(&trigger_write.to_owned()), "{writes:?}");
+    }
+    let alias = stage.alias("demo-trig-worker", "staging").await.unwrap();
+    assert!(
+        alias["RoutingConfig"]["AdditionalVersionWeights"]
+            .as_object()
+            .is_some_and(|w| w.values().any(|v| v.as_f64() == Some(0.1))),
+        "{alias}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_queue_fails_preflight_and_a_wiring_failure_leaves_every_alias_in_place() {
+    let stage = Stage::start().await;
+    let aws = moto(&stage).await;
+
+    // A queue that does not exist, without `create`: nothing is written.
+    stage.write_manifest(
+        &single_stack(ROUTES, "").replace("batch-size = 5, create = true", "batch-size = 5"),
+    );
+    let run = stage.xtask(&args(DEPLOY, &["--env", "staging"])).await;
+    assert_failed_with(&run, "queue `demo-staging-jobs`");
+    assert!(run.stderr.contains("set `create = true`"), "{run:?}");
+    assert_eq!(stage.proxy.writes(), Vec::<String>::new());
+
+    // Version 1 everywhere, with one route.
+    stage.write_manifest(&single_stack(r#""GET /hello/{name}""#, ""));
+    assert_ok(&stage.xtask(&args(DEPLOY, &["--env", "staging"])).await);
+    let before = stage.alias_version("demo-trig-web", "staging").await;
+
+    // A new version and a new route; creating the route fails.
+    stage.write_manifest(&single_stack(ROUTES, "").replace("hi staging", "hey staging"));
+    stage.proxy.inject("CreateRoute", 1, 1, FaultKind::Fail);
+    let run = stage.xtask(&args(DEPLOY, &["--env", "staging"])).await;
+    assert_failed_with(
+        &run,
+        "wiring the triggers of `staging` failed; no alias was moved",
+    );
+    assert!(run.stderr.contains("InjectedFailure"), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("in progress when it failed: trig-web: create route `POST /orders`"),
+        "{run:?}"
+    );
+    for function in ["demo-trig-web", "demo-trig-worker", "demo-trig-cron"] {
+        assert_eq!(
+            stage.alias_version(function, "staging").await,
+            before,
+            "{function} stays where it was"
+        );
+    }
+
+    // The same command again converges: the route exists and the aliases move.
+    stage.proxy.clear_faults();
+    let run = stage.xtask(&args(DEPLOY, &["--env", "staging"])).await;
+    assert_ok(&run);
+    let api = &aws.apis().await["demo"];
+    assert!(aws.routes(api).await.contains_key("POST /orders"));
+    assert_ne!(
+        stage.alias_version("demo-trig-web", "staging").await,
+        before
+    );
+}
