@@ -6,5 +6,6 @@ pub mod deploy_stage;
 pub mod fault_proxy;
 pub mod function;
 pub mod moto;
+pub mod moto_reads;
 pub mod runtime_api;
 pub mod scratch;

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use lambda_stage_tests::deploy_stage::{assert_failed_with, assert_ok, Stage, ACCOUNT};
 use lambda_stage_tests::fault_proxy::FaultKind;
+use lambda_stage_tests::moto_reads::{self, MotoReads};
 use serde_json::{json, Value};
 
 const REGION: &str = "us-east-1";
@@ -20,155 +21,8 @@ fn args<'a>(base: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
     base.iter().chain(more).copied().collect()
 }
 
-/// Clients that read moto directly.
-struct Moto {
-    apigw: aws_sdk_apigatewayv2::Client,
-    sqs: aws_sdk_sqs::Client,
-    events: aws_sdk_eventbridge::Client,
-    lambda: aws_sdk_lambda::Client,
-    iam: aws_sdk_iam::Client,
-}
-
-async fn moto(stage: &Stage) -> Moto {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
-        .endpoint_url(stage.moto.endpoint())
-        .credentials_provider(aws_sdk_lambda::config::Credentials::for_tests())
-        .load()
-        .await;
-    Moto {
-        apigw: aws_sdk_apigatewayv2::Client::new(&config),
-        sqs: aws_sdk_sqs::Client::new(&config),
-        events: aws_sdk_eventbridge::Client::new(&config),
-        lambda: aws_sdk_lambda::Client::new(&config),
-        iam: aws_sdk_iam::Client::new(&config),
-    }
-}
-
-impl Moto {
-    /// The APIs by name, with their ids.
-    async fn apis(&self) -> BTreeMap<String, String> {
-        let apis = self.apigw.get_apis().send().await.unwrap();
-        apis.items()
-            .iter()
-            .map(|a| (a.name().unwrap().to_owned(), a.api_id().unwrap().to_owned()))
-            .collect()
-    }
-
-    /// Stage name -> its variables.
-    async fn stages(&self, api: &str) -> BTreeMap<String, BTreeMap<String, String>> {
-        let stages = self.apigw.get_stages().api_id(api).send().await.unwrap();
-        stages
-            .items()
-            .iter()
-            .map(|s| {
-                assert_eq!(s.auto_deploy(), Some(true), "stages deploy themselves");
-                (
-                    s.stage_name().unwrap().to_owned(),
-                    s.stage_variables()
-                        .cloned()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .collect(),
-                )
-            })
-            .collect()
-    }
-
-    /// Route key -> the integration URI it reaches.
-    async fn routes(&self, api: &str) -> BTreeMap<String, String> {
-        let integrations = self
-            .apigw
-            .get_integrations()
-            .api_id(api)
-            .send()
-            .await
-            .unwrap();
-        let uri_of = |target: &str| {
-            integrations
-                .items()
-                .iter()
-                .find(|i| {
-                    Some(target)
-                        == i.integration_id()
-                            .map(|id| format!("integrations/{id}"))
-                            .as_deref()
-                })
-                .and_then(|i| i.integration_uri().map(str::to_owned))
-                .unwrap_or_else(|| format!("(no integration for {target})"))
-        };
-        let routes = self.apigw.get_routes().api_id(api).send().await.unwrap();
-        routes
-            .items()
-            .iter()
-            .map(|r| {
-                (
-                    r.route_key().unwrap().to_owned(),
-                    uri_of(r.target().unwrap_or_default()),
-                )
-            })
-            .collect()
-    }
-
-    async fn queue_exists(&self, name: &str) -> bool {
-        self.sqs
-            .get_queue_url()
-            .queue_name(name)
-            .send()
-            .await
-            .is_ok()
-    }
-
-    /// (state, target ARN, input) of a rule, `None` when it does not exist.
-    async fn rule(&self, name: &str) -> Option<(String, String, Option<Value>)> {
-        let rule = self.events.describe_rule().name(name).send().await.ok()?;
-        let targets = self
-            .events
-            .list_targets_by_rule()
-            .rule(name)
-            .send()
-            .await
-            .unwrap();
-        let target = targets.targets().first().cloned();
-        Some((
-            rule.state().unwrap().as_str().to_owned(),
-            target
-                .as_ref()
-                .map(|t| t.arn().to_owned())
-                .unwrap_or_default(),
-            target
-                .and_then(|t| t.input().map(str::to_owned))
-                .map(|i| serde_json::from_str(&i).unwrap()),
-        ))
-    }
-
-    /// The event sources mapped to a qualified function ARN.
-    async fn mapped_sources(&self, function_arn: &str) -> Vec<String> {
-        let mappings = self
-            .lambda
-            .list_event_source_mappings()
-            .function_name(function_arn)
-            .send()
-            .await
-            .unwrap();
-        mappings
-            .event_source_mappings()
-            .iter()
-            .map(|m| m.event_source_arn().unwrap().to_owned())
-            .collect()
-    }
-
-    async fn role_policy(&self, role: &str) -> String {
-        self.iam
-            .get_role_policy()
-            .role_name(role)
-            .policy_name("lambda-stage-execution")
-            .send()
-            .await
-            .unwrap()
-            .policy_document()
-            .to_owned()
-    }
+async fn reads(stage: &Stage) -> MotoReads {
+    moto_reads::connect(&stage.moto.endpoint(), REGION).await
 }
 
 fn alias_arn(function: &str, alias: &str) -> String {
@@ -226,7 +80,7 @@ const ROUTES: &str = r#""GET /hello/{name}", "POST /orders""#;
 #[tokio::test(flavor = "multi_thread")]
 async fn single_stack_wires_each_environment_to_its_own_alias_then_converges() {
     let stage = Stage::start().await;
-    let aws = moto(&stage).await;
+    let aws = reads(&stage).await;
     stage.write_manifest(&single_stack(ROUTES, ""));
 
     for env in ["dev", "staging"] {
@@ -434,7 +288,7 @@ async fn single_stack_wires_each_environment_to_its_own_alias_then_converges() {
 #[tokio::test(flavor = "multi_thread")]
 async fn multi_stack_gives_each_environment_its_own_api_and_url() {
     let stage = Stage::start().await;
-    let aws = moto(&stage).await;
+    let aws = reads(&stage).await;
     stage.write_manifest(&format!(
         r#"app = "demo"
 strategy = "multi-stack"
@@ -517,7 +371,7 @@ url = {{ auth = "none" }}
 #[tokio::test(flavor = "multi_thread")]
 async fn promote_wires_the_target_and_moves_only_aliases_and_a_canary_keeps_triggers() {
     let stage = Stage::start().await;
-    let aws = moto(&stage).await;
+    let aws = reads(&stage).await;
     stage.write_manifest(&single_stack(ROUTES, ""));
     assert_ok(&stage.xtask(&args(DEPLOY, &["--env", "staging"])).await);
     let staging_version = stage.alias_version("demo-trig-worker", "staging").await;
@@ -600,7 +454,7 @@ async fn promote_wires_the_target_and_moves_only_aliases_and_a_canary_keeps_trig
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_queue_fails_preflight_and_a_wiring_failure_leaves_every_alias_in_place() {
     let stage = Stage::start().await;
-    let aws = moto(&stage).await;
+    let aws = reads(&stage).await;
 
     // A queue that does not exist, without `create`: nothing is written.
     stage.write_manifest(

@@ -1,16 +1,19 @@
 //! The repository's own app, recreated from nothing: with `lambda-stage.toml` as it is committed
 //! and an empty AWS account (moto on 127.0.0.1), one `cargo xtask deploy --env <name>` per
-//! environment creates every function, execution role, version and alias the manifest
-//! describes, and after the account is wiped the same commands bring back the same app.
+//! environment creates every function, execution role, version, alias and trigger (the HTTP API,
+//! its stages and routes, queues and their mappings, schedules) the manifest describes; a second
+//! run writes nothing; and after the account is wiped the same commands bring back the same app.
 //!
 //! The expectations below are read from the manifest's TOML directly, not through the code under
 //! test; only the naming rules the README documents (`{app}-{function}`, `<name>-exec`,
-//! `APP_<ENV>__<FIELD>`) are restated here.
+//! `APP_<ENV>__<FIELD>`, the API named after the app with a stage per environment, rules named
+//! `{app}-{function}-{env}`) are restated here.
 
 use std::collections::BTreeMap;
 
 use lambda_stage_tests::bins::workspace_root;
 use lambda_stage_tests::deploy_stage::{assert_ok, variable, Stage, ACCOUNT};
+use lambda_stage_tests::moto_reads;
 use serde_json::Value;
 
 /// The committed manifest, as a plain TOML document.
@@ -25,6 +28,47 @@ fn table<'a>(parent: &'a toml::Table, key: &str) -> &'a toml::Table {
     parent[key]
         .as_table()
         .unwrap_or_else(|| panic!("`{key}` is a table"))
+}
+
+/// `table` (`vars` or `secrets`) of `function` in `env`: the environment's, then the function's
+/// own section in that environment, which wins.
+fn variables_of(
+    environments: &toml::Table,
+    env: &str,
+    function: &str,
+    table: &str,
+) -> BTreeMap<String, String> {
+    let env_spec = environments[env].as_table().unwrap();
+    let mut values = strings(env_spec, table);
+    if let Some(own) = env_spec
+        .get("functions")
+        .and_then(|f| f.get(function))
+        .and_then(toml::Value::as_table)
+    {
+        values.extend(strings(own, table));
+    }
+    values
+}
+
+/// A trigger table of `function` in `env`: `[functions.<fn>]`'s, overridden key by key by
+/// `[environments.<env>.functions.<fn>]`'s.
+fn trigger(
+    functions: &toml::Table,
+    environments: &toml::Table,
+    env: &str,
+    function: &str,
+    kind: &str,
+) -> Option<toml::Table> {
+    let mut merged = functions[function].get(kind)?.as_table()?.clone();
+    if let Some(over) = environments[env]
+        .get("functions")
+        .and_then(|f| f.get(function))
+        .and_then(|f| f.get(kind))
+        .and_then(toml::Value::as_table)
+    {
+        merged.extend(over.clone());
+    }
+    Some(merged)
 }
 
 fn strings(parent: &toml::Table, key: &str) -> BTreeMap<String, String> {
@@ -58,8 +102,11 @@ async fn one_deploy_per_environment_recreates_the_whole_app_from_an_empty_accoun
     for round in ["an empty account", "the same account, wiped"] {
         // Secret values live in SSM, put there by a person, never in the repository: the one
         // thing that exists before the first deploy.
-        for spec in environments.values() {
-            for reference in strings(spec.as_table().unwrap(), "secrets").values() {
+        for env in environments.keys() {
+            for reference in functions
+                .keys()
+                .flat_map(|key| variables_of(environments, env, key, "secrets").into_values())
+            {
                 let name = reference
                     .strip_prefix("ssm:")
                     .expect("the demo's secrets are SSM references");
@@ -77,6 +124,16 @@ async fn one_deploy_per_environment_recreates_the_whole_app_from_an_empty_accoun
         assert_app_is_deployed(&stage, app, functions, environments)
             .await
             .unwrap_or_else(|problem| panic!("after deploying to {round}: {problem}"));
+        // The same commands again write nothing: the app is what the manifest says.
+        stage.proxy.reset_counts();
+        for (env, spec) in environments {
+            let mut deploy = vec!["deploy", "--env", env, "--profile", "dev"];
+            if spec.get("protected").and_then(toml::Value::as_bool) == Some(true) {
+                deploy.push("--yes");
+            }
+            assert_ok(&stage.xtask(&deploy).await);
+        }
+        assert_eq!(stage.proxy.writes(), Vec::<String>::new(), "{round}");
         stage.moto.reset().await.expect("moto resets");
         assert!(
             stage
@@ -179,9 +236,9 @@ async fn assert_app_is_deployed(
                 ));
             }
             let prefix = format!("APP_{}__", alias.to_uppercase().replace('-', "_"));
-            let wanted = strings(env_spec, "vars")
+            let wanted = variables_of(environments, env, key, "vars")
                 .into_iter()
-                .chain(strings(env_spec, "secrets"));
+                .chain(variables_of(environments, env, key, "secrets"));
             for (variable_name, value) in wanted {
                 let field = variable_name
                     .strip_prefix("APP_")
@@ -190,6 +247,93 @@ async fn assert_app_is_deployed(
                 if variable(&deployed, &stored).as_deref() != Some(value.as_str()) {
                     return Err(format!(
                         "{name}:{alias} should have {stored}={value}: {deployed}"
+                    ));
+                }
+            }
+        }
+    }
+    assert_triggers_are_wired(stage, app, functions, environments).await
+}
+
+/// Every trigger the manifest names, per environment, reaches that environment's alias, as read
+/// from moto (one API for the app with a stage per environment, a queue and a mapping per
+/// environment, a rule per environment: the README's single-stack naming).
+async fn assert_triggers_are_wired(
+    stage: &Stage,
+    app: &str,
+    functions: &toml::Table,
+    environments: &toml::Table,
+) -> Result<(), String> {
+    let aws = moto_reads::connect(&stage.moto.endpoint(), &stage.region).await;
+    let apis = aws.apis().await;
+    let alias_arn = |key: &str, alias: &str| {
+        format!(
+            "arn:aws:lambda:{}:{ACCOUNT}:function:{app}-{key}:{alias}",
+            stage.region
+        )
+    };
+    for (env, env_spec) in environments {
+        let alias = env_spec
+            .get("alias")
+            .and_then(toml::Value::as_str)
+            .unwrap_or(env);
+        for key in functions.keys() {
+            if let Some(http) = trigger(functions, environments, env, key, "http") {
+                let api = apis
+                    .get(app)
+                    .ok_or_else(|| format!("no HTTP API `{app}`: {apis:?}"))?;
+                let stages = aws.stages(api).await;
+                if stages
+                    .get(env)
+                    .and_then(|v| v.get("alias"))
+                    .map(String::as_str)
+                    != Some(alias)
+                {
+                    return Err(format!(
+                        "stage `{env}` should name alias `{alias}`: {stages:?}"
+                    ));
+                }
+                let routes = aws.routes(api).await;
+                let uri = format!(
+                    "arn:aws:lambda:{}:{ACCOUNT}:function:{app}-{key}:${{stageVariables.alias}}",
+                    stage.region
+                );
+                for route in http["routes"].as_array().unwrap() {
+                    let route = route.as_str().unwrap();
+                    if routes.get(route) != Some(&uri) {
+                        return Err(format!("route `{route}` should reach {uri}: {routes:?}"));
+                    }
+                }
+            }
+            if let Some(sqs) = trigger(functions, environments, env, key, "sqs") {
+                let queue = sqs["queue"]
+                    .as_str()
+                    .unwrap()
+                    .replace("{app}", app)
+                    .replace("{env}", env);
+                if !aws.queue_exists(&queue).await {
+                    return Err(format!("queue `{queue}` is missing"));
+                }
+                let queue_arn = format!("arn:aws:sqs:{}:{ACCOUNT}:{queue}", stage.region);
+                let mapped = aws.mapped_sources(&alias_arn(key, alias)).await;
+                if mapped != [queue_arn.clone()] {
+                    return Err(format!(
+                        "{key}:{alias} should consume {queue_arn}: {mapped:?}"
+                    ));
+                }
+            }
+            if let Some(schedule) = trigger(functions, environments, env, key, "schedule") {
+                let rule = format!("{app}-{key}-{env}");
+                let enabled = schedule.get("enabled").and_then(toml::Value::as_bool) != Some(false);
+                let found = aws
+                    .rule(&rule)
+                    .await
+                    .ok_or_else(|| format!("rule `{rule}` is missing"))?;
+                let state = if enabled { "ENABLED" } else { "DISABLED" };
+                if found.0 != state || found.1 != alias_arn(key, alias) {
+                    return Err(format!(
+                        "rule `{rule}` should be {state} on {}: {found:?}",
+                        alias_arn(key, alias)
                     ));
                 }
             }
