@@ -78,6 +78,25 @@ impl Stage {
 
     /// Like [`Stage::xtask`], with environment changes (`None` removes a variable).
     pub async fn xtask_env(&self, args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
+        let mut command = self.xtask_command(args, env).await;
+        let output = tokio::time::timeout(Duration::from_secs(600), command.output())
+            .await
+            .expect("xtask finishes within 10 minutes")
+            .expect("xtask runs");
+        Run {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// The `cargo xtask <args> --manifest <this stage's manifest>` command, not started
+    /// (stdout and stderr piped, killed on drop): for commands that run until stopped.
+    pub async fn xtask_command(
+        &self,
+        args: &[&str],
+        env: &[(&str, Option<&str>)],
+    ) -> tokio::process::Command {
         let binary = tokio::task::spawn_blocking(xtask_binary).await.unwrap();
         let mut command = tokio::process::Command::new(binary);
         command
@@ -110,15 +129,7 @@ impl Stage {
                 None => command.env_remove(key),
             };
         }
-        let output = tokio::time::timeout(Duration::from_secs(600), command.output())
-            .await
-            .expect("xtask finishes within 10 minutes")
-            .expect("xtask runs");
-        Run {
-            success: output.status.success(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        command
     }
 
     /// The alias as moto has it, read directly (not through our code or the proxy).

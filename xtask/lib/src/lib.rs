@@ -19,6 +19,7 @@ pub mod ci;
 pub mod deploy;
 pub mod events;
 pub mod invoke;
+pub mod logs;
 pub mod manifest;
 pub mod new;
 pub mod pipeline;
@@ -65,6 +66,8 @@ enum Command {
     Rollback(deploy::AliasArgs),
     /// Show what each environment runs, and its drift from the manifest.
     Status(deploy::status::StatusArgs),
+    /// Show one environment's lines of a function's CloudWatch Logs, or follow them.
+    Logs(logs::Args),
 }
 
 /// Parses the command line, runs the command and turns its outcome into an exit code.
@@ -95,5 +98,6 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Finalize(args) => deploy::finalize(args),
         Command::Rollback(args) => deploy::rollback(args),
         Command::Status(args) => deploy::status::run(args),
+        Command::Logs(args) => logs::run(args),
     }
 }

@@ -28,6 +28,8 @@ pub struct EnvClients {
     pub apigw: aws_sdk_apigatewayv2::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub events: aws_sdk_eventbridge::Client,
+    /// `logs`: the functions' CloudWatch Logs.
+    pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 /// Loads the standard AWS chain (profile, SSO, env credentials, region, `AWS_ENDPOINT_URL`)
@@ -128,6 +130,7 @@ impl EnvClients {
             apigw: aws_sdk_apigatewayv2::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
             events: aws_sdk_eventbridge::Client::new(config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(config),
         }
     }
 }

@@ -96,12 +96,12 @@ pub struct AliasArgs {
     pub manifest: ManifestArg,
 }
 
-struct Loaded {
-    root: PathBuf,
-    manifest: Manifest,
+pub(crate) struct Loaded {
+    pub root: PathBuf,
+    pub manifest: Manifest,
 }
 
-fn load(arg: &ManifestArg) -> anyhow::Result<Loaded> {
+pub(crate) fn load(arg: &ManifestArg) -> anyhow::Result<Loaded> {
     let root = workspace::root()?;
     let path = arg
         .manifest
@@ -111,7 +111,7 @@ fn load(arg: &ManifestArg) -> anyhow::Result<Loaded> {
     Ok(Loaded { root, manifest })
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
