@@ -220,6 +220,7 @@ async fn single_stack_shows_each_environment_its_own_lines_by_version_then_by_re
     );
     let prod_1 = request("p-1", "1", &[json_line("p-1", "prod", "prod says hi")]);
     let v2_init = [INIT.to_owned()];
+    let v1_init = [INIT.to_owned()];
     seeder
         .stream(
             GROUP,
@@ -245,7 +246,7 @@ async fn single_stack_shows_each_environment_its_own_lines_by_version_then_by_re
     let prod = stage.xtask(&["logs", "logfn", "--env", "prod"]).await;
     assert_eq!(
         shown(&prod),
-        all_as("prod", &concat(&[&[INIT.to_owned()], &prod_1])),
+        all_as("prod", &concat(&[&v1_init, &prod_1])),
         "{prod:?}"
     );
 
@@ -322,9 +323,10 @@ async fn single_stack_shows_each_environment_its_own_lines_by_version_then_by_re
         all_as("staging", &concat(&[&staging_1, &staging_2])),
         "{staging:?}"
     );
-    // Both init lines of version 2 and the silent request's three lines.
+    // The init lines of version 2 (shared) and of version 1 (no alias runs it any more),
+    // and the silent request's three lines.
     assert!(
-        staging.stderr.contains("5 line(s) could not be attributed"),
+        staging.stderr.contains("6 line(s) could not be attributed"),
         "{staging:?}"
     );
     // prod's version-1 lines: no alias runs version 1 now, but the request named prod.
@@ -346,6 +348,7 @@ async fn single_stack_shows_each_environment_its_own_lines_by_version_then_by_re
     let expected: Vec<(String, String)> = [
         all_as("?", &v2_init),
         all_as("staging", &staging_1),
+        all_as("?", &v1_init),
         all_as("?", &v2_shared_init),
         all_as("staging", &staging_2),
         all_as("?", &silent),
