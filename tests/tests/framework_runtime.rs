@@ -283,7 +283,8 @@ async fn survives_panics_errors_and_malformed_events_and_never_prints_the_secret
         !output.all().contains(CANARY),
         "leaked in the process output"
     );
-    // JSON log lines carry the request id and the environment.
+    // JSON log lines are flat objects carrying the request id and the environment at the top
+    // level (what CloudWatch Logs Insights filters on), with the event's own fields beside them.
     let handled: Vec<Value> = output
         .stderr
         .lines()
@@ -291,10 +292,15 @@ async fn survives_panics_errors_and_malformed_events_and_never_prints_the_secret
         .filter(|line| line.to_string().contains("handling `echo`"))
         .collect();
     assert_eq!(handled.len(), 1, "{}", output.stderr);
-    let line = handled[0].to_string();
-    assert!(line.contains(&request_id), "{line}");
-    assert!(line.contains(r#""env":"staging""#), "{line}");
-    assert!(line.contains("[redacted]"), "{line}");
+    let line = &handled[0];
+    assert_eq!(line["message"], "handling `echo`", "{line}");
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert_eq!(line["requestId"], request_id.as_str(), "{line}");
+    assert_eq!(line["env"], "staging", "{line}");
+    assert!(line["timestamp"].is_string(), "{line}");
+    assert!(line.get("spans").is_none() && line.get("fields").is_none(), "{line}");
+    let config = line["config"].as_str().unwrap_or_default();
+    assert!(config.contains("[redacted]"), "{line}");
 }
 
 /// `run_router` under named API Gateway stages: `GET /hello/{name}` answers
