@@ -298,7 +298,10 @@ async fn survives_panics_errors_and_malformed_events_and_never_prints_the_secret
     assert_eq!(line["requestId"], request_id.as_str(), "{line}");
     assert_eq!(line["env"], "staging", "{line}");
     assert!(line["timestamp"].is_string(), "{line}");
-    assert!(line.get("spans").is_none() && line.get("fields").is_none(), "{line}");
+    assert!(
+        line.get("spans").is_none() && line.get("fields").is_none(),
+        "{line}"
+    );
     let config = line["config"].as_str().unwrap_or_default();
     assert!(config.contains("[redacted]"), "{line}");
 }

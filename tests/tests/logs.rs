@@ -385,7 +385,7 @@ async fn single_stack_shows_each_environment_its_own_lines_by_version_then_by_re
     assert_eq!(sent[0].json()["logGroupName"], GROUP);
 
     // --follow: the existing lines, then a request put after the command started, and
-    // nothing of prod's request put just before it.
+    // nothing of prod's request put just before it; Ctrl-C stops it.
     let mut command = stage
         .xtask_command(&["logs", "logfn", "--env", "staging", "--follow"], &[])
         .await;
@@ -414,7 +414,18 @@ async fn single_stack_shows_each_environment_its_own_lines_by_version_then_by_re
         later.push(line);
     }
     let waited = started.elapsed();
-    child.kill().await.unwrap();
+    // Ctrl-C (SIGINT) ends it, successfully.
+    let pid = child.id().unwrap().to_string();
+    let interrupt = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("--follow stops within 5 s of Ctrl-C")
+        .unwrap();
+    assert!(status.success(), "{status}");
     let messages: Vec<&str> = later
         .iter()
         .map(|l| l.splitn(3, ' ').nth(2).unwrap())

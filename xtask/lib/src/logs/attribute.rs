@@ -61,16 +61,14 @@ pub enum Routing {
 
 impl Routing {
     /// `aliases`: (environment, its alias, the versions it routes to).
-    pub fn shared<'a>(
-        aliases: impl IntoIterator<Item = (&'a str, &'a str, Vec<String>)>,
-    ) -> Routing {
+    pub fn shared(aliases: Vec<(String, String, Vec<String>)>) -> Routing {
         let mut versions: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut names = HashMap::new();
         for (env, alias, routed) in aliases {
-            names.insert(alias.to_owned(), env.to_owned());
             for version in routed {
-                versions.entry(version).or_default().insert(env.to_owned());
+                versions.entry(version).or_default().insert(env.clone());
             }
+            names.insert(alias, env);
         }
         Routing::Shared {
             versions,
@@ -95,11 +93,11 @@ impl Routing {
             Routing::Own(env) => Owner::Env(env.clone()),
             Routing::Shared { versions, .. } => {
                 match stream_version(stream).and_then(|v| versions.get(v)) {
-                    Some(envs) if envs.len() == 1 => {
-                        Owner::Env(envs.iter().next().cloned().unwrap_or_default())
-                    }
-                    Some(envs) if !envs.is_empty() => Owner::Shared(envs.clone()),
-                    _ => Owner::Unknown,
+                    Some(envs) if envs.len() > 1 => Owner::Shared(envs.clone()),
+                    Some(envs) => envs
+                        .first()
+                        .map_or(Owner::Unknown, |env| Owner::Env(env.clone())),
+                    None => Owner::Unknown,
                 }
             }
         }
@@ -167,7 +165,9 @@ impl Attributor {
             let mut out = Vec::new();
             if let Some(id) = &request {
                 self.remember(id, &env);
-                out = self.release(id, |_| Owner::Env(env.clone()));
+                for (waiting, id) in self.take_waiting(id) {
+                    out.push(decided(waiting, Owner::Env(env.clone()), Some(id)));
+                }
             }
             out.push(decided(event, Owner::Env(env), request));
             return out;
@@ -183,8 +183,8 @@ impl Attributor {
         self.waiting.push((event, id.clone()));
         if facts.mark == Mark::End {
             // The request said nothing about its environment: its version decides.
-            let routing = self.routing.clone();
-            return self.release(&id, |event| routing.owner_of_stream(&event.stream));
+            let lines = self.take_waiting(&id);
+            return self.by_version(lines);
         }
         Vec::new()
     }
@@ -196,12 +196,7 @@ impl Attributor {
             .into_iter()
             .partition(|(event, _)| event.timestamp < cutoff);
         self.waiting = young;
-        old.into_iter()
-            .map(|(event, id)| {
-                let owner = self.routing.owner_of_stream(&event.stream);
-                decided(event, owner, Some(id))
-            })
-            .collect()
+        self.by_version(old)
     }
 
     /// Decides every waiting line: the end of a one-shot read.
@@ -224,15 +219,21 @@ impl Attributor {
         }
     }
 
-    /// The waiting lines of request `id`, decided by `owner`, in arrival order.
-    fn release(&mut self, id: &str, owner: impl Fn(&LogEvent) -> Owner) -> Vec<Attributed> {
-        let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+    /// Removes the waiting lines of request `id`, in arrival order.
+    fn take_waiting(&mut self, id: &str) -> Vec<(LogEvent, String)> {
+        let (mine, others) = std::mem::take(&mut self.waiting)
             .into_iter()
             .partition(|(_, waiting_for)| waiting_for == id);
         self.waiting = others;
-        mine.into_iter()
+        mine
+    }
+
+    /// Rule 3 for lines whose request named no environment.
+    fn by_version(&self, lines: Vec<(LogEvent, String)>) -> Vec<Attributed> {
+        lines
+            .into_iter()
             .map(|(event, id)| {
-                let owner = owner(&event);
+                let owner = self.routing.owner_of_stream(&event.stream);
                 decided(event, owner, Some(id))
             })
             .collect()
@@ -267,13 +268,15 @@ mod tests {
     }
 
     fn routing(aliases: &[(&str, &str, &[&str])]) -> Routing {
-        Routing::shared(aliases.iter().map(|(env, alias, versions)| {
-            (
-                *env,
-                *alias,
-                versions.iter().map(|v| (*v).to_owned()).collect(),
-            )
-        }))
+        Routing::shared(
+            aliases
+                .iter()
+                .map(|(env, alias, versions)| {
+                    let versions = versions.iter().map(|v| (*v).to_owned()).collect();
+                    ((*env).to_owned(), (*alias).to_owned(), versions)
+                })
+                .collect(),
+        )
     }
 
     /// Feeds every event, flushes, and returns (message, owner) in the order decided.

@@ -119,7 +119,7 @@ async fn routing(
                 let versions: Vec<String> = std::iter::once(state.version)
                     .chain(state.weights.into_keys())
                     .collect();
-                aliases.push((other.as_str(), alias, versions));
+                aliases.push((other.clone(), alias, versions));
             }
             None if other == env => eprintln!(
                 "note: `{name}` has no alias `{alias}` (is `{function}` deployed to `{env}`? \
@@ -129,9 +129,7 @@ async fn routing(
             None => {}
         }
     }
-    Ok(Routing::shared(aliases.iter().map(
-        |(env, alias, versions)| (*env, alias.as_str(), versions.clone()),
-    )))
+    Ok(Routing::shared(aliases))
 }
 
 /// Reads the log group, attributes its lines and prints the environment's.
@@ -187,21 +185,29 @@ impl Reader<'_> {
 
     /// Polls for new lines until Ctrl-C.
     async fn follow(&mut self, mut newest: i64) -> anyhow::Result<()> {
+        // One listener for the whole run: a Ctrl-C during a read is not lost.
+        let stop = tokio::signal::ctrl_c();
+        tokio::pin!(stop);
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(POLL_EVERY) => {}
-                _ = tokio::signal::ctrl_c() => return Ok(()),
+                _ = &mut stop => return Ok(()),
+                polled = self.poll(newest) => newest = polled?,
             }
-            let from = newest - millis(LATE_ARRIVALS);
-            if let Some(latest) = self.read_from(from).await? {
-                newest = newest.max(latest);
-            }
-            self.seen.retain(|_, timestamp| *timestamp >= from);
-            let stale = self
-                .attributor
-                .flush_before(now_millis() - millis(LONGEST_HOLD));
-            self.printer.print(stale);
         }
+    }
+
+    /// Waits [`POLL_EVERY`], reads what is new since `newest`, and decides the lines held too
+    /// long; returns the new newest timestamp.
+    async fn poll(&mut self, newest: i64) -> anyhow::Result<i64> {
+        tokio::time::sleep(POLL_EVERY).await;
+        let from = newest - millis(LATE_ARRIVALS);
+        let latest = self.read_from(from).await?;
+        self.seen.retain(|_, timestamp| *timestamp >= from);
+        let stale = self
+            .attributor
+            .flush_before(now_millis() - millis(LONGEST_HOLD));
+        self.printer.print(stale);
+        Ok(latest.map_or(newest, |latest| latest.max(newest)))
     }
 
     fn read_error<E, R>(&self, group: &str, err: &SdkError<E, R>) -> anyhow::Error
@@ -255,12 +261,9 @@ impl Printer {
         for line in lines {
             let shown = match &line.owner {
                 Owner::Env(env) => *env == self.env,
-                Owner::Shared(envs) if envs.contains(&self.env) => {
-                    self.hidden += usize::from(!self.unattributed);
-                    self.unattributed
-                }
-                Owner::Shared(_) => false,
-                Owner::Unknown => {
+                Owner::Shared(envs) if !envs.contains(&self.env) => false,
+                // May be this environment's line: nothing says whose it is.
+                Owner::Shared(_) | Owner::Unknown => {
                     self.hidden += usize::from(!self.unattributed);
                     self.unattributed
                 }
