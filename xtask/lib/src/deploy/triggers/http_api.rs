@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_apigatewayv2::types::{IntegrationType, ProtocolType};
+use aws_sdk_apigatewayv2::types::{IntegrationType, ProtocolType, Stage};
 
 use super::permission::{self, Permission};
 use super::{Converge, EnvTargets, Target, TriggerStatus};
@@ -75,6 +75,47 @@ fn permission_id(targets: &EnvTargets) -> String {
 pub struct Api {
     pub id: String,
     pub endpoint: String,
+}
+
+/// Every page of one of the API's collections (routes, integrations, stages).
+macro_rules! all_pages {
+    ($clients:expr, $operation:ident, $api_id:expr, $what:literal) => {{
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = $clients
+                .apigw
+                .$operation()
+                .api_id($api_id)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(failed(concat!("list the API's ", $what)))?;
+            items.extend(page.items().iter().cloned());
+            match page.next_token() {
+                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+                _ => break,
+            }
+        }
+        items
+    }};
+}
+
+async fn stages(clients: &EnvClients, api_id: &str) -> anyhow::Result<Vec<Stage>> {
+    Ok(all_pages!(clients, get_stages, api_id, "stages"))
+}
+
+/// The variables of the API's stage `name`, `None` when the stage does not exist.
+async fn stage_variables_of(
+    clients: &EnvClients,
+    api_id: &str,
+    name: &str,
+) -> anyhow::Result<Option<HashMap<String, String>>> {
+    Ok(stages(clients, api_id)
+        .await?
+        .iter()
+        .find(|s| s.stage_name() == Some(name))
+        .map(|s| s.stage_variables().cloned().unwrap_or_default()))
 }
 
 /// The app's API for this environment, found by name and the app's tag.
@@ -220,17 +261,7 @@ async fn converge_stage(
     let stage = stage_name(targets);
     let wanted = stage_variables(targets);
     let current = match api_id {
-        Some(api_id) => clients
-            .apigw
-            .get_stages()
-            .api_id(api_id)
-            .send()
-            .await
-            .map_err(failed("list the API's stages"))?
-            .items()
-            .iter()
-            .find(|s| s.stage_name() == Some(stage))
-            .map(|s| s.stage_variables().cloned().unwrap_or_default()),
+        Some(api_id) => stage_variables_of(clients, api_id, stage).await?,
         None => None,
     };
     let variables = wanted
@@ -290,14 +321,7 @@ async fn converge_integrations(
     mode: &mut Converge,
 ) -> anyhow::Result<Integrations> {
     let existing: Vec<(String, String)> = match api_id {
-        Some(api_id) => clients
-            .apigw
-            .get_integrations()
-            .api_id(api_id)
-            .send()
-            .await
-            .map_err(failed("list the API's integrations"))?
-            .items()
+        Some(api_id) => all_pages!(clients, get_integrations, api_id, "integrations")
             .iter()
             .map(|i| {
                 (
@@ -385,14 +409,7 @@ async fn converge_routes(
     mode: &mut Converge,
 ) -> anyhow::Result<()> {
     let existing: Vec<(String, String, String)> = match api_id {
-        Some(api_id) => clients
-            .apigw
-            .get_routes()
-            .api_id(api_id)
-            .send()
-            .await
-            .map_err(failed("list the API's routes"))?
-            .items()
+        Some(api_id) => all_pages!(clients, get_routes, api_id, "routes")
             .iter()
             .map(|r| {
                 (
@@ -521,16 +538,7 @@ async fn remove_environment(
         }
         Strategy::SingleStack => {
             let stage = stage_name(targets);
-            let exists = clients
-                .apigw
-                .get_stages()
-                .api_id(&api.id)
-                .send()
-                .await
-                .map_err(failed("list the API's stages"))?
-                .items()
-                .iter()
-                .any(|s| s.stage_name() == Some(stage));
+            let exists = stage_variables_of(clients, &api.id, stage).await?.is_some();
             if exists && mode.change(format!("remove stage `{stage}` (no function has routes)")) {
                 clients
                     .apigw
@@ -563,16 +571,7 @@ pub async fn status(
         None => (String::new(), false),
         Some(api) => {
             let stage = stage_name(targets);
-            let exists = clients
-                .apigw
-                .get_stages()
-                .api_id(&api.id)
-                .send()
-                .await
-                .map_err(failed("list the API's stages"))?
-                .items()
-                .iter()
-                .any(|s| s.stage_name() == Some(stage));
+            let exists = stage_variables_of(clients, &api.id, stage).await?.is_some();
             (invoke_url(targets, api), exists)
         }
     };
