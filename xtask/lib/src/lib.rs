@@ -65,6 +65,8 @@ enum Command {
     Rollback(deploy::AliasArgs),
     /// Show what each environment runs, and its drift from the manifest.
     Status(deploy::status::StatusArgs),
+    /// Remove exactly what one environment owns in AWS, and nothing of any other.
+    Destroy(deploy::destroy::DestroyArgs),
 }
 
 /// Parses the command line, runs the command and turns its outcome into an exit code.
@@ -95,5 +97,6 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Finalize(args) => deploy::finalize(args),
         Command::Rollback(args) => deploy::rollback(args),
         Command::Status(args) => deploy::status::run(args),
+        Command::Destroy(args) => deploy::destroy::run(args),
     }
 }

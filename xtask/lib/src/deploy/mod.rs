@@ -21,6 +21,7 @@ use crate::workspace;
 pub mod alias;
 pub mod artifact;
 pub mod aws;
+pub mod destroy;
 pub mod engine;
 pub mod history;
 pub mod role;
@@ -223,7 +224,7 @@ fn role_queues(
 }
 
 /// IAM role names are at most 64 characters.
-fn managed_role_name(function_name: &str) -> String {
+pub(crate) fn managed_role_name(function_name: &str) -> String {
     let mut name = format!("{function_name}-exec");
     if name.len() > 64 {
         name = format!("{}-exec", &function_name[..59]);
@@ -459,6 +460,7 @@ async fn move_and_wire(
         moves.into_iter().partition(|m| m.before.is_none());
     move_aliases(clients, &fresh).await?;
     if !wiring.plan.changes().is_empty() {
+        println!("  wiring triggers:");
         triggers::wire(clients, &wiring.targets, &wiring.plan).await?;
     }
     move_aliases(clients, &existing).await?;

@@ -513,8 +513,8 @@ async fn converge_routes(
     Ok(())
 }
 
-/// No function of the environment has routes any more: its stage goes (single-stack: the API
-/// stays for the other environments), or its whole API (multi-stack).
+/// No function of the environment has routes (any more, or after `destroy`): its stage goes
+/// (single-stack: the API stays for the other environments), or its whole API (multi-stack).
 async fn remove_environment(
     clients: &EnvClients,
     targets: &EnvTargets,
@@ -523,10 +523,7 @@ async fn remove_environment(
 ) -> anyhow::Result<()> {
     match targets.strategy {
         Strategy::MultiStack => {
-            if mode.change(format!(
-                "remove HTTP API `{}` (no function has routes)",
-                api_name(targets)
-            )) {
+            if mode.change(format!("remove HTTP API `{}`", api_name(targets))) {
                 clients
                     .apigw
                     .delete_api()
@@ -539,7 +536,7 @@ async fn remove_environment(
         Strategy::SingleStack => {
             let stage = stage_name(targets);
             let exists = stage_variables_of(clients, &api.id, stage).await?.is_some();
-            if exists && mode.change(format!("remove stage `{stage}` (no function has routes)")) {
+            if exists && mode.change(format!("remove stage `{stage}` of the app's HTTP API")) {
                 clients
                     .apigw
                     .delete_stage()

@@ -78,6 +78,17 @@ impl EnvTargets {
         })
     }
 
+    /// Every function of the environment with no trigger: converging this removes every
+    /// trigger deploy made for the environment (`destroy`).
+    pub fn without_triggers(mut self) -> Self {
+        for target in &mut self.all {
+            target.triggers = Triggers::default();
+        }
+        self.in_scope = self.all.iter().map(|t| t.function.clone()).collect();
+        self.whole_app = true;
+        self
+    }
+
     /// The functions this run deploys.
     pub fn in_scope(&self) -> impl Iterator<Item = &Target> {
         self.all
@@ -124,7 +135,7 @@ impl Converge {
     pub fn change(&mut self, line: impl Into<String>) -> bool {
         let line = line.into();
         if self.apply {
-            println!("  trigger: {line}");
+            println!("  {line}");
         }
         self.changes.push(line);
         self.apply
