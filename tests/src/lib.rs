@@ -8,3 +8,4 @@ pub mod function;
 pub mod moto;
 pub mod runtime_api;
 pub mod scratch;
+pub mod serve_cli;

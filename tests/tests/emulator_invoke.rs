@@ -173,3 +173,30 @@ fn hello_greets_with_the_shells_config_in_the_chosen_environment() {
         .unwrap()
         .contains("API_KEY"));
 }
+
+#[test]
+fn sqs_batch_without_an_event_gets_a_message_from_the_environments_queue() {
+    let output = invoke(&["sqs-batch", "--env", "staging"], &[], None);
+    assert_exit(&output, 0);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "note: no --event or --data: sending what `sqs-batch`'s sqs trigger in `staging` \
+             sends: an SQS message from \
+             arn:aws:sqs:eu-west-1:123456789012:lambda-stage-demo-staging-jobs"
+        ),
+        "{stderr}"
+    );
+    // One record whose sample body is not JSON: sqs-batch read an SQS event and reports it.
+    let failures = &stdout_json(&output)["batchItemFailures"];
+    assert_eq!(failures.as_array().map(Vec::len), Some(1), "{failures}");
+
+    // --body is the message; valid JSON, so nothing to retry.
+    let output = invoke(
+        &["sqs-batch", "--env", "staging", "--body", r#"{"order":7}"#],
+        &[],
+        None,
+    );
+    assert_exit(&output, 0);
+    assert_eq!(stdout_json(&output), json!({"batchItemFailures": []}));
+}
