@@ -23,7 +23,10 @@ impl Manifest {
             ("memory", "one published version serves every alias"),
             ("timeout", "one published version serves every alias"),
             ("arch", "one published version serves every alias"),
-            ("http", "every stage of the app's one HTTP API has the same routes"),
+            (
+                "http",
+                "every stage of the app's one HTTP API has the same routes",
+            ),
         ];
         for (env, spec) in &self.environments {
             for (function, over) in &spec.functions {
@@ -33,7 +36,11 @@ impl Manifest {
                         &at,
                         format!(
                             "no function `{function}` in [functions] (it has: {})",
-                            self.functions.keys().cloned().collect::<Vec<_>>().join(", ")
+                            self.functions
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     );
                     continue;
@@ -81,7 +88,10 @@ impl Manifest {
                 let triggers = match self.triggers(function, env) {
                     Ok(triggers) => triggers,
                     Err(err) => {
-                        problem(&["environments", env, "functions", function], format!("{err:#}"));
+                        problem(
+                            &["environments", env, "functions", function],
+                            format!("{err:#}"),
+                        );
                         continue;
                     }
                 };
@@ -100,7 +110,10 @@ impl Manifest {
                 }
                 if let Some(schedule) = &triggers.schedule {
                     if let Err(message) = check_schedule(&schedule.expression) {
-                        problem(&[&at_function[..], &["schedule", "expression"]].concat(), message);
+                        problem(
+                            &[&at_function[..], &["schedule", "expression"]].concat(),
+                            message,
+                        );
                     }
                 }
                 if let Some(sqs) = &triggers.sqs {
@@ -108,11 +121,17 @@ impl Manifest {
                     match &sqs.queue {
                         QueueRef::Name(name) => {
                             if let Err(message) = check_queue_name(name) {
-                                problem(&[&at[..], &["queue"]].concat(), format!("in `{env}`: {message}"));
+                                problem(
+                                    &[&at[..], &["queue"]].concat(),
+                                    format!("in `{env}`: {message}"),
+                                );
                             }
                         }
                         QueueRef::Arn(arn) => {
-                            if arn.split(':').count() != 6 || !arn.starts_with("arn:aws") || !arn.contains(":sqs:") {
+                            if arn.split(':').count() != 6
+                                || !arn.starts_with("arn:aws")
+                                || !arn.contains(":sqs:")
+                            {
                                 problem(&[&at[..], &["queue"]].concat(), format!("`{arn}` is not an SQS queue ARN (arn:aws:sqs:<region>:<account>:<name>)"));
                             } else if sqs.create {
                                 problem(&[&at[..], &["create"]].concat(), "`create = true` needs a queue name, not an ARN: deploy creates queues in the environment's own account and region".to_owned());
@@ -122,7 +141,10 @@ impl Manifest {
                     if !(1..=MAX_SQS_BATCH).contains(&sqs.batch_size) {
                         problem(
                             &[&at[..], &["batch-size"]].concat(),
-                            format!("batch-size {} is outside 1..={MAX_SQS_BATCH}", sqs.batch_size),
+                            format!(
+                                "batch-size {} is outside 1..={MAX_SQS_BATCH}",
+                                sqs.batch_size
+                            ),
                         );
                     }
                     queue_users
@@ -145,7 +167,11 @@ impl Manifest {
                         "queue `{queue}` would feed {}: two consumers split its messages. Use one \
                          queue per environment and function (e.g. `{{app}}-{{env}}-jobs`){}",
                         who.join(" and "),
-                        if users.iter().all(|(e, _)| e == env) { "" } else { "; each environment needs its own" }
+                        if users.iter().all(|(e, _)| e == env) {
+                            ""
+                        } else {
+                            "; each environment needs its own"
+                        }
                     ),
                 );
             }
@@ -174,7 +200,9 @@ mod tests {
             "{HEAD}[functions.api]\nhttp = {{}}\n[environments.dev]\n[environments.dev.functions.api]\nmemory = 512\nhttp = {{ routes = [\"GET /x\"] }}\n"
         ));
         assert!(
-            err.contains("`environments.dev.functions.api.memory`: single-stack: `memory` cannot differ"),
+            err.contains(
+                "`environments.dev.functions.api.memory`: single-stack: `memory` cannot differ"
+            ),
             "{err}"
         );
         assert!(err.contains("environments.dev.functions.api.http"), "{err}");
@@ -194,7 +222,10 @@ mod tests {
         let err = errors(&format!(
             "{HEAD}[functions.api]\n[environments.dev]\n[environments.dev.functions.apii]\nvars = {{ APP_X = \"1\" }}\n"
         ));
-        assert!(err.contains(":5:29: `environments.dev.functions.apii`: no function `apii`"), "{err}");
+        assert!(
+            err.contains(":5:29: `environments.dev.functions.apii`: no function `apii`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -202,7 +233,10 @@ mod tests {
         let err = errors(&format!(
             "{HEAD}[functions.a]\nhttp = {{}}\n[functions.b]\nhttp = {{}}\n[environments.dev]\n"
         ));
-        assert!(err.contains("route `ANY /{proxy+}` is claimed by both `a` and `b`"), "{err}");
+        assert!(
+            err.contains("route `ANY /{proxy+}` is claimed by both `a` and `b`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -210,7 +244,10 @@ mod tests {
         let err = errors(&format!(
             "{HEAD}[functions.worker]\nsqs = {{ queue = \"jobs\", create = true }}\n[environments.dev]\n[environments.prod]\n"
         ));
-        assert!(err.contains("queue `jobs` would feed `worker` in `dev` and `worker` in `prod`"), "{err}");
+        assert!(
+            err.contains("queue `jobs` would feed `worker` in `dev` and `worker` in `prod`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -218,7 +255,10 @@ mod tests {
         let err = errors(&format!(
             "{HEAD}[functions.a]\nhttp = {{ routes = [\"GET hello\"] }}\nschedule = {{ expression = \"rate(1 hours)\" }}\nsqs = {{ queue = \"{{app}}-{{env}}-q\", batch-size = 50 }}\n[environments.dev]\n"
         ));
-        assert!(err.contains("`functions.a.http.routes`: the path of `GET hello`"), "{err}");
+        assert!(
+            err.contains("`functions.a.http.routes`: the path of `GET hello`"),
+            "{err}"
+        );
         assert!(err.contains("`functions.a.schedule.expression`"), "{err}");
         assert!(err.contains("batch-size 50 is outside 1..=10"), "{err}");
     }

@@ -327,6 +327,9 @@ impl EnvironmentSpec {
     }
 }
 
+/// Variables by name, as a manifest table holds them.
+type Variables = BTreeMap<String, String>;
+
 /// The prefix of the app's own configuration variables.
 pub const APP_PREFIX: &str = "APP_";
 
@@ -601,8 +604,11 @@ impl Manifest {
                 problem(&["environments", env, "alias"], format!("`{alias}` is not a legal alias name (letters, digits, `-`, `_`; not only digits)"));
             }
             // The environment's variables, then each function's own in this environment.
-            let mut tables: Vec<(Vec<&str>, &BTreeMap<String, String>, &BTreeMap<String, String>)> =
-                vec![(vec!["environments", env.as_str()], &spec.vars, &spec.secrets)];
+            let mut tables: Vec<(Vec<&str>, &Variables, &Variables)> = vec![(
+                vec!["environments", env.as_str()],
+                &spec.vars,
+                &spec.secrets,
+            )];
             for (function, over) in &spec.functions {
                 tables.push((
                     vec!["environments", env.as_str(), "functions", function.as_str()],

@@ -161,8 +161,8 @@ pub fn resolve(
         (b, o) => {
             let b = b.cloned().unwrap_or_default();
             let o = o.cloned().unwrap_or_default();
-            let queue = merge(&b.queue, &o.queue)
-                .ok_or("`sqs` needs a `queue` (a name or an ARN)")?;
+            let queue =
+                merge(&b.queue, &o.queue).ok_or("`sqs` needs a `queue` (a name or an ARN)")?;
             Some(Sqs {
                 queue: QueueRef::parse(&expand(&queue)),
                 batch_size: merge(&b.batch_size, &o.batch_size).unwrap_or(DEFAULT_SQS_BATCH),
@@ -211,7 +211,8 @@ pub fn check_route(route: &str) -> Result<(), String> {
     if route == "$default" {
         return Ok(());
     }
-    let hint = "write routes as `METHOD /path` (e.g. `GET /hello/{name}`, `ANY /{proxy+}`) or `$default`";
+    let hint =
+        "write routes as `METHOD /path` (e.g. `GET /hello/{name}`, `ANY /{proxy+}`) or `$default`";
     let Some((method, path)) = route.split_once(' ') else {
         return Err(format!("`{route}` is not a route key: {hint}"));
     };
@@ -235,11 +236,15 @@ pub fn check_route(route: &str) -> Result<(), String> {
         } else if let Some(inner) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
             let name = inner.strip_suffix('+').unwrap_or(inner);
             if inner.ends_with('+') && !last {
-                Some(format!("`{segment}`: a greedy `{{name+}}` must be the last segment"))
+                Some(format!(
+                    "`{segment}`: a greedy `{{name+}}` must be the last segment"
+                ))
             } else if name.is_empty()
                 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             {
-                Some(format!("`{segment}`: a parameter is `{{name}}` with letters, digits or `_`"))
+                Some(format!(
+                    "`{segment}`: a parameter is `{{name}}` with letters, digits or `_`"
+                ))
             } else {
                 None
             }
@@ -271,11 +276,10 @@ pub fn check_schedule(expression: &str) -> Result<(), String> {
                 "`{expression}`: a rate is `rate(<number> <unit>)`, e.g. `rate(5 minutes)`"
             ));
         };
-        let value: u64 = value
-            .parse()
-            .ok()
-            .filter(|v| *v > 0)
-            .ok_or_else(|| format!("`{expression}`: the rate must be a whole number above 0"))?;
+        let value: u64 =
+            value.parse().ok().filter(|v| *v > 0).ok_or_else(|| {
+                format!("`{expression}`: the rate must be a whole number above 0")
+            })?;
         let singular = ["minute", "hour", "day"];
         let plural = ["minutes", "hours", "days"];
         return match (value, unit) {
@@ -428,8 +432,10 @@ mod tests {
             sqs: Some(&small_batches),
             ..TriggerSpecs::default()
         };
-        let triggers = resolve(&base, &over, |s| s.replace("{app}", "demo").replace("{env}", "dev"))
-            .unwrap();
+        let triggers = resolve(&base, &over, |s| {
+            s.replace("{app}", "demo").replace("{env}", "dev")
+        })
+        .unwrap();
         assert_eq!(triggers.http, Some(vec![DEFAULT_ROUTE.to_owned()]));
         let schedule = triggers.schedule.unwrap();
         assert_eq!(schedule.expression, "rate(1 hour)");
