@@ -42,12 +42,8 @@ pub fn build(
 ) -> anyhow::Result<Option<TriggerEvent>> {
     let triggers = manifest.triggers(function, env)?;
     let account = manifest.account_id(env).unwrap_or(PLACEHOLDER_ACCOUNT);
-    let (kind, enabled, (payload, what)) = if let Some(routes) = &triggers.http {
-        (
-            "http",
-            true,
-            http(manifest, function, env, routes, overrides)?,
-        )
+    let (kind, enabled, (payload, what)) = if triggers.http.is_some() {
+        ("http", true, http(manifest, function, env, overrides)?)
     } else if let Some(sqs) = &triggers.sqs {
         (
             "sqs",
@@ -92,7 +88,6 @@ fn http(
     manifest: &Manifest,
     function: &str,
     env: &str,
-    routes: &[String],
     overrides: &Overrides,
 ) -> anyhow::Result<(Value, String)> {
     let table = app_api::routes(manifest, env, [(function, ())])?;
@@ -108,6 +103,7 @@ fn http(
     let path_and_query = overrides.path.clone().unwrap_or(sample_path);
     let path = path_and_query.split('?').next().unwrap_or_default();
     let Some(matched) = table.find(&method, path) else {
+        let routes: Vec<&str> = table.iter().map(|(route, ())| route.key()).collect();
         bail!(
             "`{method} {path}` matches none of `{function}`'s routes in `{env}` ({}): API \
              Gateway would answer 404 without invoking it. Give a --path (and --method) that one \
