@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod app_api;
 pub mod arch;
 pub mod bench;
 pub mod build;
@@ -22,6 +23,7 @@ pub mod invoke;
 pub mod manifest;
 pub mod new;
 pub mod pipeline;
+pub mod routes;
 pub mod serve;
 pub mod test;
 pub mod tools;

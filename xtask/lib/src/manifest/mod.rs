@@ -456,6 +456,25 @@ impl Manifest {
         })
     }
 
+    /// The EventBridge rule that runs `function`'s schedule in `env`: `<function name>-<env>` in
+    /// single-stack (one function, a rule per environment), the function's own name in
+    /// multi-stack (it already carries the environment). EventBridge caps names at 64
+    /// characters; a longer name keeps its head and ends in a hash of the whole.
+    pub fn schedule_rule_name(&self, function: &str, env: &str) -> String {
+        const MAX_RULE_NAME: usize = 64;
+        let name = match self.strategy {
+            Strategy::SingleStack => format!("{}-{env}", self.function_name(function, env)),
+            Strategy::MultiStack => self.function_name(function, env),
+        };
+        if name.len() <= MAX_RULE_NAME {
+            return name;
+        }
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(name.as_bytes());
+        let tail: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        format!("{}-{tail}", &name[..MAX_RULE_NAME - tail.len() - 1])
+    }
+
     /// The architecture `function` runs on in `env` (multi-stack may override it per
     /// environment).
     pub fn arch(&self, function: &str, env: &str) -> Arch {

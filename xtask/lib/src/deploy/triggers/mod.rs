@@ -28,6 +28,8 @@ pub struct Target {
     pub alias: String,
     pub triggers: Triggers,
     pub timeout_secs: u32,
+    /// The EventBridge rule of its schedule in this environment.
+    pub rule_name: String,
 }
 
 impl Target {
@@ -65,6 +67,7 @@ impl EnvTargets {
                 alias: manifest.alias(env),
                 triggers: manifest.triggers(function, env)?,
                 timeout_secs: manifest.timeout_secs(function, env),
+                rule_name: manifest.schedule_rule_name(function, env),
             });
         }
         Ok(EnvTargets {
@@ -235,7 +238,7 @@ pub async fn status(
     for target in &targets.all {
         statuses.extend(function_url::status(clients, target).await?);
         statuses.extend(sqs::status(clients, target).await?);
-        statuses.extend(schedule::status(clients, targets, target).await?);
+        statuses.extend(schedule::status(clients, target).await?);
     }
     Ok(statuses)
 }
