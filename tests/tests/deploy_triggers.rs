@@ -711,3 +711,69 @@ sqs = {{ queue = "{{app}}-{{env}}-work", create = true }}
         [queue_arn("demo-prod-work")]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_preview_environment_is_made_from_its_template_listed_and_destroyed() {
+    let stage = Stage::start().await;
+    let aws = reads(&stage).await;
+    let template = "[environments.\"pr-*\"]\nvars = { APP_GREETING = \"hi preview\" }\n";
+    stage.write_manifest(&single_stack(ROUTES, template));
+    assert_ok(&stage.xtask(&args(DEPLOY, &["--env", "staging"])).await);
+    let staging_before = environment_snapshot(&stage, &aws, "staging").await;
+
+    let run = stage.xtask(&args(DEPLOY, &["--env", "pr-7"])).await;
+    assert_ok(&run);
+    let version = stage.alias_version("demo-trig-web", "pr-7").await.unwrap();
+    let config = stage.version("demo-trig-web", &version).await;
+    assert_eq!(
+        lambda_stage_tests::deploy_stage::variable(&config, "APP_PR_7__GREETING").as_deref(),
+        Some("hi preview")
+    );
+    let api = &aws.apis().await["demo"];
+    assert_eq!(aws.stages(api).await["pr-7"]["alias"], "pr-7");
+    assert!(aws.queue_exists("demo-pr-7-jobs").await);
+    assert_eq!(
+        environment_snapshot(&stage, &aws, "staging").await,
+        staging_before
+    );
+
+    // status finds it in AWS, with the template it came from and its age.
+    let run = stage.xtask(&["status", "--json"]).await;
+    assert_ok(&run);
+    let statuses: Value = serde_json::from_str(&run.stdout).unwrap();
+    let preview = statuses
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["env"] == "pr-7")
+        .unwrap_or_else(|| panic!("no pr-7 in {statuses}"));
+    assert_eq!(preview["preview"]["template"], "pr-*");
+    assert_eq!(preview["preview"]["age"], "0m");
+
+    let run = stage
+        .xtask(&["destroy", "--env", "pr-7", "--delete-queues"])
+        .await;
+    assert_ok(&run);
+    assert!(stage.alias("demo-trig-web", "pr-7").await.is_none());
+    assert!(!aws.stages(api).await.contains_key("pr-7"));
+    assert!(!aws.queue_exists("demo-pr-7-jobs").await);
+    assert_eq!(
+        environment_snapshot(&stage, &aws, "staging").await,
+        staging_before
+    );
+    let run = stage.xtask(&["status", "--json"]).await;
+    assert!(!run.stdout.contains("pr-7"), "{run:?}");
+
+    // A single-stack preview adds its variables to the shared function: past 4 KB, deploy
+    // refuses before writing and says what to do.
+    let big = format!(
+        "[environments.\"pr-*\"]\nvars = {{ APP_NOTES = \"{}\" }}\n",
+        "n".repeat(4000)
+    );
+    stage.write_manifest(&single_stack(ROUTES, &big));
+    stage.proxy.reset_counts();
+    let run = stage.xtask(&args(DEPLOY, &["--env", "pr-8"])).await;
+    assert_failed_with(&run, "over Lambda's 4096 bytes");
+    assert!(run.stderr.contains("multi-stack"), "{run:?}");
+    assert_eq!(stage.proxy.writes(), Vec::<String>::new());
+}

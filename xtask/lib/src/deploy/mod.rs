@@ -24,6 +24,7 @@ pub mod aws;
 pub mod destroy;
 pub mod engine;
 pub mod history;
+pub mod previews;
 pub mod role;
 pub mod secrets;
 pub mod status;
@@ -138,13 +139,30 @@ fn select_functions(manifest: &Manifest, names: &[String]) -> anyhow::Result<Vec
 /// configuration the function requires.
 pub fn check_config(manifest: &Manifest, env: &str, functions: &[String]) -> anyhow::Result<()> {
     let mut problems = Vec::new();
+    let preview = manifest.is_preview(env);
+    if preview {
+        problems.extend(
+            manifest
+                .preview_name_problems(env)
+                .into_iter()
+                .map(|p| format!("the preview environment's name does not fit {p}")),
+        );
+    }
     for function in functions {
         let spec = manifest.require_function(function)?;
         let variables = manifest.function_variables(function, env)?;
         let size = manifest::variables_size(&variables);
         if size > manifest::MAX_VARIABLES_BYTES {
+            let hint = if preview && manifest.strategy == Strategy::SingleStack {
+                ": a single-stack preview adds its variables to the function every environment \
+                 shares; use `strategy = \"multi-stack\"` for previews, or move values to \
+                 `secrets`"
+            } else {
+                ": move large values to `secrets` (resolved at cold start)"
+            };
             problems.push(format!(
-                "the variables of `{function}` for `{env}` take {size} bytes, over Lambda's {} bytes",
+                "the variables of `{function}` for `{env}` take {size} bytes, over Lambda's {} \
+                 bytes{hint}",
                 manifest::MAX_VARIABLES_BYTES
             ));
         }
@@ -162,10 +180,10 @@ pub fn check_config(manifest: &Manifest, env: &str, functions: &[String]) -> any
             ));
         }
         for served in manifest.served_environments(env) {
-            if manifest.environment(served).is_none() {
+            if manifest.environment(&served).is_none() {
                 continue;
             }
-            let provided = manifest.env_function_vars(function, served);
+            let provided = manifest.env_function_vars(function, &served);
             for required in &spec.required_vars {
                 if !provided.contains_key(required) {
                     problems.push(format!(
@@ -216,7 +234,7 @@ fn role_queues(
 ) -> anyhow::Result<Vec<manifest::triggers::QueueRef>> {
     let mut queues = Vec::new();
     for served in manifest.served_environments(env) {
-        if let Some(sqs) = manifest.triggers(function, served)?.sqs {
+        if let Some(sqs) = manifest.triggers(function, &served)?.sqs {
             queues.push(sqs.queue);
         }
     }

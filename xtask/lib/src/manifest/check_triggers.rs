@@ -28,7 +28,7 @@ impl Manifest {
                 "every stage of the app's one HTTP API has the same routes",
             ),
         ];
-        for (env, spec) in &self.environments {
+        for (env, spec) in self.environments.iter().chain(&self.previews) {
             for (function, over) in &spec.functions {
                 let at = ["environments", env.as_str(), "functions", function.as_str()];
                 if self.function(function).is_none() {
@@ -81,7 +81,13 @@ impl Manifest {
 
         // Each environment's triggers, then what two functions or two environments may not share.
         let mut queue_users: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-        for env in self.environments.keys() {
+        // A preview template is checked through one name made from it.
+        let previews = self
+            .previews
+            .keys()
+            .map(|pattern| pattern.replace('*', "0"));
+        for env in self.environments.keys().cloned().chain(previews) {
+            let env = &env;
             let mut route_owners: BTreeMap<String, &str> = BTreeMap::new();
             for function in self.functions.keys() {
                 let at_function = ["functions", function.as_str()];
