@@ -53,7 +53,7 @@ pub async fn existing(manifest: &Manifest, clients: &EnvClients) -> anyhow::Resu
         }
         Strategy::MultiStack => {
             let names = function_names(clients).await?;
-            for (pattern, _) in &manifest.previews {
+            for pattern in manifest.previews.keys() {
                 for function in manifest.functions.keys() {
                     // The name a preview's function gets, split around its environment.
                     let marker = "\u{1}";
