@@ -164,30 +164,8 @@ async fn remove_alias(
 
 /// The function's aliases other than this environment's (none when the function is gone).
 async fn other_aliases(clients: &EnvClients, target: &Target) -> anyhow::Result<Vec<String>> {
-    let mut names = Vec::new();
-    let mut pages = clients
-        .lambda
-        .list_aliases()
-        .function_name(&target.name)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        match page {
-            Ok(page) => names.extend(
-                page.aliases()
-                    .iter()
-                    .filter_map(|a| a.name())
-                    .filter(|name| *name != target.alias)
-                    .map(str::to_owned),
-            ),
-            Err(err) if is_not_found(&err) => break,
-            Err(err) => anyhow::bail!(
-                "could not list the aliases of `{}`: {}",
-                target.name,
-                describe(&err)
-            ),
-        }
-    }
+    let mut names = super::engine::alias_names(clients, &target.name).await?;
+    names.retain(|name| *name != target.alias);
     Ok(names)
 }
 

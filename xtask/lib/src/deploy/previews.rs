@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use aws_sdk_lambda::primitives::{DateTime, DateTimeFormat};
 use serde::Serialize;
 
-use super::aws::{describe, is_not_found, EnvClients};
+use super::aws::{describe, EnvClients};
 use super::history::AliasHistory;
 use crate::manifest::{previews, Manifest, Strategy};
 
@@ -46,7 +46,7 @@ pub async fn existing(manifest: &Manifest, clients: &EnvClients) -> anyhow::Resu
         Strategy::SingleStack => {
             for function in manifest.functions.keys() {
                 let name = manifest.function_name(function, "");
-                for alias in aliases(clients, &name).await? {
+                for alias in super::engine::alias_names(clients, &name).await? {
                     candidates.push((alias.clone(), name.clone(), alias));
                 }
             }
@@ -102,31 +102,6 @@ pub async fn existing(manifest: &Manifest, clients: &EnvClients) -> anyhow::Resu
     }
     found.sort_by(|a, b| a.env.cmp(&b.env));
     Ok(found)
-}
-
-async fn aliases(clients: &EnvClients, function: &str) -> anyhow::Result<Vec<String>> {
-    let mut names = Vec::new();
-    let mut pages = clients
-        .lambda
-        .list_aliases()
-        .function_name(function)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        match page {
-            Ok(page) => names.extend(
-                page.aliases()
-                    .iter()
-                    .filter_map(|a| a.name().map(str::to_owned)),
-            ),
-            Err(err) if is_not_found(&err) => break,
-            Err(err) => anyhow::bail!(
-                "could not list the aliases of `{function}`: {}",
-                describe(&err)
-            ),
-        }
-    }
-    Ok(names)
 }
 
 async fn function_names(clients: &EnvClients) -> anyhow::Result<Vec<String>> {
