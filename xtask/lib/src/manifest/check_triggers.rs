@@ -182,6 +182,13 @@ impl Manifest {
                 );
             }
         }
+        // A base table's problem shows in every environment: say it once.
+        let mut seen = Vec::new();
+        problems.retain(|problem| {
+            let first = !seen.contains(problem);
+            seen.push(problem.clone());
+            first
+        });
         problems
     }
 }
@@ -259,7 +266,7 @@ mod tests {
     #[test]
     fn bad_schedule_route_and_batch_are_located() {
         let err = errors(&format!(
-            "{HEAD}[functions.a]\nhttp = {{ routes = [\"GET hello\"] }}\nschedule = {{ expression = \"rate(1 hours)\" }}\nsqs = {{ queue = \"{{app}}-{{env}}-q\", batch-size = 50 }}\n[environments.dev]\n"
+            "{HEAD}[functions.a]\nhttp = {{ routes = [\"GET hello\"] }}\nschedule = {{ expression = \"rate(1 hours)\" }}\nsqs = {{ queue = \"{{app}}-{{env}}-q\", batch-size = 50 }}\n[environments.dev]\n[environments.prod]\n"
         ));
         assert!(
             err.contains("`functions.a.http.routes`: the path of `GET hello`"),
@@ -267,6 +274,8 @@ mod tests {
         );
         assert!(err.contains("`functions.a.schedule.expression`"), "{err}");
         assert!(err.contains("batch-size 50 is outside 1..=10"), "{err}");
+        // Each environment sees the same base table: each problem is said once.
+        assert_eq!(err.matches("schedule.expression").count(), 1, "{err}");
     }
 
     #[test]
