@@ -1,6 +1,8 @@
 //! HTTP-shaped events (API Gateway REST and HTTP APIs, ALB) and the conversion of a plain HTTP
 //! exchange to and from an API Gateway HTTP API (payload 2.0) invocation.
 
+use std::collections::BTreeMap;
+
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -15,6 +17,43 @@ const TARGET_GROUP_ARN: &str =
     "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/lambda-target/49e9d65c45c6791a";
 const SOURCE_IP: &str = "203.0.113.10";
 const USER_AGENT: &str = "curl/8.5.0";
+
+/// The name API Gateway gives an HTTP API's catch-all stage and catch-all route.
+pub const DEFAULT_STAGE_OR_ROUTE: &str = "$default";
+
+/// How API Gateway delivered a request to an HTTP API integration: the stage it arrived on and
+/// the route that matched. [`ApiRoute::default`] is the `$default` stage and route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRoute {
+    /// `$default`, or a named stage, which API Gateway keeps as the first segment of `rawPath`
+    /// (`/staging/hello/Ada`).
+    pub stage: String,
+    /// The route key that matched (`GET /hello/{name}`), or `$default`.
+    pub route_key: String,
+    /// The route's path variables with the request's decoded values (`{"name": "Ada"}`).
+    pub path_parameters: BTreeMap<String, String>,
+}
+
+impl Default for ApiRoute {
+    fn default() -> Self {
+        ApiRoute {
+            stage: DEFAULT_STAGE_OR_ROUTE.to_owned(),
+            route_key: DEFAULT_STAGE_OR_ROUTE.to_owned(),
+            path_parameters: BTreeMap::new(),
+        }
+    }
+}
+
+impl ApiRoute {
+    /// The path as the client sent it: `path` on the API, behind `/<stage>` for a named stage.
+    fn raw_path(&self, path: &str) -> String {
+        if self.stage == DEFAULT_STAGE_OR_ROUTE {
+            path.to_owned()
+        } else {
+            format!("/{}{path}", self.stage)
+        }
+    }
+}
 
 /// One HTTP request, independent of the event format that will carry it.
 pub(crate) struct HttpParts {
@@ -144,8 +183,8 @@ pub(crate) fn default_host() -> String {
     format!("{API_ID}.execute-api.{REGION}.amazonaws.com")
 }
 
-/// API Gateway HTTP API, payload format 2.0.
-pub(crate) fn http_api_v2(parts: &HttpParts, now: DateTime<Utc>) -> Value {
+/// API Gateway HTTP API, payload format 2.0, delivered on `route`.
+pub(crate) fn http_api_v2(parts: &HttpParts, route: &ApiRoute, now: DateTime<Utc>) -> Value {
     let mut headers = Map::new();
     let mut cookies = Vec::new();
     for (name, value) in &parts.headers {
@@ -188,10 +227,11 @@ pub(crate) fn http_api_v2(parts: &HttpParts, now: DateTime<Utc>) -> Value {
         .map_or_else(default_host, str::to_owned);
     let domain_prefix = domain.split('.').next().unwrap_or(API_ID).to_owned();
     let (body, is_base64_encoded) = parts.encoded_body();
+    let raw_path = route.raw_path(&parts.path);
     let mut event = json!({
         "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": parts.path,
+        "routeKey": route.route_key,
+        "rawPath": raw_path,
         "rawQueryString": parts.raw_query,
         "headers": headers,
         "requestContext": {
@@ -201,14 +241,14 @@ pub(crate) fn http_api_v2(parts: &HttpParts, now: DateTime<Utc>) -> Value {
             "domainPrefix": domain_prefix,
             "http": {
                 "method": parts.method,
-                "path": parts.path,
+                "path": raw_path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": parts.source_ip,
                 "userAgent": parts.header("user-agent").unwrap_or(""),
             },
             "requestId": http_api_request_id(),
-            "routeKey": "$default",
-            "stage": "$default",
+            "routeKey": route.route_key,
+            "stage": route.stage,
             "time": request_time(now),
             "timeEpoch": now.timestamp_millis(),
         },
@@ -220,6 +260,9 @@ pub(crate) fn http_api_v2(parts: &HttpParts, now: DateTime<Utc>) -> Value {
     }
     if !query.is_empty() {
         event["queryStringParameters"] = Value::Object(query);
+    }
+    if !route.path_parameters.is_empty() {
+        event["pathParameters"] = json!(route.path_parameters);
     }
     if !body.is_null() {
         event["body"] = body;
@@ -345,14 +388,15 @@ pub(crate) fn alb(parts: &HttpParts) -> Value {
 /// Turns a plain HTTP request into the API Gateway HTTP API (payload 2.0) event that API
 /// Gateway would send for it: lower-cased headers (repeats joined by commas), `Cookie` split into
 /// `cookies`, decoded query parameters, a base64 body when it is not UTF-8, and the
-/// `x-forwarded-*`/`x-amzn-trace-id` headers the edge adds. `path_and_query` is the path the
-/// function sees (`/hello/Ada?lang=en`).
+/// `x-forwarded-*`/`x-amzn-trace-id` headers the edge adds. `path_and_query` is the path on the
+/// API, after any stage (`/hello/Ada?lang=en`); `route` is where API Gateway delivered it.
 pub fn apigw_http_event(
     method: &http::Method,
     path_and_query: &str,
     headers: &http::HeaderMap,
     body: &[u8],
     source_ip: &str,
+    route: &ApiRoute,
 ) -> Value {
     let (path, raw_query) = split_path(path_and_query);
     let mut parts = HttpParts {
@@ -376,7 +420,7 @@ pub fn apigw_http_event(
         source_ip: source_ip.to_owned(),
     };
     parts.add_edge_headers("http", "80");
-    http_api_v2(&parts, Utc::now())
+    http_api_v2(&parts, route, Utc::now())
 }
 
 /// A payload 2.0 response as a function returns it (every field optional, as API Gateway reads it).

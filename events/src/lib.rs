@@ -14,6 +14,10 @@
 //!
 //! [`apigw_http_event`] and [`apigw_http_response`] convert a plain HTTP exchange to and from
 //! API Gateway HTTP API (payload 2.0), for an HTTP front in front of a function.
+//!
+//! [`sqs_from_queue`], [`scheduled_from_rule`] and [`apigw_http_on_route`] build the same
+//! catalogue events as a deployed trigger sends them: from that queue, that rule, that stage and
+//! route.
 
 mod dynamodb;
 mod http_api;
@@ -21,7 +25,8 @@ mod templates;
 
 use serde_json::Value;
 
-pub use http_api::{apigw_http_event, apigw_http_response};
+pub use http_api::{apigw_http_event, apigw_http_response, ApiRoute, DEFAULT_STAGE_OR_ROUTE};
+use templates::{Arn, Origin};
 
 /// One entry of the catalogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,10 +186,53 @@ pub enum EventError {
     },
     #[error("the function's response is not an API Gateway HTTP API response: {0}")]
     HttpResponse(String),
+    #[error("`{arn}` is not an ARN of the form {expected}")]
+    InvalidArn { arn: String, expected: &'static str },
 }
 
 /// Builds the catalogue event `name` with `overrides` applied.
 pub fn build(name: &str, overrides: &Overrides) -> Result<Value, EventError> {
+    build_from(name, overrides, &Origin::default())
+}
+
+/// The catalogue's `sqs` event as the queue `queue_arn` delivers it: its records'
+/// `eventSourceARN` is that queue and `awsRegion` the queue's region.
+pub fn sqs_from_queue(queue_arn: &str, overrides: &Overrides) -> Result<Value, EventError> {
+    let queue = Arn::parse(queue_arn, "sqs", "arn:aws:sqs:<region>:<account>:<queue>")?;
+    let origin = Origin {
+        queue: Some(queue),
+        ..Origin::default()
+    };
+    build_from("sqs", overrides, &origin)
+}
+
+/// The catalogue's `scheduled` event as the EventBridge rule `rule_arn` sends it: `resources`
+/// is that rule, `region` and `account` are the rule's.
+pub fn scheduled_from_rule(rule_arn: &str, overrides: &Overrides) -> Result<Value, EventError> {
+    let rule = Arn::parse(
+        rule_arn,
+        "events",
+        "arn:aws:events:<region>:<account>:rule/<name>",
+    )?;
+    let origin = Origin {
+        rule: Some(rule),
+        ..Origin::default()
+    };
+    build_from("scheduled", overrides, &origin)
+}
+
+/// The catalogue's `apigw-http` event as API Gateway delivers it on `route`: its `routeKey`,
+/// `stage` and `pathParameters`, and for a named stage the stage in front of `--path` in
+/// `rawPath` and `requestContext.http.path`.
+pub fn apigw_http_on_route(route: &ApiRoute, overrides: &Overrides) -> Result<Value, EventError> {
+    let origin = Origin {
+        route: Some(route),
+        ..Origin::default()
+    };
+    build_from("apigw-http", overrides, &origin)
+}
+
+fn build_from(name: &str, overrides: &Overrides, origin: &Origin<'_>) -> Result<Value, EventError> {
     let info = CATALOGUE
         .iter()
         .find(|info| info.name == name)
@@ -197,7 +245,7 @@ pub fn build(name: &str, overrides: &Overrides) -> Result<Value, EventError> {
                 .join(", "),
         })?;
     check_applicable(info, overrides)?;
-    let event = templates::build(info.name, overrides)?;
+    let event = templates::build(info.name, overrides, origin)?;
     check_shape(info.name, &event)?;
     Ok(event)
 }

@@ -6,11 +6,55 @@ use flate2::{write::GzEncoder, Compression};
 use serde_json::{json, Value};
 use std::io::Write as _;
 
-use crate::http_api::{self, HttpParts};
+use crate::http_api::{self, ApiRoute, HttpParts};
 use crate::{dynamodb, EventError, Overrides};
 
 pub(crate) const ACCOUNT_ID: &str = "123456789012";
 pub(crate) const REGION: &str = "us-east-1";
+
+/// The deployed resources an event names; `None` leaves the catalogue's samples.
+#[derive(Default)]
+pub(crate) struct Origin<'a> {
+    /// The SQS queue that delivers an `sqs` event.
+    pub queue: Option<Arn<'a>>,
+    /// The EventBridge rule that sends a `scheduled` event.
+    pub rule: Option<Arn<'a>>,
+    /// Where API Gateway delivers an `apigw-http` event.
+    pub route: Option<&'a ApiRoute>,
+}
+
+/// The parts of an ARN (`arn:<partition>:<service>:<region>:<account>:<resource>`) an event
+/// repeats.
+#[derive(Clone, Copy)]
+pub(crate) struct Arn<'a> {
+    pub text: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+}
+
+impl<'a> Arn<'a> {
+    /// Parses `text` as an ARN of `service`; `expected` shows its form in the error.
+    pub fn parse(text: &'a str, service: &str, expected: &'static str) -> Result<Self, EventError> {
+        match text.splitn(6, ':').collect::<Vec<_>>()[..] {
+            ["arn", _, s, region, account, resource]
+                if s == service
+                    && !region.is_empty()
+                    && !account.is_empty()
+                    && !resource.is_empty() =>
+            {
+                Ok(Arn {
+                    text,
+                    region,
+                    account,
+                })
+            }
+            _ => Err(EventError::InvalidArn {
+                arn: text.to_owned(),
+                expected,
+            }),
+        }
+    }
+}
 
 pub(crate) fn new_request_id() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -63,21 +107,36 @@ fn json_object_body(
     }
 }
 
-pub(crate) fn build(name: &str, overrides: &Overrides) -> Result<Value, EventError> {
+pub(crate) fn build(
+    name: &str,
+    overrides: &Overrides,
+    origin: &Origin<'_>,
+) -> Result<Value, EventError> {
     let now = Utc::now();
     let http = || HttpParts::from_overrides(overrides, &http_api::default_host());
+    let sample_queue = format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:my-queue");
+    let sample_rule = format!("arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/every-five-minutes");
+    let sample = |text| Arn {
+        text,
+        region: REGION,
+        account: ACCOUNT_ID,
+    };
+    let queue = origin.queue.unwrap_or(sample(&sample_queue));
+    let rule = origin.rule.unwrap_or(sample(&sample_rule));
+    let default_route = ApiRoute::default();
+    let route = origin.route.unwrap_or(&default_route);
     Ok(match name {
         "apigw-rest" => http_api::rest_api_v1(&http()?, now),
-        "apigw-http" => http_api::http_api_v2(&http()?, now),
+        "apigw-http" => http_api::http_api_v2(&http()?, route, now),
         "alb" => http_api::alb(&HttpParts::from_overrides(
             overrides,
             "lambda-alb-123578498.us-east-1.elb.amazonaws.com",
         )?),
-        "sqs" => sqs(overrides, now),
+        "sqs" => sqs(overrides, now, &queue),
         "sns" => sns(overrides, now),
         "s3-put" => s3_put(overrides, now)?,
         "eventbridge" => eventbridge(overrides, now)?,
-        "scheduled" => scheduled(overrides, now)?,
+        "scheduled" => scheduled(overrides, now, &rule)?,
         "dynamodb-stream" => dynamodb_stream(overrides, now)?,
         "kinesis" => kinesis(overrides, now),
         "cloudwatch-logs" => cloudwatch_logs(overrides, now),
@@ -86,7 +145,7 @@ pub(crate) fn build(name: &str, overrides: &Overrides) -> Result<Value, EventErr
     })
 }
 
-fn sqs(overrides: &Overrides, now: DateTime<Utc>) -> Value {
+fn sqs(overrides: &Overrides, now: DateTime<Utc>, queue: &Arn<'_>) -> Value {
     let body = overrides.body.as_deref().unwrap_or("Hello from SQS!");
     let receipt =
         uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string();
@@ -105,8 +164,8 @@ fn sqs(overrides: &Overrides, now: DateTime<Utc>) -> Value {
             "messageAttributes": {},
             "md5OfBody": md5_hex(body.as_bytes()),
             "eventSource": "aws:sqs",
-            "eventSourceARN": format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:my-queue"),
-            "awsRegion": REGION,
+            "eventSourceARN": queue.text,
+            "awsRegion": queue.region,
         }]
     })
 }
@@ -206,17 +265,21 @@ fn eventbridge(overrides: &Overrides, now: DateTime<Utc>) -> Result<Value, Event
     }))
 }
 
-fn scheduled(overrides: &Overrides, now: DateTime<Utc>) -> Result<Value, EventError> {
+fn scheduled(
+    overrides: &Overrides,
+    now: DateTime<Utc>,
+    rule: &Arn<'_>,
+) -> Result<Value, EventError> {
     let detail = json_body(overrides, json!({}))?;
     Ok(json!({
         "version": "0",
         "id": new_request_id(),
         "detail-type": "Scheduled Event",
         "source": "aws.events",
-        "account": ACCOUNT_ID,
+        "account": rule.account,
         "time": iso_seconds(now),
-        "region": REGION,
-        "resources": [format!("arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/every-five-minutes")],
+        "region": rule.region,
+        "resources": [rule.text],
         "detail": detail,
     }))
 }

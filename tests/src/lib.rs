@@ -9,3 +9,4 @@ pub mod moto;
 pub mod moto_reads;
 pub mod runtime_api;
 pub mod scratch;
+pub mod serve_cli;

@@ -80,7 +80,21 @@ tokio = {{ version = "1", features = ["macros", "rt-multi-thread"] }}
 
     /// `cargo <args>` in the scratch workspace, with the shared build dir.
     pub fn cargo(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        self.command(
+            std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+            args,
+        )
+    }
+
+    /// This repository's `cargo xtask` (built once) run with `args` in the scratch workspace,
+    /// with the shared build dir: the CLI a workspace gets from the xtask library, without
+    /// building one for the scratch workspace.
+    pub fn xtask(&self, args: &[&str]) -> anyhow::Result<Command> {
+        Ok(self.command(crate::bins::binary("xtask", "dev")?, args))
+    }
+
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
+        let mut command = Command::new(program);
         command
             .current_dir(self.root())
             .args(args)

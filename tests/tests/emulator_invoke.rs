@@ -165,11 +165,45 @@ fn hello_greets_with_the_shells_config_in_the_chosen_environment() {
     );
     assert!(!String::from_utf8_lossy(&output.stderr).contains("local-key"));
 
-    // Without its required secret, hello cannot initialise.
+    // Without its key in the shell, dev's reference (`ssm:...`) is resolved on the first
+    // invocation, and with no AWS credentials that fails plainly, naming the variable, the
+    // reference and what to do — no SDK debug dump.
     let output = invoke(&["hello", "--data", r#"{"name":"Ada"}"#], &[], None);
-    assert_exit(&output, 2);
-    assert!(stdout_json(&output)["errorMessage"]
-        .as_str()
-        .unwrap()
-        .contains("API_KEY"));
+    assert_exit(&output, 1);
+    let error = stdout_json(&output);
+    assert_eq!(error["errorType"], "LambdaStage.SecretError", "{error}");
+    let message = error["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("APP_DEV__API_KEY = ssm:/lambda-stage-demo/dev/hello-api-key"),
+        "{message}"
+    );
+    assert!(message.contains("plain value in your shell"), "{message}");
+    assert!(!message.contains("DispatchFailure("), "{message}");
+}
+
+#[test]
+fn sqs_batch_without_an_event_gets_a_message_from_the_environments_queue() {
+    let output = invoke(&["sqs-batch", "--env", "staging"], &[], None);
+    assert_exit(&output, 0);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "note: no --event or --data: sending what `sqs-batch`'s sqs trigger in `staging` \
+             sends: an SQS message from \
+             arn:aws:sqs:eu-west-1:123456789012:lambda-stage-demo-staging-jobs"
+        ),
+        "{stderr}"
+    );
+    // One record whose sample body is not JSON: sqs-batch read an SQS event and reports it.
+    let failures = &stdout_json(&output)["batchItemFailures"];
+    assert_eq!(failures.as_array().map(Vec::len), Some(1), "{failures}");
+
+    // --body is the message; valid JSON, so nothing to retry.
+    let output = invoke(
+        &["sqs-batch", "--env", "staging", "--body", r#"{"order":7}"#],
+        &[],
+        None,
+    );
+    assert_exit(&output, 0);
+    assert_eq!(stdout_json(&output), json!({"batchItemFailures": []}));
 }

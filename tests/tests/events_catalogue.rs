@@ -6,7 +6,8 @@ use aws_lambda_events::event as ev;
 use base64::Engine as _;
 use lambda_http::request::LambdaRequest;
 use lambda_stage_events::{
-    apigw_http_event, apigw_http_response, build, catalogue, EventError, Overrides,
+    apigw_http_event, apigw_http_on_route, apigw_http_response, build, catalogue,
+    scheduled_from_rule, sqs_from_queue, ApiRoute, EventError, Overrides,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -279,6 +280,7 @@ fn plain_http_request_becomes_an_http_api_event() {
         &headers,
         &binary,
         "127.0.0.1",
+        &ApiRoute::default(),
     );
     let request: ev::apigw::ApiGatewayV2httpRequest =
         serde_json::from_value(value.clone()).unwrap();
@@ -306,6 +308,78 @@ fn plain_http_request_becomes_an_http_api_event() {
         format!("{:?}", lambda_request.request_origin()),
         "ApiGatewayV2"
     );
+}
+
+fn hello_route(stage: &str) -> ApiRoute {
+    ApiRoute {
+        stage: stage.to_owned(),
+        route_key: "GET /hello/{name}".to_owned(),
+        path_parameters: [("name".to_owned(), "Ada".to_owned())].into(),
+    }
+}
+
+#[test]
+fn a_named_stage_leads_the_raw_path_and_the_route_is_in_the_event() {
+    let value = apigw_http_event(
+        &http::Method::GET,
+        "/hello/Ada?lang=en",
+        &http::HeaderMap::new(),
+        b"",
+        "127.0.0.1",
+        &hello_route("staging"),
+    );
+    let request: ev::apigw::ApiGatewayV2httpRequest = serde_json::from_value(value).unwrap();
+    assert_eq!(request.raw_path.as_deref(), Some("/staging/hello/Ada"));
+    assert_eq!(
+        request.request_context.http.path.as_deref(),
+        Some("/staging/hello/Ada")
+    );
+    assert_eq!(request.request_context.stage.as_deref(), Some("staging"));
+    assert_eq!(request.route_key.as_deref(), Some("GET /hello/{name}"));
+    assert_eq!(
+        request.request_context.route_key.as_deref(),
+        Some("GET /hello/{name}")
+    );
+    assert_eq!(request.path_parameters["name"], "Ada");
+    assert_eq!(request.raw_query_string.as_deref(), Some("lang=en"));
+}
+
+#[test]
+fn the_default_stage_adds_no_prefix_and_no_path_parameters() {
+    let overrides = Overrides {
+        path: Some("/hello/Ada".to_owned()),
+        ..Overrides::default()
+    };
+    let on_default = apigw_http_on_route(&ApiRoute::default(), &overrides).unwrap();
+    assert_eq!(on_default["rawPath"], "/hello/Ada");
+    assert_eq!(on_default["requestContext"]["stage"], "$default");
+    assert_eq!(on_default["routeKey"], "$default");
+    assert!(on_default.get("pathParameters").is_none(), "{on_default}");
+    let on_stage = apigw_http_on_route(&hello_route("prod"), &overrides).unwrap();
+    assert_eq!(on_stage["rawPath"], "/prod/hello/Ada");
+    assert_eq!(on_stage["pathParameters"], json!({ "name": "Ada" }));
+}
+
+#[test]
+fn trigger_events_name_their_queue_and_rule() {
+    let queue = "arn:aws:sqs:eu-west-1:111122223333:shop-staging-jobs";
+    let sqs: ev::sqs::SqsEvent =
+        serde_json::from_value(sqs_from_queue(queue, &with_body("{}")).unwrap()).unwrap();
+    let record = &sqs.records[0];
+    assert_eq!(record.event_source_arn.as_deref(), Some(queue));
+    assert_eq!(record.aws_region.as_deref(), Some("eu-west-1"));
+    assert_eq!(record.body.as_deref(), Some("{}"));
+
+    let rule = "arn:aws:events:eu-central-1:111122223333:rule/shop-tick-prod-schedule";
+    let scheduled = scheduled_from_rule(rule, &Overrides::default()).unwrap();
+    assert_eq!(scheduled["resources"], json!([rule]));
+    assert_eq!(scheduled["region"], "eu-central-1");
+    assert_eq!(scheduled["account"], "111122223333");
+
+    let err = sqs_from_queue("shop-staging-jobs", &Overrides::default()).unwrap_err();
+    assert!(matches!(err, EventError::InvalidArn { .. }), "{err}");
+    let err = scheduled_from_rule(queue, &Overrides::default()).unwrap_err();
+    assert!(err.to_string().contains("arn:aws:events:"), "{err}");
 }
 
 #[test]

@@ -2,13 +2,10 @@
 //! its source rebuilds it and the next invocation runs the new build, on the same server; a
 //! change that does not compile keeps the previous build serving.
 
-use std::io::{BufRead as _, BufReader};
-use std::os::unix::process::CommandExt as _;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lambda_stage_tests::scratch::{adoption_target_dir, repo_target_dir, Scratch};
+use lambda_stage_tests::scratch::Scratch;
+use lambda_stage_tests::serve_cli::ServeCli;
 
 const FUNCTION_TOML: &str = r#"[package]
 name = "watched"
@@ -46,69 +43,26 @@ async fn main() -> Result<(), Error> {{
     )
 }
 
-/// The server process, stopped on drop; its stderr collected for the test's messages.
-struct Serve {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-    url: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        // The server's process group: the server and the function processes it started.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.wait();
-    }
-}
+/// The server with the waits this test needs.
+struct Serve(ServeCli);
 
 impl Serve {
     fn start(scratch: &Scratch) -> Serve {
-        let xtask = lambda_stage_tests::bins::binary("xtask", "dev").expect("xtask builds");
-        let mut child = Command::new(xtask)
-            .current_dir(scratch.root())
-            .args(["serve", "watched", "--port", "0", "--watch"])
-            .env("APP_GREETING", "Hi")
-            // The scratch workspace shares the repository's compiled dependencies.
-            .env("CARGO_BUILD_BUILD_DIR", repo_target_dir())
-            .env("CARGO_TARGET_DIR", adoption_target_dir())
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("xtask serve starts");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let collected = stderr.clone();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut collected = collected.lock().unwrap();
-                collected.push_str(&line);
-                collected.push('\n');
-            }
-        });
-        // The first build comes before the server listens.
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("`{line}`; stderr:\n{}", stderr.lock().unwrap()))
-            .to_owned();
-        Serve { child, stderr, url }
+        Serve(ServeCli::start(
+            scratch,
+            &["watched", "--watch"],
+            &[("APP_GREETING", "Hi")],
+        ))
     }
 
     fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.0.stderr()
     }
 
     async fn invoke(&self) -> String {
         let (status, body) = lambda_stage_tests::moto::request(
             "POST",
-            &format!("{}/2015-03-31/functions/watched/invocations", self.url),
+            &format!("{}/2015-03-31/functions/watched/invocations", self.0.url()),
             "{}",
         )
         .await
@@ -187,9 +141,8 @@ async fn an_edit_rebuilds_and_restarts_the_function_without_restarting_the_serve
         .write("functions/watched/src/main.rs", &source("v3"))
         .unwrap();
     serve.wait_for_answer(r#""Hi v3""#).await;
-    assert_eq!(
-        serve.child.try_wait().unwrap(),
-        None,
+    assert!(
+        serve.0.is_running(),
         "the same server process answered throughout"
     );
 }

@@ -228,7 +228,8 @@ fn pick(text: &str, key: Option<&str>) -> Result<Secret<String>, String> {
     }
 }
 
-/// An SDK error as one line: the service's code and message, or the whole cause chain.
+/// An SDK error as one line: the service's code and message, or the cause chain's messages
+/// (not their debug dumps), with what to do when there are no credentials at all.
 fn describe<E, R>(err: &aws_sdk_ssm::error::SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -240,7 +241,25 @@ where
             (Some(code), None) => code.to_owned(),
             _ => DisplayErrorContext(err).to_string(),
         },
-        None => DisplayErrorContext(err).to_string(),
+        None => {
+            let mut parts = vec![err.to_string()];
+            let mut cause = std::error::Error::source(err);
+            while let Some(inner) = cause {
+                let text = inner.to_string();
+                if !parts.iter().any(|part| part.contains(&text)) {
+                    parts.push(text);
+                }
+                cause = inner.source();
+            }
+            let mut line = parts.join(": ");
+            if line.contains("no credentials") {
+                line.push_str(
+                    " (no AWS credentials here: log in to the account that holds the secret, \
+                     or, for a local run, give the variable a plain value in your shell)",
+                );
+            }
+            line
+        }
     }
 }
 

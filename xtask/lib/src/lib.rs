@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod app_api;
 pub mod arch;
 pub mod bench;
 pub mod build;
@@ -23,6 +24,7 @@ pub mod logs;
 pub mod manifest;
 pub mod new;
 pub mod pipeline;
+pub mod routes;
 pub mod serve;
 pub mod test;
 pub mod tools;
@@ -66,6 +68,8 @@ enum Command {
     Rollback(deploy::AliasArgs),
     /// Show what each environment runs, and its drift from the manifest.
     Status(deploy::status::StatusArgs),
+    /// Remove exactly what one environment owns in AWS, and nothing of any other.
+    Destroy(deploy::destroy::DestroyArgs),
     /// Show one environment's lines of a function's CloudWatch Logs, or follow them.
     Logs(logs::Args),
 }
@@ -98,6 +102,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Finalize(args) => deploy::finalize(args),
         Command::Rollback(args) => deploy::rollback(args),
         Command::Status(args) => deploy::status::run(args),
+        Command::Destroy(args) => deploy::destroy::run(args),
         Command::Logs(args) => logs::run(args),
     }
 }

@@ -10,12 +10,23 @@
 //!   `aws lambda invoke --endpoint-url http://127.0.0.1:9000` work against it. `<name>` is the
 //!   manifest's function key, its deployed name, or an ARN; the qualifier is an environment's
 //!   alias, which selects the environment as the deployed function sees it.
-//! - **HTTP front**: any other request, `<METHOD> /<name>/<path>?<query>`, is turned into the
-//!   API Gateway HTTP API (payload 2.0) event API Gateway would send for `<path>`, and the
-//!   function's response back into HTTP (status, headers, cookies, base64 bodies). A function
-//!   error becomes API Gateway's `500 {"message":"Internal Server Error"}`; the reason is on stderr.
-//! - **Environment**: unqualified invocations and the HTTP front run in `--env` (through its alias).
-//!   Each environment's variables are exactly `cargo xtask invoke`'s ([`invoke::Plan`]): the
+//! - **The app's HTTP API**: `<METHOD> /<env>/<path>?<query>` is the request
+//!   `https://<api>/<env>/<path>` as deployed ([`app_api`]): matched against the `http` routes
+//!   of the served functions in `<env>` ([`routes`] has API Gateway's precedence) and delivered
+//!   to the winner in `<env>` (through its alias) with the event API Gateway sends: the route
+//!   key, the path parameters, and the stage (single-stack: `<env>`, which stays in `rawPath`;
+//!   multi-stack: `$default`, `rawPath` without it). No route: `404 {"message":"Not Found"}`.
+//!   Every environment where a served function has a route is mounted.
+//! - **Function front**: `<METHOD> /<name>/<path>?<query>` goes straight to one function as
+//!   an HTTP API event for `<path>` on the `$default` stage and route, in `--env`. An environment
+//!   shadows a function of the same name here; the function stays reachable by its deployed name
+//!   (`/<app>-<function>/`).
+//! - Both turn the function's response back into HTTP (status, headers, cookies, base64 bodies).
+//!   A function error becomes API Gateway's `500 {"message":"Internal Server Error"}`; the reason
+//!   is on stderr.
+//! - **Environment**: unqualified invocations and the function front run in `--env` (through its
+//!   alias); the Invoke API's qualifier and the app's API's `/<env>` choose any other. Each
+//!   environment's variables are exactly `cargo xtask invoke`'s ([`invoke::Plan`]): the
 //!   manifest's, with the shell's `APP_*` on top.
 //! - **`--watch`**: a change to a `.rs` or `Cargo.toml` file of a workspace member rebuilds the
 //!   served functions; a function whose binary changed is restarted (its next invocation is a cold
@@ -41,11 +52,14 @@ use axum::routing::{any, post};
 use axum::Router;
 use base64::Engine as _;
 use lambda_stage_emulator::{Emulator, FunctionConfig, Invocation, InvokeError, Logs, Outcome};
-use serde_json::json;
+use lambda_stage_events::ApiRoute;
+use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
+use crate::app_api;
 use crate::invoke::{self, Plan};
 use crate::manifest::{Manifest, Strategy};
+use crate::routes::RouteTable;
 use crate::workspace;
 
 /// The port `serve` listens on by default (the one cargo-lambda and SAM use too).
@@ -59,7 +73,8 @@ pub struct Args {
     /// The port to listen on, on 127.0.0.1 (`0`: any free port, printed at start).
     #[arg(long, default_value_t = DEFAULT_PORT)]
     pub port: u16,
-    /// The environment of unqualified invocations and of the HTTP front.
+    /// The environment of unqualified invocations and of the `/<function>/` front (the app's
+    /// API at `/<env>/` serves every environment).
     #[arg(long, default_value = invoke::DEFAULT_ENV)]
     pub env: String,
     /// Build with the release profile (default: debug, faster to build).
@@ -95,11 +110,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 })?;
             let server = Server::start(listener, options).await?;
             println!("listening on http://{}", server.addr());
-            for name in server.function_keys() {
-                eprintln!(
-                    "  {name}: POST http://{addr}/2015-03-31/functions/{name}/invocations, HTTP front http://{addr}/{name}/",
-                    addr = server.addr()
-                );
+            for line in server.start_up_lines() {
+                eprintln!("{line}");
             }
             tokio::signal::ctrl_c()
                 .await
@@ -116,7 +128,7 @@ pub struct Options {
     pub root: PathBuf,
     /// Function keys or packages; empty: every function of the manifest.
     pub functions: Vec<String>,
-    /// The environment of unqualified invocations and of the HTTP front.
+    /// The environment of unqualified invocations and of the `/<function>/` front.
     pub env: String,
     pub release: bool,
     pub watch: bool,
@@ -140,6 +152,15 @@ struct Shared {
     /// Every name a caller may use for a function → (index in `functions`, the environment the
     /// name itself fixes: a multi-stack function has one deployed name per environment).
     names: HashMap<String, (usize, Option<String>)>,
+    /// The app's HTTP API of each environment where a served function has a route.
+    apis: BTreeMap<String, EnvironmentApi>,
+}
+
+/// One environment's stage of the app's HTTP API.
+struct EnvironmentApi {
+    stage: String,
+    /// Each route leads to an index in `Shared::functions`.
+    routes: RouteTable<usize>,
 }
 
 struct Function {
@@ -187,12 +208,17 @@ impl Server {
                 emulators: Mutex::default(),
             });
         }
+        let apis = match &manifest {
+            Some(manifest) => environment_apis(manifest, &functions)?,
+            None => BTreeMap::new(),
+        };
         let shared = Arc::new(Shared {
             manifest,
             default_env: options.env.clone(),
             shell: options.app_variables.clone(),
             functions,
             names,
+            apis,
         });
         let watcher = if options.watch {
             Some(watch(&options.root, options.release, Arc::clone(&shared))?)
@@ -230,6 +256,38 @@ impl Server {
         self.shared.functions.iter().map(|f| f.key.as_str())
     }
 
+    /// What is served where, one line each: every function's Invoke API and front, every route
+    /// of the app's API per environment, and any function front an environment shadows.
+    pub fn start_up_lines(&self) -> Vec<String> {
+        let addr = self.addr;
+        let mut lines = Vec::new();
+        for function in &self.shared.functions {
+            let name = &function.key;
+            let front = match self.shared.apis.contains_key(name) {
+                false => format!("front http://{addr}/{name}/"),
+                true => match self.shared.deployed_name(name) {
+                    Some(deployed) => format!(
+                        "front http://{addr}/{deployed}/ (/{name}/ is environment `{name}`'s API)"
+                    ),
+                    None => format!("no front (/{name}/ is environment `{name}`'s API)"),
+                },
+            };
+            lines.push(format!(
+                "  {name}: POST http://{addr}/2015-03-31/functions/{name}/invocations, {front}"
+            ));
+        }
+        for (env, api) in &self.shared.apis {
+            for (route, index) in api.routes.iter() {
+                let (method, path) = route.display_parts();
+                lines.push(format!(
+                    "  {method} http://{addr}/{env}{path} -> {} ({env})",
+                    self.shared.functions[*index].key
+                ));
+            }
+        }
+        lines
+    }
+
     /// Stops the server and every function process.
     pub fn shutdown(self) {
         self.task.abort();
@@ -255,7 +313,35 @@ async fn build(
     .context("the build task panicked")?
 }
 
+/// The app's HTTP API of each environment in which a served function has a route.
+fn environment_apis(
+    manifest: &Manifest,
+    functions: &[Function],
+) -> anyhow::Result<BTreeMap<String, EnvironmentApi>> {
+    let mut apis = BTreeMap::new();
+    for env in manifest.environments.keys() {
+        let listed = functions
+            .iter()
+            .enumerate()
+            .filter(|(_, function)| manifest.function(&function.key).is_some())
+            .map(|(index, function)| (function.key.as_str(), index));
+        let routes = app_api::routes(manifest, env, listed)?;
+        if !routes.is_empty() {
+            let stage = app_api::stage(manifest, env);
+            apis.insert(env.clone(), EnvironmentApi { stage, routes });
+        }
+    }
+    Ok(apis)
+}
+
 impl Shared {
+    /// The name `function` is deployed under in the default environment, if the manifest lists it.
+    fn deployed_name(&self, function: &str) -> Option<String> {
+        let manifest = self.manifest.as_ref()?;
+        manifest.function(function)?;
+        Some(manifest.function_name(function, &self.default_env))
+    }
+
     /// The function and environment a caller means by `name` and `qualifier`, or `None` when
     /// Lambda would answer `ResourceNotFoundException`.
     fn resolve(&self, name: &str, qualifier: Option<&str>) -> Option<(&Function, String)> {
@@ -486,6 +572,7 @@ fn gateway_error(function: &str, reason: &str) -> Response {
         .into_response()
 }
 
+/// `/<env>/...` for the app's API of an environment, else `/<function>/...`.
 async fn http_front(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -495,30 +582,61 @@ async fn http_front(
     body: Bytes,
 ) -> Response {
     let path = uri.path().trim_start_matches('/');
-    let (name, rest) = path.split_once('/').unwrap_or((path, ""));
-    let Some((function, env)) = shared.resolve(name, None) else {
+    let (first, rest) = path.split_once('/').unwrap_or((path, ""));
+    let rest = format!("/{rest}");
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{rest}?{query}"),
+        None => rest.clone(),
+    };
+    let source_ip = peer.ip().to_string();
+    let request = |route: &ApiRoute| {
+        lambda_stage_events::apigw_http_event(
+            &method,
+            &path_and_query,
+            &headers,
+            &body,
+            &source_ip,
+            route,
+        )
+    };
+    if let Some(api) = shared.apis.get(first) {
+        let Some(matched) = api.routes.find(method.as_str(), &rest) else {
+            // API Gateway's own answer when no route matches.
+            return (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({ "message": "Not Found" })),
+            )
+                .into_response();
+        };
+        let route = ApiRoute {
+            stage: api.stage.clone(),
+            route_key: matched.route.key().to_owned(),
+            path_parameters: matched.path_parameters,
+        };
+        let function = &shared.functions[*matched.target];
+        return deliver(&shared, function, first, request(&route)).await;
+    }
+    let Some((function, env)) = shared.resolve(first, None) else {
         let served: Vec<&str> = shared.functions.iter().map(|f| f.key.as_str()).collect();
+        let mounted: Vec<&str> = shared.apis.keys().map(String::as_str).collect();
         return (
             StatusCode::NOT_FOUND,
             format!(
-                "no function `{name}` is served here; served: {} (HTTP front: /<function>/<path>)\n",
-                served.join(", ")
+                "no function or environment `{first}` is served here; functions (/<function>/<path>): {}; \
+                 environments (/<env>/<path>): {}\n",
+                served.join(", "),
+                if mounted.is_empty() { "none with routes".to_owned() } else { mounted.join(", ") }
             ),
         )
             .into_response();
     };
-    let path_and_query = match uri.query() {
-        Some(query) => format!("/{rest}?{query}"),
-        None => format!("/{rest}"),
-    };
-    let event = lambda_stage_events::apigw_http_event(
-        &method,
-        &path_and_query,
-        &headers,
-        &body,
-        &peer.ip().to_string(),
-    );
-    let (plan, emulator) = match shared.emulator(function, &env) {
+    deliver(&shared, function, &env, request(&ApiRoute::default())).await
+}
+
+/// Invokes `function` in `env` with an HTTP API `event` and turns its answer into API Gateway's
+/// HTTP response.
+async fn deliver(shared: &Shared, function: &Function, env: &str, event: Value) -> Response {
+    let (plan, emulator) = match shared.emulator(function, env) {
         Ok(running) => running,
         Err(err) => return gateway_error(&function.key, &format!("{err:#}")),
     };

@@ -749,3 +749,29 @@ async fn wait_updated(clients: &EnvClients, name: &str) -> anyhow::Result<Option
         delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
+
+/// The names of the function's aliases (none when the function does not exist).
+pub async fn alias_names(clients: &EnvClients, function: &str) -> anyhow::Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut pages = clients
+        .lambda
+        .list_aliases()
+        .function_name(function)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(page) => names.extend(
+                page.aliases()
+                    .iter()
+                    .filter_map(|a| a.name().map(str::to_owned)),
+            ),
+            Err(err) if is_not_found(&err) => break,
+            Err(err) => anyhow::bail!(
+                "could not list the aliases of `{function}`: {}",
+                describe(&err)
+            ),
+        }
+    }
+    Ok(names)
+}

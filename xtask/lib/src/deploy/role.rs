@@ -179,3 +179,27 @@ pub fn execution_role_policy(clients: &EnvClients, function_name: &str) -> serde
         ]
     })
 }
+
+/// Deletes a role deploy created: its inline policy first, as IAM requires.
+pub async fn delete_managed_role(clients: &EnvClients, name: &str) -> anyhow::Result<()> {
+    match clients
+        .iam
+        .delete_role_policy()
+        .role_name(name)
+        .policy_name(ROLE_POLICY_NAME)
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(err) if error_code(&err) == Some("NoSuchEntity") => {}
+        Err(err) => bail!(
+            "could not delete the policy of role `{name}`: {}",
+            describe(&err)
+        ),
+    }
+    match clients.iam.delete_role().role_name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(err) if error_code(&err) == Some("NoSuchEntity") => Ok(()),
+        Err(err) => bail!("could not delete role `{name}`: {}", describe(&err)),
+    }
+}

@@ -10,6 +10,7 @@ use super::artifact;
 use super::aws;
 use super::engine;
 use super::history::VersionStamp;
+use super::previews;
 use super::triggers;
 use super::{load, runtime, settings, ManifestArg};
 use crate::manifest::Manifest;
@@ -41,6 +42,8 @@ pub struct EnvironmentStatus {
     /// What calls the environment: HTTP API invoke URL and routes, function URLs, queues,
     /// schedules, each with its state.
     pub triggers: Vec<triggers::TriggerStatus>,
+    /// Set for a preview environment: its template and age.
+    pub preview: Option<previews::Preview>,
 }
 
 #[derive(Debug, Serialize)]
@@ -74,7 +77,26 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let statuses = runtime()?.block_on(async {
         let mut statuses = Vec::new();
         for env in &envs {
-            statuses.push(environment_status(&root, &manifest, env).await);
+            let mut status = environment_status(&root, &manifest, env).await;
+            if manifest.is_preview(env) {
+                status.preview = find_previews(&manifest, env)
+                    .await
+                    .into_iter()
+                    .find(|p| p.env == *env);
+            }
+            statuses.push(status);
+        }
+        if args.env.is_none() {
+            // The preview environments that exist, found in the templates' account and region.
+            for template in manifest.previews.keys() {
+                for preview in find_previews(&manifest, template).await {
+                    if preview.template == *template {
+                        let mut status = environment_status(&root, &manifest, &preview.env).await;
+                        status.preview = Some(preview);
+                        statuses.push(status);
+                    }
+                }
+            }
         }
         statuses
     });
@@ -93,6 +115,17 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The previews deployed where `env` (a template or a preview) deploys; none when that account
+/// cannot be read (the environments' own statuses say why).
+async fn find_previews(manifest: &Manifest, env: &str) -> Vec<previews::Preview> {
+    match aws::connect(manifest, env).await {
+        Ok(clients) => previews::existing(manifest, &clients)
+            .await
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}
+
 async fn environment_status(
     root: &std::path::Path,
     manifest: &Manifest,
@@ -109,6 +142,7 @@ async fn environment_status(
         secrets: spec.secrets.clone(),
         functions: Vec::new(),
         triggers: Vec::new(),
+        preview: None,
     };
     let clients = match aws::connect(manifest, env).await {
         Ok(clients) => clients,
@@ -194,8 +228,17 @@ fn print_status(status: &EnvironmentStatus) {
         (Some(account), Some(region)) => format!("account {account}, {region}"),
         _ => "not reachable".to_owned(),
     };
+    let preview = status.preview.as_ref().map_or_else(String::new, |p| {
+        format!(
+            ", preview of `{}`, last deployed {}",
+            p.template,
+            p.age
+                .as_deref()
+                .map_or("at an unknown time".to_owned(), |age| format!("{age} ago"))
+        )
+    });
     println!(
-        "{} ({}{}, {place})",
+        "{} ({}{}{preview}, {place})",
         status.env,
         status.strategy,
         if status.protected { ", protected" } else { "" }

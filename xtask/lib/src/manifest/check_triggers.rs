@@ -28,7 +28,7 @@ impl Manifest {
                 "every stage of the app's one HTTP API has the same routes",
             ),
         ];
-        for (env, spec) in &self.environments {
+        for (env, spec) in self.environments.iter().chain(&self.previews) {
             for (function, over) in &spec.functions {
                 let at = ["environments", env.as_str(), "functions", function.as_str()];
                 if self.function(function).is_none() {
@@ -81,7 +81,13 @@ impl Manifest {
 
         // Each environment's triggers, then what two functions or two environments may not share.
         let mut queue_users: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-        for env in self.environments.keys() {
+        // A preview template is checked through one name made from it.
+        let previews = self
+            .previews
+            .keys()
+            .map(|pattern| pattern.replace('*', "0"));
+        for env in self.environments.keys().cloned().chain(previews) {
+            let env = &env;
             let mut route_owners: BTreeMap<String, &str> = BTreeMap::new();
             for function in self.functions.keys() {
                 let at_function = ["functions", function.as_str()];
@@ -176,6 +182,13 @@ impl Manifest {
                 );
             }
         }
+        // A base table's problem shows in every environment: say it once.
+        let mut seen = Vec::new();
+        problems.retain(|problem| {
+            let first = !seen.contains(problem);
+            seen.push(problem.clone());
+            first
+        });
         problems
     }
 }
@@ -253,7 +266,7 @@ mod tests {
     #[test]
     fn bad_schedule_route_and_batch_are_located() {
         let err = errors(&format!(
-            "{HEAD}[functions.a]\nhttp = {{ routes = [\"GET hello\"] }}\nschedule = {{ expression = \"rate(1 hours)\" }}\nsqs = {{ queue = \"{{app}}-{{env}}-q\", batch-size = 50 }}\n[environments.dev]\n"
+            "{HEAD}[functions.a]\nhttp = {{ routes = [\"GET hello\"] }}\nschedule = {{ expression = \"rate(1 hours)\" }}\nsqs = {{ queue = \"{{app}}-{{env}}-q\", batch-size = 50 }}\n[environments.dev]\n[environments.prod]\n"
         ));
         assert!(
             err.contains("`functions.a.http.routes`: the path of `GET hello`"),
@@ -261,6 +274,8 @@ mod tests {
         );
         assert!(err.contains("`functions.a.schedule.expression`"), "{err}");
         assert!(err.contains("batch-size 50 is outside 1..=10"), "{err}");
+        // Each environment sees the same base table: each problem is said once.
+        assert_eq!(err.matches("schedule.expression").count(), 1, "{err}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::arch::Arch;
 
 mod check_triggers;
+pub mod previews;
 pub mod triggers;
 
 pub use triggers::Triggers;
@@ -80,8 +81,12 @@ pub struct Manifest {
     pub function_name: Option<String>,
     #[serde(default)]
     pub functions: BTreeMap<String, FunctionSpec>,
+    /// The environments the manifest names (preview templates are in `previews`).
     #[serde(default)]
     pub environments: BTreeMap<String, EnvironmentSpec>,
+    /// Preview templates: `[environments."pr-*"]`, by pattern.
+    #[serde(skip)]
+    pub previews: BTreeMap<String, EnvironmentSpec>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -210,9 +215,20 @@ impl Manifest {
     /// Parses and validates manifest text; `path` only names the file in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
         let locator = Locator::new(path, text);
-        let manifest: Manifest = toml::from_str(text).map_err(|err| ManifestError {
+        let mut manifest: Manifest = toml::from_str(text).map_err(|err| ManifestError {
             problems: vec![locator.problem_at(err.span(), None, err.message().trim())],
         })?;
+        let templates: Vec<String> = manifest
+            .environments
+            .keys()
+            .filter(|key| key.contains('*'))
+            .cloned()
+            .collect();
+        for key in templates {
+            if let Some(spec) = manifest.environments.remove(&key) {
+                manifest.previews.insert(key, spec);
+            }
+        }
         let problems = manifest.problems(&locator);
         if problems.is_empty() {
             Ok(manifest)
@@ -225,8 +241,13 @@ impl Manifest {
         self.functions.get(name)
     }
 
+    /// The environment `name`: one the manifest names, a preview template by its pattern, or
+    /// the template a preview environment (`pr-42`) is made from.
     pub fn environment(&self, name: &str) -> Option<&EnvironmentSpec> {
-        self.environments.get(name)
+        self.environments
+            .get(name)
+            .or_else(|| self.previews.get(name))
+            .or_else(|| self.preview_template(name).map(|(_, spec)| spec))
     }
 
     /// The environment, or an error listing the ones that exist.
@@ -236,6 +257,7 @@ impl Manifest {
                 "no environment `{name}` in {FILE_NAME} (it has: {})",
                 self.environments
                     .keys()
+                    .chain(self.previews.keys())
                     .cloned()
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -289,26 +311,30 @@ impl Manifest {
 
     /// The Lambda function name of `function` in `env`.
     pub fn function_name(&self, function: &str, env: &str) -> String {
-        let template = self
-            .environment(env)
-            .and_then(|spec| spec.function_name.as_deref())
-            .or(self.function_name.as_deref())
-            .unwrap_or(match self.strategy {
-                Strategy::SingleStack => DEFAULT_SINGLE_STACK_NAME,
-                Strategy::MultiStack => DEFAULT_MULTI_STACK_NAME,
-            });
-        template
+        self.function_name_template(env)
             .replace("{app}", &self.app)
             .replace("{function}", function)
             .replace("{env}", env)
     }
 
+    /// The function name template `env` uses (`{app}`, `{function}`, `{env}` unexpanded).
+    fn function_name_template(&self, env: &str) -> &str {
+        self.environment(env)
+            .and_then(|spec| spec.function_name.as_deref())
+            .or(self.function_name.as_deref())
+            .unwrap_or(match self.strategy {
+                Strategy::SingleStack => DEFAULT_SINGLE_STACK_NAME,
+                Strategy::MultiStack => DEFAULT_MULTI_STACK_NAME,
+            })
+    }
+
     /// The environments one deployed version serves: single-stack, all of them (a version
-    /// freezes the variables of every alias); multi-stack, just `env`.
-    pub fn served_environments<'a>(&'a self, env: &'a str) -> Vec<&'a str> {
+    /// freezes the variables of every alias) and `env` when it is a preview; multi-stack, just
+    /// `env`.
+    pub fn served_environments(&self, env: &str) -> Vec<String> {
         match self.strategy {
-            Strategy::SingleStack => self.environments.keys().map(String::as_str).collect(),
-            Strategy::MultiStack => vec![env],
+            Strategy::SingleStack => self.environment_names(env),
+            Strategy::MultiStack => vec![env.to_owned()],
         }
     }
 }
@@ -402,7 +428,8 @@ impl Manifest {
                 vars.insert("LAMBDA_STAGE_ENV".to_owned(), env.to_owned());
             }
             Strategy::SingleStack => {
-                for name in self.environments.keys() {
+                let names = self.environment_names(env);
+                for name in &names {
                     let alias = self.alias(name);
                     for (key, value) in self.env_function_vars(function, name) {
                         let key = match key.strip_prefix(APP_PREFIX) {
@@ -419,8 +446,7 @@ impl Manifest {
                         }
                     }
                 }
-                let aliases: Vec<String> =
-                    self.environments.keys().map(|e| self.alias(e)).collect();
+                let aliases: Vec<String> = names.iter().map(|e| self.alias(e)).collect();
                 vars.insert("LAMBDA_STAGE_ENVS".to_owned(), aliases.join(","));
             }
         }
@@ -454,6 +480,25 @@ impl Manifest {
         .map_err(|message| {
             anyhow::anyhow!("{FILE_NAME}: function `{function}` in `{env}`: {message}")
         })
+    }
+
+    /// The EventBridge rule that runs `function`'s schedule in `env`: `<function name>-<env>` in
+    /// single-stack (one function, a rule per environment), the function's own name in
+    /// multi-stack (it already carries the environment). EventBridge caps names at 64
+    /// characters; a longer name keeps its head and ends in a hash of the whole.
+    pub fn schedule_rule_name(&self, function: &str, env: &str) -> String {
+        const MAX_RULE_NAME: usize = 64;
+        let name = match self.strategy {
+            Strategy::SingleStack => format!("{}-{env}", self.function_name(function, env)),
+            Strategy::MultiStack => self.function_name(function, env),
+        };
+        if name.len() <= MAX_RULE_NAME {
+            return name;
+        }
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(name.as_bytes());
+        let tail: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        format!("{}-{tail}", &name[..MAX_RULE_NAME - tail.len() - 1])
     }
 
     /// The architecture `function` runs on in `env` (multi-stack may override it per
@@ -571,13 +616,37 @@ impl Manifest {
         let mut regions = BTreeMap::new();
         let mut accounts = BTreeMap::new();
         let mut aliases = BTreeMap::new();
-        for (env, spec) in &self.environments {
+        for (env, spec) in self.environments.iter().chain(&self.previews) {
+            let template = env.contains('*');
+            let name_chars = env.replace('*', "");
             if env.is_empty()
-                || !env
+                || !name_chars
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             {
                 problem(&["environments", env], format!("`{env}` is not a usable environment name: use letters, digits, `-` and `_`"));
+            }
+            if template {
+                if env.matches('*').count() != 1 {
+                    problem(
+                        &["environments", env],
+                        format!("`{env}`: a preview template has exactly one `*` (like `pr-*`)"),
+                    );
+                }
+                if spec.protected {
+                    problem(&["environments", env, "protected"], "a preview environment is never protected: protect the environments it leads to instead".to_owned());
+                }
+                if spec.alias.is_some() {
+                    problem(
+                        &["environments", env, "alias"],
+                        "a preview environment's alias is its own name: remove `alias`".to_owned(),
+                    );
+                }
+                if self.strategy == Strategy::MultiStack
+                    && !self.function_name_template(env).contains("{env}")
+                {
+                    problem(&["environments", env], "multi-stack previews need `{env}` in `function-name`, or every preview would deploy to the same functions".to_owned());
+                }
             }
             for (key, value) in [
                 ("region", &spec.region),
@@ -591,12 +660,13 @@ impl Manifest {
                 }
             }
             let alias = self.alias(env);
-            if alias.is_empty()
-                || alias.len() > 128
-                || alias.chars().all(|c| c.is_ascii_digit())
-                || !alias
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            if !template
+                && (alias.is_empty()
+                    || alias.len() > 128
+                    || alias.chars().all(|c| c.is_ascii_digit())
+                    || !alias
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
             {
                 problem(&["environments", env, "alias"], format!("`{alias}` is not a legal alias name (letters, digits, `-`, `_`; not only digits)"));
             }
@@ -655,6 +725,7 @@ impl Manifest {
                         .or_insert_with(Vec::new)
                         .push(env.as_str());
                 }
+                Strategy::MultiStack if template => {}
                 Strategy::MultiStack => {
                     for function in self.functions.keys() {
                         let name = self.function_name(function, env);
@@ -669,7 +740,7 @@ impl Manifest {
                     }
                 }
             }
-            if self.strategy == Strategy::SingleStack {
+            if self.strategy == Strategy::SingleStack && !template {
                 let mut seen = self
                     .environments
                     .keys()

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_apigatewayv2::types::{IntegrationType, ProtocolType};
+use aws_sdk_apigatewayv2::types::{IntegrationType, ProtocolType, Stage};
 
 use super::permission::{self, Permission};
 use super::{Converge, EnvTargets, Target, TriggerStatus};
@@ -75,6 +75,47 @@ fn permission_id(targets: &EnvTargets) -> String {
 pub struct Api {
     pub id: String,
     pub endpoint: String,
+}
+
+/// Every page of one of the API's collections (routes, integrations, stages).
+macro_rules! all_pages {
+    ($clients:expr, $operation:ident, $api_id:expr, $what:literal) => {{
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = $clients
+                .apigw
+                .$operation()
+                .api_id($api_id)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(failed(concat!("list the API's ", $what)))?;
+            items.extend(page.items().iter().cloned());
+            match page.next_token() {
+                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+                _ => break,
+            }
+        }
+        items
+    }};
+}
+
+async fn stages(clients: &EnvClients, api_id: &str) -> anyhow::Result<Vec<Stage>> {
+    Ok(all_pages!(clients, get_stages, api_id, "stages"))
+}
+
+/// The variables of the API's stage `name`, `None` when the stage does not exist.
+async fn stage_variables_of(
+    clients: &EnvClients,
+    api_id: &str,
+    name: &str,
+) -> anyhow::Result<Option<HashMap<String, String>>> {
+    Ok(stages(clients, api_id)
+        .await?
+        .iter()
+        .find(|s| s.stage_name() == Some(name))
+        .map(|s| s.stage_variables().cloned().unwrap_or_default()))
 }
 
 /// The app's API for this environment, found by name and the app's tag.
@@ -220,17 +261,7 @@ async fn converge_stage(
     let stage = stage_name(targets);
     let wanted = stage_variables(targets);
     let current = match api_id {
-        Some(api_id) => clients
-            .apigw
-            .get_stages()
-            .api_id(api_id)
-            .send()
-            .await
-            .map_err(failed("list the API's stages"))?
-            .items()
-            .iter()
-            .find(|s| s.stage_name() == Some(stage))
-            .map(|s| s.stage_variables().cloned().unwrap_or_default()),
+        Some(api_id) => stage_variables_of(clients, api_id, stage).await?,
         None => None,
     };
     let variables = wanted
@@ -279,9 +310,27 @@ async fn converge_stage(
     Ok(())
 }
 
-/// The integration id of each function with routes, by the function's manifest key (`None`
-/// while planning an integration that does not exist yet).
-type Integrations = BTreeMap<String, Option<String>>;
+/// The API's integrations as this run leaves them.
+#[derive(Debug, Default)]
+struct Integrations {
+    /// The integration id of each function with routes, by the function's manifest key (`None`
+    /// while planning an integration that does not exist yet).
+    by_function: BTreeMap<String, Option<String>>,
+    /// Integrations whose function has no routes any more (or left the manifest): they go,
+    /// with their routes.
+    stale: Vec<String>,
+}
+
+impl Integrations {
+    /// A route's target for `function`'s integration.
+    fn target_of(&self, function: &str) -> Option<String> {
+        self.by_function
+            .get(function)
+            .cloned()
+            .flatten()
+            .map(|id| format!("integrations/{id}"))
+    }
+}
 
 async fn converge_integrations(
     clients: &EnvClients,
@@ -290,14 +339,7 @@ async fn converge_integrations(
     mode: &mut Converge,
 ) -> anyhow::Result<Integrations> {
     let existing: Vec<(String, String)> = match api_id {
-        Some(api_id) => clients
-            .apigw
-            .get_integrations()
-            .api_id(api_id)
-            .send()
-            .await
-            .map_err(failed("list the API's integrations"))?
-            .items()
+        Some(api_id) => all_pages!(clients, get_integrations, api_id, "integrations")
             .iter()
             .map(|i| {
                 (
@@ -308,7 +350,7 @@ async fn converge_integrations(
             .collect(),
         None => Vec::new(),
     };
-    let mut integrations = Integrations::new();
+    let mut integrations = Integrations::default();
     for target in &targets.all {
         if target.triggers.http.is_none() {
             continue;
@@ -358,7 +400,7 @@ async fn converge_integrations(
                 }
             }
         };
-        integrations.insert(target.function.clone(), id);
+        integrations.by_function.insert(target.function.clone(), id);
     }
     // Integrations of functions that no longer have routes (or left the manifest).
     for (id, uri) in &existing {
@@ -371,7 +413,7 @@ async fn converge_integrations(
             None => targets.whole_app,
         };
         if stale {
-            integrations.insert(format!("(stale) {id}"), Some(id.clone()));
+            integrations.stale.push(id.clone());
         }
     }
     Ok(integrations)
@@ -384,15 +426,8 @@ async fn converge_routes(
     integrations: &Integrations,
     mode: &mut Converge,
 ) -> anyhow::Result<()> {
-    let existing: Vec<(String, String, String)> = match api_id {
-        Some(api_id) => clients
-            .apigw
-            .get_routes()
-            .api_id(api_id)
-            .send()
-            .await
-            .map_err(failed("list the API's routes"))?
-            .items()
+    let existing: Vec<ExistingRoute> = match api_id {
+        Some(api_id) => all_pages!(clients, get_routes, api_id, "routes")
             .iter()
             .map(|r| {
                 (
@@ -404,100 +439,143 @@ async fn converge_routes(
             .collect(),
         None => Vec::new(),
     };
-    let target_of = |function: &str| {
-        integrations
-            .get(function)
-            .cloned()
-            .flatten()
-            .map(|id| format!("integrations/{id}"))
-    };
-    let mut wanted_keys = Vec::new();
-    for target in targets.in_scope() {
-        for key in target.triggers.http.iter().flatten() {
-            wanted_keys.push(key.clone());
-            let wanted = target_of(&target.function);
-            match existing.iter().find(|(_, k, _)| k == key) {
-                None => {
-                    if mode.change(format!("{}: create route `{key}`", target.function)) {
-                        clients
-                            .apigw
-                            .create_route()
-                            .api_id(api_id.unwrap_or_default())
-                            .route_key(key)
-                            .set_target(wanted)
-                            .send()
-                            .await
-                            .map_err(failed(format!("create route `{key}`")))?;
-                    }
-                }
-                Some((id, _, current)) if Some(current) != wanted.as_ref() => {
-                    if mode.change(format!(
-                        "{}: route `{key}` -> its integration",
-                        target.function
-                    )) {
-                        clients
-                            .apigw
-                            .update_route()
-                            .api_id(api_id.unwrap_or_default())
-                            .route_id(id)
-                            .set_target(wanted)
-                            .send()
-                            .await
-                            .map_err(failed(format!("update route `{key}`")))?;
-                    }
-                }
-                Some(_) => {}
-            }
-        }
-    }
-    // Routes of this run's functions that the manifest no longer names, and routes to
-    // integrations that are going away.
-    let scoped_targets: Vec<String> = targets
+    let wanted: Vec<WantedRoute> = targets
         .in_scope()
-        .filter_map(|t| target_of(&t.function))
+        .flat_map(|t| {
+            t.triggers.http.iter().flatten().map(|key| WantedRoute {
+                function: t.function.clone(),
+                key: key.clone(),
+                target: integrations.target_of(&t.function),
+            })
+        })
+        .collect();
+    // Routes to this run's integrations, or to integrations that go, are deploy's to remove.
+    let owned: Vec<String> = targets
+        .in_scope()
+        .filter_map(|t| integrations.target_of(&t.function))
         .chain(
             integrations
+                .stale
                 .iter()
-                .filter(|(key, _)| key.starts_with("(stale)"))
-                .filter_map(|(_, id)| id.as_ref().map(|id| format!("integrations/{id}"))),
+                .map(|id| format!("integrations/{id}")),
         )
         .collect();
-    for (id, key, current) in &existing {
-        if !wanted_keys.contains(key)
-            && scoped_targets.contains(current)
-            && mode.change(format!("remove route `{key}`"))
-        {
-            clients
-                .apigw
-                .delete_route()
-                .api_id(api_id.unwrap_or_default())
-                .route_id(id)
-                .send()
-                .await
-                .map_err(failed(format!("delete route `{key}`")))?;
+    let api_id = api_id.unwrap_or_default();
+    for change in route_changes(&existing, &wanted, &owned) {
+        match change {
+            RouteChange::Create(route) => {
+                if mode.change(format!("{}: create route `{}`", route.function, route.key)) {
+                    clients
+                        .apigw
+                        .create_route()
+                        .api_id(api_id)
+                        .route_key(&route.key)
+                        .set_target(route.target)
+                        .send()
+                        .await
+                        .map_err(failed(format!("create route `{}`", route.key)))?;
+                }
+            }
+            RouteChange::Retarget { id, route } => {
+                if mode.change(format!(
+                    "{}: route `{}` -> its integration",
+                    route.function, route.key
+                )) {
+                    clients
+                        .apigw
+                        .update_route()
+                        .api_id(api_id)
+                        .route_id(id)
+                        .set_target(route.target)
+                        .send()
+                        .await
+                        .map_err(failed(format!("update route `{}`", route.key)))?;
+                }
+            }
+            RouteChange::Delete { id, key } => {
+                if mode.change(format!("remove route `{key}`")) {
+                    clients
+                        .apigw
+                        .delete_route()
+                        .api_id(api_id)
+                        .route_id(id)
+                        .send()
+                        .await
+                        .map_err(failed(format!("delete route `{key}`")))?;
+                }
+            }
         }
     }
-    for (key, id) in integrations {
-        if let (Some(id), true) = (id, key.starts_with("(stale)")) {
-            if mode.change(format!(
-                "remove integration {id} (its function has no routes now)"
-            )) {
-                clients
-                    .apigw
-                    .delete_integration()
-                    .api_id(api_id.unwrap_or_default())
-                    .integration_id(id)
-                    .send()
-                    .await
-                    .map_err(failed(format!("delete integration {id}")))?;
-            }
+    for id in &integrations.stale {
+        if mode.change(format!(
+            "remove integration {id} (its function has no routes now)"
+        )) {
+            clients
+                .apigw
+                .delete_integration()
+                .api_id(api_id)
+                .integration_id(id)
+                .send()
+                .await
+                .map_err(failed(format!("delete integration {id}")))?;
         }
     }
     Ok(())
 }
 
-/// No function of the environment has routes any more: its stage goes (single-stack: the API
-/// stays for the other environments), or its whole API (multi-stack).
+/// A route the manifest wants.
+#[derive(Debug, Clone, PartialEq)]
+struct WantedRoute {
+    function: String,
+    key: String,
+    /// `integrations/<id>`; `None` while planning an integration not created yet.
+    target: Option<String>,
+}
+
+/// A route on the API: (id, key, target).
+type ExistingRoute = (String, String, String);
+
+#[derive(Debug, PartialEq)]
+enum RouteChange {
+    Create(WantedRoute),
+    Retarget { id: String, route: WantedRoute },
+    Delete { id: String, key: String },
+}
+
+/// What turns the API's routes into the wanted ones: missing routes are created, routes that
+/// reach the wrong integration are retargeted, and routes deploy owns (they reach `owned`
+/// targets) that nobody wants any more are deleted. Routes to anything else are left alone.
+fn route_changes(
+    existing: &[ExistingRoute],
+    wanted: &[WantedRoute],
+    owned: &[String],
+) -> Vec<RouteChange> {
+    let mut changes = Vec::new();
+    for route in wanted {
+        match existing.iter().find(|(_, key, _)| *key == route.key) {
+            None => changes.push(RouteChange::Create(route.clone())),
+            Some((id, _, current)) if Some(current) != route.target.as_ref() => {
+                changes.push(RouteChange::Retarget {
+                    id: id.clone(),
+                    route: route.clone(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    for (id, key, current) in existing {
+        if !wanted.iter().any(|w| w.key == *key) && owned.contains(current) {
+            changes.push(RouteChange::Delete {
+                id: id.clone(),
+                key: key.clone(),
+            });
+        }
+    }
+    changes
+}
+
+/// No function of the environment has routes (any more, or after `destroy`): its stage goes
+/// (single-stack: the API stays for the other environments), or its whole API (multi-stack).
 async fn remove_environment(
     clients: &EnvClients,
     targets: &EnvTargets,
@@ -506,10 +584,7 @@ async fn remove_environment(
 ) -> anyhow::Result<()> {
     match targets.strategy {
         Strategy::MultiStack => {
-            if mode.change(format!(
-                "remove HTTP API `{}` (no function has routes)",
-                api_name(targets)
-            )) {
+            if mode.change(format!("remove HTTP API `{}`", api_name(targets))) {
                 clients
                     .apigw
                     .delete_api()
@@ -521,17 +596,8 @@ async fn remove_environment(
         }
         Strategy::SingleStack => {
             let stage = stage_name(targets);
-            let exists = clients
-                .apigw
-                .get_stages()
-                .api_id(&api.id)
-                .send()
-                .await
-                .map_err(failed("list the API's stages"))?
-                .items()
-                .iter()
-                .any(|s| s.stage_name() == Some(stage));
-            if exists && mode.change(format!("remove stage `{stage}` (no function has routes)")) {
+            let exists = stage_variables_of(clients, &api.id, stage).await?.is_some();
+            if exists && mode.change(format!("remove stage `{stage}` of the app's HTTP API")) {
                 clients
                     .apigw
                     .delete_stage()
@@ -563,16 +629,7 @@ pub async fn status(
         None => (String::new(), false),
         Some(api) => {
             let stage = stage_name(targets);
-            let exists = clients
-                .apigw
-                .get_stages()
-                .api_id(&api.id)
-                .send()
-                .await
-                .map_err(failed("list the API's stages"))?
-                .items()
-                .iter()
-                .any(|s| s.stage_name() == Some(stage));
+            let exists = stage_variables_of(clients, &api.id, stage).await?.is_some();
             (invoke_url(targets, api), exists)
         }
     };
@@ -599,7 +656,60 @@ pub async fn status(
 
 #[cfg(test)]
 mod tests {
-    use super::invokes;
+    use super::{invokes, route_changes, RouteChange, WantedRoute};
+
+    fn wanted(function: &str, key: &str, target: &str) -> WantedRoute {
+        WantedRoute {
+            function: function.into(),
+            key: key.into(),
+            target: Some(target.into()),
+        }
+    }
+
+    fn existing(id: &str, key: &str, target: &str) -> (String, String, String) {
+        (id.into(), key.into(), target.into())
+    }
+
+    #[test]
+    fn routes_converge_on_what_is_wanted_and_leave_others_alone() {
+        let web = "integrations/web";
+        let existing = [
+            existing("r1", "GET /hello/{name}", web),
+            existing("r2", "POST /orders", "integrations/old-web"),
+            existing("r3", "DELETE /orders", web),
+            existing("r4", "GET /admin", "integrations/someone-else"),
+        ];
+        let wanted = [
+            wanted("web", "GET /hello/{name}", web),
+            wanted("web", "POST /orders", web),
+            wanted("web", "PUT /orders", web),
+        ];
+        let changes = route_changes(&existing, &wanted, &[web.to_owned()]);
+        assert_eq!(
+            changes,
+            [
+                RouteChange::Retarget {
+                    id: "r2".into(),
+                    route: wanted[1].clone()
+                },
+                RouteChange::Create(wanted[2].clone()),
+                RouteChange::Delete {
+                    id: "r3".into(),
+                    key: "DELETE /orders".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unchanged_api_needs_no_change() {
+        let existing = [existing("r1", "ANY /{proxy+}", "integrations/a")];
+        let wanted = [wanted("a", "ANY /{proxy+}", "integrations/a")];
+        assert_eq!(
+            route_changes(&existing, &wanted, &["integrations/a".into()]),
+            []
+        );
+    }
 
     #[test]
     fn an_integration_belongs_to_exactly_its_function() {

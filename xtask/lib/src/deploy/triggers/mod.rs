@@ -28,6 +28,8 @@ pub struct Target {
     pub alias: String,
     pub triggers: Triggers,
     pub timeout_secs: u32,
+    /// The EventBridge rule of its schedule in this environment.
+    pub rule_name: String,
 }
 
 impl Target {
@@ -65,6 +67,7 @@ impl EnvTargets {
                 alias: manifest.alias(env),
                 triggers: manifest.triggers(function, env)?,
                 timeout_secs: manifest.timeout_secs(function, env),
+                rule_name: manifest.schedule_rule_name(function, env),
             });
         }
         Ok(EnvTargets {
@@ -76,6 +79,17 @@ impl EnvTargets {
             in_scope: in_scope.to_vec(),
             all,
         })
+    }
+
+    /// Every function of the environment with no trigger: converging this removes every
+    /// trigger deploy made for the environment (`destroy`).
+    pub fn without_triggers(mut self) -> Self {
+        for target in &mut self.all {
+            target.triggers = Triggers::default();
+        }
+        self.in_scope = self.all.iter().map(|t| t.function.clone()).collect();
+        self.whole_app = true;
+        self
     }
 
     /// The functions this run deploys.
@@ -124,7 +138,7 @@ impl Converge {
     pub fn change(&mut self, line: impl Into<String>) -> bool {
         let line = line.into();
         if self.apply {
-            println!("  trigger: {line}");
+            println!("  {line}");
         }
         self.changes.push(line);
         self.apply
@@ -224,7 +238,7 @@ pub async fn status(
     for target in &targets.all {
         statuses.extend(function_url::status(clients, target).await?);
         statuses.extend(sqs::status(clients, target).await?);
-        statuses.extend(schedule::status(clients, targets, target).await?);
+        statuses.extend(schedule::status(clients, target).await?);
     }
     Ok(statuses)
 }

@@ -7,29 +7,9 @@ use serde_json::Value;
 use super::permission::{self, Permission};
 use super::{Converge, EnvTargets, Target, TriggerStatus};
 use crate::deploy::aws::{describe, failed, is_not_found, EnvClients};
-use crate::manifest::Strategy;
 
 /// The id of deploy's target on its rules.
 const TARGET_ID: &str = "lambda-stage";
-/// EventBridge's cap on rule names.
-const MAX_RULE_NAME: usize = 64;
-
-/// `<function name>-<env>` in single-stack (one function, a rule per environment); the
-/// function's own name in multi-stack, where the name already carries the environment.
-pub fn rule_name(targets: &EnvTargets, target: &Target) -> String {
-    let name = match targets.strategy {
-        Strategy::SingleStack => format!("{}-{}", target.name, targets.env),
-        Strategy::MultiStack => target.name.clone(),
-    };
-    if name.len() <= MAX_RULE_NAME {
-        return name;
-    }
-    // Keep names unique when they must be shortened: a hash of the whole name as the tail.
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(name.as_bytes());
-    let tail: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-    format!("{}-{tail}", &name[..MAX_RULE_NAME - tail.len() - 1])
-}
 
 fn rule_arn(clients: &EnvClients, name: &str) -> String {
     format!(
@@ -82,7 +62,7 @@ pub async fn converge(
     target: &Target,
     mode: &mut Converge,
 ) -> anyhow::Result<()> {
-    let name = rule_name(targets, target);
+    let name = target.rule_name.clone();
     let existing = read_rule(clients, &name).await?;
     let Some(schedule) = &target.triggers.schedule else {
         if existing.is_some() && is_ours(clients, targets, &name).await? {
@@ -239,15 +219,11 @@ pub async fn converge(
     permission::converge(clients, target, &wanted, &what, mode).await
 }
 
-pub async fn status(
-    clients: &EnvClients,
-    targets: &EnvTargets,
-    target: &Target,
-) -> anyhow::Result<Vec<TriggerStatus>> {
+pub async fn status(clients: &EnvClients, target: &Target) -> anyhow::Result<Vec<TriggerStatus>> {
     if target.triggers.schedule.is_none() {
         return Ok(Vec::new());
     }
-    let name = rule_name(targets, target);
+    let name = target.rule_name.clone();
     let state = match read_rule(clients, &name).await? {
         None => "missing".to_owned(),
         Some(rule) => format!(

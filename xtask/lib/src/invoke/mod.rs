@@ -10,6 +10,8 @@
 //! - Environment: single-stack, the invoked ARN carries the environment's alias as qualifier;
 //!   multi-stack, the function is deployed per environment with `LAMBDA_STAGE_ENV` (from the
 //!   manifest's variables) and invoked through its alias.
+//! - Event: `--data`, `--event` (a catalogue name, a file, `-`); with neither, what the
+//!   function's own trigger in the environment sends ([`trigger_event`]), else `{}`.
 //! - Exit code: 0 with the response on stdout; 1 with the error JSON on stdout for a function
 //!   error (including a timeout or a crash); 2 with the error JSON on stdout for an init error.
 //!   Build output, the function's logs and Lambda's `START`/`END`/`REPORT` lines go to stderr.
@@ -26,6 +28,8 @@ use lambda_stage_events::Overrides;
 
 use crate::manifest::{self, Manifest, Strategy, APP_PREFIX, FILE_NAME};
 use crate::workspace;
+
+pub mod trigger_event;
 
 /// The environment `invoke` runs in when `--env` is not given.
 pub const DEFAULT_ENV: &str = "dev";
@@ -45,7 +49,8 @@ pub struct Args {
     #[arg(long, default_value = DEFAULT_ENV)]
     pub env: String,
     /// The event: a built-in event name (`cargo xtask events` lists them), a JSON file, or `-`
-    /// for stdin.
+    /// for stdin. Default: what the function's trigger (http, sqs, schedule) in `--env` sends,
+    /// else `{}`.
     #[arg(long, conflicts_with = "data")]
     pub event: Option<String>,
     /// The event as inline JSON.
@@ -61,13 +66,16 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let root = workspace::root()?;
     let manifest = Manifest::load(&root)?.map(|(_, manifest)| manifest);
-    let payload = event_payload(&args)?;
     let plan = Plan::new(
         manifest.as_ref(),
         &args.function,
         &args.env,
         shell_app_variables(),
     )?;
+    let payload = match trigger_payload(&args, manifest.as_ref(), &plan.region)? {
+        Some(payload) => payload,
+        None => event_payload(&args)?,
+    };
     let binary = build_host_binary(&root, &plan.package, &plan.features, args.release)?;
     let outcome = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -185,6 +193,29 @@ pub fn shell_app_variables() -> Vec<(String, String)> {
         .collect()
 }
 
+/// With neither `--event` nor `--data`, the event of the function's trigger in `--env`, if it
+/// has one (a note on stderr says which).
+fn trigger_payload(
+    args: &Args,
+    manifest: Option<&Manifest>,
+    region: &str,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let Some(manifest) = manifest.filter(|m| m.function(&args.function).is_some()) else {
+        return Ok(None);
+    };
+    if args.event.is_some() || args.data.is_some() {
+        return Ok(None);
+    }
+    let built = trigger_event::build(manifest, &args.function, &args.env, region, &args.overrides)?;
+    Ok(match built {
+        Some(event) => {
+            eprintln!("note: {}", event.note);
+            Some(serde_json::to_vec(&event.payload)?)
+        }
+        None => None,
+    })
+}
+
 /// The event to deliver: `--data`, a built-in `--event`, a file, stdin, or `{}`.
 fn event_payload(args: &Args) -> anyhow::Result<Vec<u8>> {
     let builtin = args.event.as_deref().filter(|name| {
@@ -193,7 +224,7 @@ fn event_payload(args: &Args) -> anyhow::Result<Vec<u8>> {
             .any(|info| info.name == *name)
     });
     if builtin.is_none() && args.overrides != Overrides::default() {
-        bail!("--path, --method, --query, --header and --body change a built-in event: use them with `--event <name>` (`cargo xtask events` lists the names)");
+        bail!("--path, --method, --query, --header and --body change a built-in event: use them with `--event <name>` (`cargo xtask events` lists the names), or on a function whose trigger (http, sqs, schedule in {FILE_NAME}) gives its default event");
     }
     let (payload, source) = match (&args.data, args.event.as_deref(), builtin) {
         (Some(data), _, _) => (data.clone().into_bytes(), "--data".to_owned()),

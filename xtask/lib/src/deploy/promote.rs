@@ -1,0 +1,253 @@
+//! `cargo xtask promote --from staging --to prod`: the target gets exactly what the source runs,
+//! without a rebuild, and its triggers when it has none yet.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::Args as ClapArgs;
+
+use super::aws::{self, EnvClients};
+use super::engine::{self, AliasState, AliasTarget, Desired};
+use super::history::VersionStamp;
+use super::preflight::{check_config, settings, tags};
+use super::{
+    artifact, confirm, execute, load, move_and_wire, plan_triggers, print_header, runtime, secrets,
+    select_functions, triggers, AliasMove, Loaded, ManifestArg,
+};
+use crate::manifest::{self, Manifest, Strategy};
+
+/// `cargo xtask promote --from staging --to prod`
+#[derive(Debug, Clone, ClapArgs)]
+pub struct PromoteArgs {
+    #[arg(long)]
+    pub from: String,
+    #[arg(long)]
+    pub to: String,
+    /// Functions to promote (default: all).
+    pub functions: Vec<String>,
+    #[arg(long)]
+    pub yes: bool,
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub manifest: ManifestArg,
+}
+
+/// `cargo xtask promote --from staging --to prod`: the target gets exactly what the source
+/// runs, without a rebuild.
+pub fn promote(args: PromoteArgs) -> anyhow::Result<ExitCode> {
+    let Loaded { root, manifest } = load(&args.manifest)?;
+    manifest.require_environment(&args.from)?;
+    manifest.require_environment(&args.to)?;
+    if args.from == args.to {
+        bail!("--from and --to are both `{}`", args.to);
+    }
+    let functions = select_functions(&manifest, &args.functions)?;
+    runtime()?.block_on(async {
+        let to = aws::connect(&manifest, &args.to).await?;
+        // Secrets engineer's hook: every secret reference of the target environment exists.
+        secrets::preflight(&manifest, &to).await?;
+        let from = match manifest.strategy {
+            Strategy::SingleStack => to.clone(),
+            Strategy::MultiStack => aws::connect(&manifest, &args.from).await?,
+        };
+        let mut sources = Vec::new();
+        for function in &functions {
+            let name = manifest.function_name(function, &args.from);
+            let alias = manifest.alias(&args.from);
+            let state = engine::get_alias(&from, &name, &alias)
+                .await?
+                .with_context(|| {
+                    format!(
+                        "`{}` has no alias `{alias}`: nothing to promote from `{}`",
+                        name, args.from
+                    )
+                })?;
+            if !state.weights.is_empty() {
+                bail!(
+                    "`{}` is mid-canary in `{}` ({}): finalize or roll it back first, so there \
+                     is one version to promote",
+                    name,
+                    args.from,
+                    state.summary()
+                );
+            }
+            let version = engine::get_version(&from, &name, &state.version).await?;
+            sources.push((function.clone(), name, state.version.clone(), version));
+        }
+        match manifest.strategy {
+            Strategy::SingleStack => promote_single(&manifest, &to, &args, sources).await,
+            Strategy::MultiStack => promote_multi(&root, &manifest, &to, &args, sources).await,
+        }
+    })
+}
+
+/// Single-stack: the target alias moves to the very version the source alias runs.
+async fn promote_single(
+    manifest: &Manifest,
+    clients: &EnvClients,
+    args: &PromoteArgs,
+    sources: Vec<(
+        String,
+        String,
+        String,
+        aws_sdk_lambda::types::FunctionConfiguration,
+    )>,
+) -> anyhow::Result<ExitCode> {
+    let alias = manifest.alias(&args.to);
+    let functions: Vec<String> = sources.iter().map(|s| s.0.clone()).collect();
+    let wiring = plan_triggers(manifest, clients, &functions).await?;
+    let mut moves = Vec::new();
+    let mut problems = Vec::new();
+    print_header(
+        manifest,
+        clients,
+        &format!("Plan to promote `{}` to", args.from),
+    );
+    for (function, name, version, config) in sources {
+        // The version froze every environment's variables when it was published: it must
+        // carry the target's configuration.
+        let vars = engine::variables_of(&config);
+        let served = vars.get("LAMBDA_STAGE_ENVS").cloned().unwrap_or_default();
+        if !served.split(',').any(|a| a == alias) {
+            problems.push(format!(
+                "version {version} of `{name}` was published without environment `{}` \
+                 (it serves: {served}): redeploy `{}` first so its version carries `{}`'s variables",
+                args.to, args.from, args.to
+            ));
+        }
+        let spec = manifest.require_function(&function)?;
+        for required in &spec.required_vars {
+            let key = match required.strip_prefix(manifest::APP_PREFIX) {
+                Some(field) => format!(
+                    "{}{}__{field}",
+                    manifest::APP_PREFIX,
+                    manifest::env_key(&alias)
+                ),
+                None => required.clone(),
+            };
+            if !vars.contains_key(&key) {
+                problems.push(format!(
+                    "version {version} of `{name}` lacks `{key}`, which `{}` requires",
+                    args.to
+                ));
+            }
+        }
+        let before = engine::get_alias(clients, &name, &alias).await?;
+        let summary = before
+            .as_ref()
+            .map_or("(none)".to_owned(), AliasState::summary);
+        if before
+            .as_ref()
+            .is_some_and(|b| b.version == version && b.weights.is_empty())
+        {
+            println!("  {function} -> `{name}` alias `{alias}`: already on version {version}");
+            continue;
+        }
+        println!("  {function} -> `{name}` alias `{alias}`: {summary} -> version {version}");
+        let history = before.as_ref().map(AliasState::history).unwrap_or_default();
+        let from = before
+            .as_ref()
+            .map(|b| b.version.as_str())
+            .filter(|v| *v != version);
+        moves.push(AliasMove {
+            history: history.moved_from(from),
+            name,
+            alias: alias.clone(),
+            label: function,
+            before,
+            version,
+            weights: BTreeMap::new(),
+        });
+    }
+    print!("{}", triggers::describe(&wiring.plan));
+    if !problems.is_empty() {
+        bail!(
+            "pre-flight failed, nothing was written:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+    if args.dry_run {
+        println!("--dry-run: stopping here, nothing was written.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if moves.is_empty() && wiring.plan.changes().is_empty() {
+        println!(
+            "Nothing to do: `{}` already runs what `{}` runs.",
+            args.to, args.from
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    confirm(manifest, &args.to, args.yes, "promote")?;
+    move_and_wire(clients, moves, &wiring).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Multi-stack: the target function gets the source's zip (found locally by its `CodeSha256`)
+/// with the target's configuration; the published version's `CodeSha256` must match.
+async fn promote_multi(
+    root: &Path,
+    manifest: &Manifest,
+    clients: &EnvClients,
+    args: &PromoteArgs,
+    sources: Vec<(
+        String,
+        String,
+        String,
+        aws_sdk_lambda::types::FunctionConfiguration,
+    )>,
+) -> anyhow::Result<ExitCode> {
+    let functions: Vec<String> = sources.iter().map(|s| s.0.clone()).collect();
+    check_config(manifest, &args.to, &functions)?;
+    let mut plans = Vec::new();
+    for (function, name, version, config) in sources {
+        let code_sha = config.code_sha256().unwrap_or_default().to_owned();
+        let artifact =
+            artifact::find_by_code_sha(root, &function, &code_sha).with_context(|| {
+                let stamp = VersionStamp::parse(config.description());
+                format!(
+                    "version {version} of `{name}` runs a zip (CodeSha256 {code_sha}) that this \
+                 machine has no build of{}: build that commit here (`cargo xtask build`), then \
+                 promote again",
+                    stamp
+                        .git_commit
+                        .map_or_else(String::new, |c| format!(" (git {c})"))
+                )
+            })?;
+        if artifact.arch != manifest.arch(&function, &args.to) {
+            bail!(
+                "`{name}` runs {} code but the manifest wants {} for `{}`",
+                artifact.arch,
+                manifest.arch(&function, &args.to),
+                args.to
+            );
+        }
+        let stamp = VersionStamp {
+            promoted_from: Some(format!("{}:{version}", args.from)),
+            ..VersionStamp::parse(config.description())
+        };
+        let desired = Desired {
+            function: function.clone(),
+            name: manifest.function_name(&function, &args.to),
+            alias: manifest.alias(&args.to),
+            settings: settings(manifest, &args.to, &function)?,
+            tags: tags(manifest, &args.to, &function),
+            artifact,
+            stamp,
+        };
+        plans.push(engine::plan(clients, desired, AliasTarget::Full).await?);
+    }
+    let wiring = plan_triggers(manifest, clients, &functions).await?;
+    execute(
+        manifest,
+        clients,
+        &plans,
+        &wiring,
+        args.dry_run,
+        args.yes,
+        "promote",
+    )
+    .await
+}
