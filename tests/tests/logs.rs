@@ -443,6 +443,36 @@ async fn single_stack_shows_each_environment_its_own_lines_by_version_then_by_re
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_preview_environment_s_lines_are_told_apart_by_its_own_alias() {
+    let stage = Stage::start().await;
+    let template = "\n[environments.\"pr-*\"]\nvars = { APP_GREETING = \"hi preview\" }\n";
+    stage.write_manifest(&(single_stack("hi staging") + template));
+    for env in ["staging", "pr-7"] {
+        assert_ok(
+            &stage
+                .xtask(&["deploy", "--profile", "dev", "--env", env])
+                .await,
+        );
+    }
+    // The preview's version carries its own variables: staging 1, pr-7 2.
+    assert_eq!(
+        stage.alias_version("demo-logfn", "pr-7").await.as_deref(),
+        Some("2")
+    );
+    let mut seeder = Seeder::new(&stage).await;
+    seeder.group(GROUP).await;
+    // No framework lines: only the versions, from the aliases listed in AWS, tell them apart.
+    let staging = request("s-1", "1", &[]);
+    let preview = request("r-1", "2", &[]);
+    seeder.stream(GROUP, "2026/11/29/[1]ffff", &staging).await;
+    seeder.stream(GROUP, "2026/11/29/[2]gggg", &preview).await;
+    let run = stage.xtask(&["logs", "logfn", "--env", "pr-7"]).await;
+    assert_eq!(shown(&run), all_as("pr-7", &preview), "{run:?}");
+    let run = stage.xtask(&["logs", "logfn", "--env", "staging"]).await;
+    assert_eq!(shown(&run), all_as("staging", &staging), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn multi_stack_shows_every_line_of_the_environment_s_own_function() {
     let stage = Stage::start().await;
     stage.write_manifest(MULTI_STACK);

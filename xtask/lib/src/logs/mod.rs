@@ -8,11 +8,12 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::bail;
 use aws_sdk_cloudwatchlogs::error::{ProvideErrorMetadata, SdkError};
 use clap::Args as ClapArgs;
 
 use crate::deploy::aws::{self, EnvClients};
-use crate::deploy::{engine, load, runtime, Loaded, ManifestArg};
+use crate::deploy::{load, runtime, Loaded, ManifestArg};
 use crate::manifest::{Manifest, Strategy};
 
 pub mod attribute;
@@ -103,31 +104,60 @@ async fn routing(
     env: &str,
 ) -> anyhow::Result<Routing> {
     let name = manifest.function_name(function, env);
-    let sharing: Vec<&String> = manifest
-        .environments
-        .keys()
-        .filter(|other| manifest.function_name(function, other) == name)
-        .collect();
-    if manifest.strategy == Strategy::MultiStack || sharing.len() < 2 {
+    // A name that changes with the environment is that environment's function alone.
+    let per_environment =
+        manifest.function_name(function, "a") != manifest.function_name(function, "b");
+    if manifest.strategy == Strategy::MultiStack || per_environment {
         return Ok(Routing::Own(env.to_owned()));
     }
+    // Every alias of the function, previews included; an alias the manifest does not rename
+    // is its environment's name.
+    let renamed: HashMap<String, &str> = manifest
+        .environments
+        .keys()
+        .map(String::as_str)
+        .chain([env])
+        .map(|e| (manifest.alias(e), e))
+        .collect();
     let mut aliases = Vec::new();
-    for other in sharing {
-        let alias = manifest.alias(other);
-        match engine::get_alias(clients, &name, &alias).await? {
-            Some(state) => {
-                let versions: Vec<String> = std::iter::once(state.version)
-                    .chain(state.weights.into_keys())
-                    .collect();
-                aliases.push((other.clone(), alias, versions));
-            }
-            None if other == env => eprintln!(
-                "note: `{name}` has no alias `{alias}` (is `{function}` deployed to `{env}`? \
-                 `cargo xtask status --env {env}`): only lines whose request names `{env}` \
-                 can be shown."
+    let mut pages = clients
+        .lambda
+        .list_aliases()
+        .function_name(&name)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = match page {
+            Ok(page) => page,
+            Err(err) if aws::is_not_found(&err) => break,
+            Err(err) => bail!(
+                "could not list the aliases of `{name}` to tell environments apart: {}",
+                aws::describe(&err)
             ),
-            None => {}
+        };
+        for alias in page.aliases() {
+            let (Some(alias_name), Some(version)) = (alias.name(), alias.function_version()) else {
+                continue;
+            };
+            let canaries = alias
+                .routing_config()
+                .and_then(|routing| routing.additional_version_weights())
+                .into_iter()
+                .flat_map(|weights| weights.keys().cloned());
+            let versions = std::iter::once(version.to_owned())
+                .chain(canaries)
+                .collect();
+            let alias_env = renamed.get(alias_name).map_or(alias_name, |e| e);
+            aliases.push((alias_env.to_owned(), alias_name.to_owned(), versions));
         }
+    }
+    if !aliases.iter().any(|(alias_env, ..)| alias_env == env) {
+        eprintln!(
+            "note: `{name}` has no alias `{}` (is `{function}` deployed to `{env}`? \
+             `cargo xtask status --env {env}`): only lines whose request names `{env}` can be \
+             shown.",
+            manifest.alias(env)
+        );
     }
     Ok(Routing::shared(aliases))
 }
