@@ -15,7 +15,6 @@
 //! `AWS_ROLE_ARN`); Bitbucket exchanges its step OIDC token for the role in the deployment
 //! variable `AWS_ROLE_ARN`.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -23,8 +22,11 @@ use anyhow::{bail, Context as _};
 use clap::{Args as ClapArgs, ValueEnum};
 
 use crate::arch::Arch;
-use crate::manifest::{self, Manifest, Strategy};
+use crate::manifest::{self, Manifest};
 use crate::workspace;
+
+mod bitbucket;
+mod github;
 
 /// Validates generated pipelines against the providers' published JSON schemas, which it ships
 /// (`--builtin-schema vendor.github-workflows`, `vendor.bitbucket-pipelines`); pinned, so the
@@ -226,8 +228,8 @@ pub fn generate(
 ) -> anyhow::Result<String> {
     let stages = Stages::from_manifest(manifest, environment_order)?;
     Ok(match provider {
-        Provider::Github => github(manifest, &stages),
-        Provider::Bitbucket => bitbucket(manifest, &stages),
+        Provider::Github => github::generate(manifest, &stages),
+        Provider::Bitbucket => bitbucket::generate(manifest, &stages),
     })
 }
 
@@ -272,222 +274,6 @@ fn musl_targets() -> String {
 /// `<region>` for the environment, or the provider's variable when the manifest names none.
 fn region_or(manifest: &Manifest, env: &str, fallback: &str) -> String {
     manifest.region(env).unwrap_or(fallback).to_owned()
-}
-
-fn github(manifest: &Manifest, stages: &Stages) -> String {
-    let staging = &stages.staging;
-    let mut out = header(Provider::Github, stages);
-    let dispatch = if stages.production.is_empty() {
-        String::new()
-    } else {
-        let options: String = stages
-            .production
-            .iter()
-            .map(|env| format!("          - {env}\n"))
-            .collect();
-        format!(
-            "  # Production is updated only from here: Actions -> lambda-stage -> Run workflow.\n  \
-             workflow_dispatch:\n    inputs:\n      environment:\n        \
-             description: Environment to promote what {staging} runs to\n        \
-             type: choice\n        required: true\n        options:\n{options}"
-        )
-    };
-    let _ = write!(
-        out,
-        r#"name: lambda-stage
-
-on:
-  pull_request:
-  push:
-    branches: [main]
-{dispatch}
-permissions:
-  contents: read
-
-env:
-  CARGO_TERM_COLOR: always
-
-jobs:
-  ci:
-    if: github.event_name != 'workflow_dispatch'
-    runs-on: ubuntu-latest
-    steps:
-      - uses: actions/checkout@v4
-{rust_ci}      - name: System packages the test suite uses (arm64 emulation)
-        run: sudo apt-get update -q && sudo apt-get install -y -q --no-install-recommends qemu-user-static
-      - name: cargo xtask ci
-        run: cargo xtask ci
-
-  deploy-{staging}:
-    needs: ci
-    if: github.event_name == 'push' && github.ref == 'refs/heads/main'
-    runs-on: ubuntu-latest
-    environment: {staging}
-    concurrency:
-      group: deploy-{staging}
-      cancel-in-progress: false
-    permissions:
-      contents: read
-      id-token: write
-    steps:
-      - uses: actions/checkout@v4
-{rust_deploy}      - name: Build every zip once (arm64 and x86_64)
-        run: cargo xtask build --all --arch all
-      - name: Keep the zips
-        uses: actions/upload-artifact@v4
-        with:
-          name: lambda-zips-${{{{ github.sha }}}}
-          path: target/lambda/
-          if-no-files-found: error
-{aws}      - name: Deploy to {staging}
-        run: cargo xtask deploy --env {staging}
-"#,
-        rust_ci = github_rust_steps("ci"),
-        rust_deploy = github_rust_steps("deploy"),
-        aws = github_aws_step(manifest, staging),
-    );
-    for env in &stages.production {
-        let rebuild = if manifest.strategy == Strategy::MultiStack {
-            // Multi-stack promotion copies staging's zip, found locally by its CodeSha256:
-            // rebuild this commit (builds are reproducible) so that zip is here.
-            format!(
-                "{}      - name: Rebuild the zips staging runs (reproducible)\n        \
-                 run: cargo xtask build --all --arch all\n",
-                github_rust_steps("deploy")
-            )
-        } else {
-            String::new()
-        };
-        let _ = write!(
-            out,
-            r#"
-  promote-{env}:
-    if: github.event_name == 'workflow_dispatch' && inputs.environment == '{env}'
-    runs-on: ubuntu-latest
-    environment: {env}
-    concurrency:
-      group: deploy-{env}
-      cancel-in-progress: false
-    permissions:
-      contents: read
-      id-token: write
-    steps:
-      - uses: actions/checkout@v4
-{rebuild}{aws}      - name: Promote what {staging} runs to {env}
-        run: cargo xtask promote --from {staging} --to {env} --yes
-"#,
-            aws = github_aws_step(manifest, env),
-        );
-    }
-    out
-}
-
-fn github_rust_steps(cache: &str) -> String {
-    format!(
-        r#"      - name: Rust toolchain and Lambda targets
-        run: |
-          rustup component add rustfmt clippy
-          rustup target add {targets}
-      - name: Cache cargo and the project venv
-        uses: actions/cache@v4
-        with:
-          path: |
-            ~/.cargo/registry/index/
-            ~/.cargo/registry/cache/
-            ~/.cargo/git/db/
-            target/
-            .venv/
-          key: {cache}-${{{{ runner.os }}}}-${{{{ hashFiles('**/Cargo.lock') }}}}
-          restore-keys: {cache}-${{{{ runner.os }}}}-
-"#,
-        targets = musl_targets(),
-    )
-}
-
-fn github_aws_step(manifest: &Manifest, env: &str) -> String {
-    format!(
-        r#"      - name: AWS credentials for {env} (OIDC; the role ARN is the `{env}` environment's secret AWS_ROLE_ARN)
-        uses: aws-actions/configure-aws-credentials@v4
-        with:
-          role-to-assume: ${{{{ secrets.AWS_ROLE_ARN }}}}
-          aws-region: {region}
-"#,
-        region = region_or(manifest, env, "${{ vars.AWS_REGION }}"),
-    )
-}
-
-fn bitbucket(manifest: &Manifest, stages: &Stages) -> String {
-    let staging = &stages.staging;
-    let mut out = header(Provider::Bitbucket, stages);
-    let _ = write!(
-        out,
-        r#"image: rust:1
-
-definitions:
-  caches:
-    cargo-registry: /usr/local/cargo/registry
-    cargo-target: target
-    project-venv: .venv
-  steps:
-    - step: &ci
-        name: cargo xtask ci
-        caches: [cargo-registry, cargo-target, project-venv]
-        script:
-          - apt-get update -q && apt-get install -y -q --no-install-recommends python3-venv qemu-user-static
-          - rustup component add rustfmt clippy
-          - cargo xtask ci
-
-pipelines:
-  pull-requests:
-    '**':
-      - step: *ci
-  branches:
-    main:
-      - step: *ci
-      - step:
-          name: Build every zip once and deploy to {staging}
-          deployment: {staging}
-          oidc: true
-          caches: [cargo-registry, cargo-target]
-          script:
-            - rustup target add {targets}
-            - cargo xtask build --all --arch all
-{aws}            - cargo xtask deploy --env {staging}
-          artifacts:
-            - target/lambda/**
-"#,
-        targets = musl_targets(),
-        aws = bitbucket_aws_lines(manifest, staging),
-    );
-    for (index, env) in stages.production.iter().enumerate() {
-        // Bitbucket names its production deployment environment `production`; a second
-        // protected environment keeps its own name.
-        let deployment = if index == 0 { "production" } else { env };
-        let _ = write!(
-            out,
-            r#"      - step:
-          name: Promote what {staging} runs to {env}
-          trigger: manual
-          deployment: {deployment}
-          oidc: true
-          script:
-{aws}            - cargo xtask promote --from {staging} --to {env} --yes
-"#,
-            aws = bitbucket_aws_lines(manifest, env),
-        );
-    }
-    out
-}
-
-/// Exchanges the step's OIDC token for the role in the deployment variable `AWS_ROLE_ARN`
-/// (the AWS SDK reads `AWS_ROLE_ARN` and `AWS_WEB_IDENTITY_TOKEN_FILE`).
-fn bitbucket_aws_lines(manifest: &Manifest, env: &str) -> String {
-    format!(
-        r#"            - export AWS_REGION="{region}" AWS_WEB_IDENTITY_TOKEN_FILE="$BITBUCKET_CLONE_DIR/.aws-web-identity-token"
-            - echo "$BITBUCKET_STEP_OIDC_TOKEN" > "$AWS_WEB_IDENTITY_TOKEN_FILE"
-"#,
-        region = region_or(manifest, env, "$AWS_REGION"),
-    )
 }
 
 #[cfg(test)]
