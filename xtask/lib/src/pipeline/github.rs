@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{header, musl_targets, region_or, Provider, Stages};
+use super::{header, musl_targets, region_or, Preview, Provider, Stages, PREVIEW_DEPLOYMENT};
 use crate::manifest::{Manifest, Strategy};
 
 pub(super) fn generate(manifest: &Manifest, stages: &Stages) -> String {
@@ -23,13 +23,22 @@ pub(super) fn generate(manifest: &Manifest, stages: &Stages) -> String {
              type: choice\n        required: true\n        options:\n{options}"
         )
     };
+    let (pull_request, ci_if) = match &stages.preview {
+        None => ("", "github.event_name != 'workflow_dispatch'"),
+        // A closed pull request only destroys its preview: ci and deploys skip `closed`.
+        Some(_) => (
+            "    # `closed` destroys the pull request's preview environment (job destroy-preview).\n    \
+             types: [opened, synchronize, reopened, closed]\n",
+            "github.event_name != 'workflow_dispatch' && github.event.action != 'closed'",
+        ),
+    };
     let _ = write!(
         out,
         r#"name: lambda-stage
 
 on:
   pull_request:
-  push:
+{pull_request}  push:
     branches: [main]
 {dispatch}
 permissions:
@@ -40,7 +49,7 @@ env:
 
 jobs:
   ci:
-    if: github.event_name != 'workflow_dispatch'
+    if: {ci_if}
     runs-on: ubuntu-latest
     steps:
       - uses: actions/checkout@v4
@@ -110,7 +119,74 @@ jobs:
             aws = github_aws_step(manifest, env),
         );
     }
+    if let Some(preview) = &stages.preview {
+        out.push_str(&preview_jobs(manifest, preview));
+    }
     out
+}
+
+/// The pull request's number in an expression GitHub expands.
+const PR_NUMBER: &str = "${{ github.event.number }}";
+
+/// GitHub gives a pull request from a fork neither secrets nor an OIDC token, so it gets no
+/// preview (its jobs would only fail).
+const SAME_REPOSITORY: &str = "github.event.pull_request.head.repo.full_name == github.repository";
+
+/// `deploy-preview` (after ci, on every push to a pull request) and `destroy-preview` (when it
+/// closes), one at a time per pull request, with the role of the GitHub environment `preview`.
+fn preview_jobs(manifest: &Manifest, preview: &Preview) -> String {
+    let env = preview.environment(PR_NUMBER);
+    let region = region_or(manifest, &preview.template, "${{ vars.AWS_REGION }}");
+    let aws = aws_step(&env, PREVIEW_DEPLOYMENT, &region);
+    let rust = github_rust_steps("deploy");
+    let template = &preview.template;
+    let job = |name: &str, when: &str| {
+        format!(
+            r#"
+  {name}:
+{when}    runs-on: ubuntu-latest
+    environment: {PREVIEW_DEPLOYMENT}
+    concurrency:
+      group: deploy-{env}
+      cancel-in-progress: false
+    permissions:
+      contents: read
+      id-token: write
+"#
+        )
+    };
+    format!(
+        r#"
+  # Pull request previews: environment `{prefix}<number>` from the template `{template}`, with the
+  # role in the GitHub environment `{PREVIEW_DEPLOYMENT}`'s secret AWS_ROLE_ARN.{deploy}    steps:
+      - uses: actions/checkout@v4
+{rust}{aws}      - name: Deploy {env}
+        run: cargo xtask deploy --env {env} --yes
+{destroy}    steps:
+      # The pull request's last commit: its manifest made the preview (a closed pull request
+      # may have no merge ref to check out).
+      - uses: actions/checkout@v4
+        with:
+          ref: ${{{{ github.event.pull_request.head.sha }}}}
+{rust}{aws}      - name: Destroy {env} (its queues too)
+        run: cargo xtask destroy --env {env} --yes --delete-queues
+"#,
+        prefix = preview.prefix,
+        deploy = job(
+            "deploy-preview",
+            &format!(
+                "    needs: ci\n    if: github.event_name == 'pull_request' && \
+                 github.event.action != 'closed' && {SAME_REPOSITORY}\n"
+            ),
+        ),
+        destroy = job(
+            "destroy-preview",
+            &format!(
+                "    if: github.event_name == 'pull_request' && \
+                 github.event.action == 'closed' && {SAME_REPOSITORY}\n"
+            ),
+        ),
+    )
 }
 
 fn github_rust_steps(cache: &str) -> String {
@@ -136,13 +212,101 @@ fn github_rust_steps(cache: &str) -> String {
 }
 
 fn github_aws_step(manifest: &Manifest, env: &str) -> String {
+    aws_step(
+        env,
+        env,
+        &region_or(manifest, env, "${{ vars.AWS_REGION }}"),
+    )
+}
+
+/// Credentials for `env` through OIDC: the role is the secret `AWS_ROLE_ARN` of the job's
+/// GitHub environment `environment`.
+fn aws_step(env: &str, environment: &str, region: &str) -> String {
     format!(
-        r#"      - name: AWS credentials for {env} (OIDC; the role ARN is the `{env}` environment's secret AWS_ROLE_ARN)
+        r#"      - name: AWS credentials for {env} (OIDC; the role ARN is the `{environment}` environment's secret AWS_ROLE_ARN)
         uses: aws-actions/configure-aws-credentials@v4
         with:
           role-to-assume: ${{{{ secrets.AWS_ROLE_ARN }}}}
           aws-region: {region}
-"#,
-        region = region_or(manifest, env, "${{ vars.AWS_REGION }}"),
+"#
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn stages(preview: Option<&str>) -> (Manifest, Stages) {
+        let manifest = Manifest::parse(
+            Path::new("lambda-stage.toml"),
+            "app = \"a\"\nregion = \"eu-west-1\"\n[environments.staging]\n[environments.\"pr-*\"]\n",
+        )
+        .unwrap();
+        let stages = Stages {
+            staging: "staging".into(),
+            production: Vec::new(),
+            preview: preview.and_then(Preview::of_template),
+        };
+        (manifest, stages)
+    }
+
+    #[test]
+    fn the_preview_flow_adds_the_closed_trigger_and_keeps_ci_off_it() {
+        let (manifest, without) = stages(None);
+        let plain = generate(&manifest, &without);
+        assert!(plain.contains("on:\n  pull_request:\n  push:\n"), "{plain}");
+        assert!(plain.contains("    if: github.event_name != 'workflow_dispatch'\n"));
+        assert!(!plain.contains("preview"), "{plain}");
+
+        let (manifest, with) = stages(Some("pr-*"));
+        let text = generate(&manifest, &with);
+        assert!(
+            text.contains(
+                "  pull_request:\n    # `closed` destroys the pull request's preview environment \
+                 (job destroy-preview).\n    types: [opened, synchronize, reopened, closed]\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "    if: github.event_name != 'workflow_dispatch' && github.event.action != 'closed'\n"
+        ));
+    }
+
+    #[test]
+    fn preview_jobs_deploy_and_destroy_the_pull_requests_environment() {
+        let (manifest, _) = stages(None);
+        let jobs = preview_jobs(&manifest, &Preview::of_template("pr-*").unwrap());
+        let deploy = jobs.split("\n  destroy-preview:\n").next().unwrap();
+        let destroy = jobs.split("\n  destroy-preview:\n").nth(1).unwrap();
+        assert!(
+            deploy.contains("  deploy-preview:\n    needs: ci\n"),
+            "{jobs}"
+        );
+        assert!(
+            deploy.contains("github.event.action != 'closed'"),
+            "{deploy}"
+        );
+        assert!(deploy.ends_with(
+            "        run: cargo xtask deploy --env pr-${{ github.event.number }} --yes\n"
+        ));
+        assert!(
+            destroy.contains("github.event.action == 'closed'"),
+            "{destroy}"
+        );
+        assert!(!destroy.contains("needs:"), "{destroy}");
+        assert!(destroy.ends_with(
+            "        run: cargo xtask destroy --env pr-${{ github.event.number }} --yes --delete-queues\n"
+        ));
+        for job in [deploy, destroy] {
+            assert!(job.contains(SAME_REPOSITORY), "{job}");
+            assert!(job.contains("    environment: preview\n"), "{job}");
+            assert!(
+                job.contains("      group: deploy-pr-${{ github.event.number }}\n"),
+                "{job}"
+            );
+            assert!(job.contains("aws-region: eu-west-1\n"), "{job}");
+        }
+    }
 }

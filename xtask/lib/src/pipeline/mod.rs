@@ -10,6 +10,15 @@
 //!   GitHub a `workflow_dispatch` run, on Bitbucket a `trigger: manual` step with
 //!   `deployment: production`.
 //!
+//! - When the manifest has a preview template of the form `<prefix>*` (`[environments."pr-*"]`),
+//!   each pull request also deploys its own environment `<prefix><number>` after `ci` (one
+//!   deploy at a time: per pull request on GitHub, for all previews on Bitbucket), and that
+//!   environment is destroyed (queues included)
+//!   when the pull request closes: on GitHub by the `closed` event, on Bitbucket, which has no
+//!   such trigger, by the custom pipeline `destroy-preview` (variable `PR_ID`), run by hand or
+//!   from a webhook or schedule. Every preview job runs in one provider environment,
+//!   [`PREVIEW_DEPLOYMENT`], which holds the role previews deploy with.
+//!
 //! AWS credentials never appear in the file: GitHub assumes a role through OIDC
 //! (`aws-actions/configure-aws-credentials`, `role-to-assume` from the environment's secret
 //! `AWS_ROLE_ARN`); Bitbucket exchanges its step OIDC token for the role in the deployment
@@ -168,6 +177,62 @@ pub struct Stages {
     pub staging: String,
     /// Updated only by a manual promotion from staging: the protected environments.
     pub production: Vec<String>,
+    /// Each pull request's own environment, when the manifest has a template for it.
+    pub preview: Option<Preview>,
+}
+
+/// The provider environment every preview job runs in (GitHub `environment:`, Bitbucket
+/// `deployment:`): one for all pull requests, whose `AWS_ROLE_ARN` is the role previews deploy
+/// with (a per-pull-request environment could hold no secret).
+pub const PREVIEW_DEPLOYMENT: &str = "preview";
+
+/// The preview flow: pull request `<n>` deploys environment `<prefix><n>` from a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    /// The template's key, e.g. `pr-*`.
+    pub template: String,
+    /// What comes before its `*`, e.g. `pr-`.
+    pub prefix: String,
+}
+
+impl Preview {
+    /// The first template (in file order) of the form `<prefix>*`; `None` without one.
+    /// Templates with text after the `*` (`*-preview`) cannot be named from a number alone and
+    /// are left out.
+    pub fn from_manifest(manifest: &Manifest, order: &[String]) -> anyhow::Result<Option<Preview>> {
+        let mut templates = order
+            .iter()
+            .filter(|key| manifest.previews.contains_key(*key))
+            .chain(manifest.previews.keys().filter(|key| !order.contains(key)));
+        let Some(preview) = templates.find_map(|template| Preview::of_template(template)) else {
+            return Ok(None);
+        };
+        if manifest.environments.contains_key(PREVIEW_DEPLOYMENT) {
+            bail!(
+                "environment `{PREVIEW_DEPLOYMENT}` in {}: the pipeline's preview jobs (template \
+                 `{}`) run in the provider environment `{PREVIEW_DEPLOYMENT}` and take its \
+                 AWS_ROLE_ARN, which would be that environment's role: rename the environment",
+                manifest::FILE_NAME,
+                preview.template
+            );
+        }
+        Ok(Some(preview))
+    }
+
+    /// `Some` when `template` is `<prefix>*` with a prefix.
+    fn of_template(template: &str) -> Option<Preview> {
+        let prefix = template.strip_suffix('*')?;
+        (!prefix.is_empty() && !prefix.contains('*')).then(|| Preview {
+            template: template.to_owned(),
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// The environment of the pull request whose number `number` stands for, in the provider's
+    /// syntax (`${{ github.event.number }}`, `$BITBUCKET_PR_ID`).
+    pub fn environment(&self, number: &str) -> String {
+        format!("{}{number}", self.prefix)
+    }
 }
 
 /// Environments people keep for themselves; the pipeline does not deploy to them.
@@ -216,6 +281,7 @@ impl Stages {
                 .filter(|env| protected(env))
                 .map(|env| (*env).clone())
                 .collect(),
+            preview: Preview::from_manifest(manifest, order)?,
         })
     }
 }
@@ -243,13 +309,29 @@ fn header(provider: Provider, stages: &Stages) -> String {
             list(&stages.production)
         )
     };
+    let preview = match &stages.preview {
+        None => String::new(),
+        Some(preview) => {
+            let destroyed = match provider {
+                Provider::Github => "closing the pull request destroys it",
+                Provider::Bitbucket => "the custom pipeline `destroy-preview` destroys it",
+            };
+            format!(
+                "# Previews: pull request <n> deploys `{}` (template `{}`) after ci;\n\
+                 # {destroyed}.\n",
+                preview.environment("<n>"),
+                preview.template
+            )
+        }
+    };
     format!(
         "{GENERATED_MARKER} --provider {}` from {}.\n\
          # Do not edit: change the manifest, re-run the command and commit the result\n\
          # (`cargo xtask ci` fails while this file is stale).\n\
          #\n\
          # Pull requests: `cargo xtask ci`. Main: ci, build every zip once, deploy to `{}`.\n\
-         # Production: {production}.\n",
+         # Production: {production}.\n\
+         {preview}",
         provider.as_str(),
         manifest::FILE_NAME,
         stages.staging,
@@ -301,5 +383,73 @@ mod tests {
             manifest("app = \"a\"\n[environments.dev]\n[environments.prod]\nprotected = true\n");
         let err = Stages::from_manifest(&m, &order).unwrap_err().to_string();
         assert!(err.contains("[environments.staging]"), "{err}");
+    }
+
+    fn preview(templates: &str) -> anyhow::Result<Option<Preview>> {
+        let (m, order) = manifest(&format!("app = \"a\"\n[environments.staging]\n{templates}"));
+        Ok(Stages::from_manifest(&m, &order)?.preview)
+    }
+
+    #[test]
+    fn the_preview_is_the_first_template_of_the_form_prefix_star_in_file_order() {
+        assert_eq!(preview("").unwrap(), None);
+        // `*-preview` cannot be named from a number alone; of the others, file order wins
+        // (the manifest sorts its templates: `pr-*` would come first).
+        let chosen = preview(
+            "[environments.\"*-preview\"]\n[environments.\"review-*\"]\n[environments.\"pr-*\"]\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            chosen,
+            Preview {
+                template: "review-*".into(),
+                prefix: "review-".into()
+            }
+        );
+        assert_eq!(chosen.environment("42"), "review-42");
+        assert_eq!(preview("[environments.\"*-preview\"]\n").unwrap(), None);
+        assert_eq!(
+            preview("[environments.\"*\"]\n").unwrap(),
+            None,
+            "no prefix"
+        );
+    }
+
+    #[test]
+    fn an_environment_named_like_the_preview_deployment_is_refused_with_a_template() {
+        let err = preview("[environments.preview]\n[environments.\"pr-*\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("AWS_ROLE_ARN") && err.contains("rename"),
+            "{err}"
+        );
+        // Without a template there are no preview jobs, so no clash.
+        assert!(preview("[environments.preview]\n").unwrap().is_none());
+    }
+
+    #[test]
+    fn the_header_names_the_preview_flow_only_when_there_is_one() {
+        let (m, order) = manifest("app = \"a\"\n[environments.staging]\n");
+        let mut stages = Stages::from_manifest(&m, &order).unwrap();
+        for provider in Provider::ALL {
+            assert!(!header(provider, &stages).contains("Previews"));
+        }
+        stages.preview = Preview::of_template("pr-*");
+        let github = header(Provider::Github, &stages);
+        assert!(
+            github.contains("# Previews: pull request <n> deploys `pr-<n>` (template `pr-*`)"),
+            "{github}"
+        );
+        assert!(
+            github.contains("closing the pull request destroys it"),
+            "{github}"
+        );
+        let bitbucket = header(Provider::Bitbucket, &stages);
+        assert!(bitbucket.contains("`destroy-preview`"), "{bitbucket}");
+        assert!(header(Provider::Github, &stages)
+            .lines()
+            .all(|l| l.len() <= 100));
     }
 }
