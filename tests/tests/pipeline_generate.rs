@@ -1,7 +1,9 @@
 //! `cargo xtask pipeline`: the generated GitHub and Bitbucket pipelines validate against the
 //! providers' published JSON schemas (through `check-jsonschema`), a broken one does not, they
-//! do what the delivery flow needs, and this repository's committed workflow is current.
+//! do what the delivery flow needs (previews included, only with a template), and this
+//! repository's committed workflow is current.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -32,6 +34,12 @@ protected = true
 region = "us-east-1"
 account-id = "210987654321"
 "#;
+
+/// `MULTI_STACK` with a preview template, in a region of its own so the preview jobs' region
+/// is seen to come from the template.
+fn with_previews() -> String {
+    format!("{MULTI_STACK}[environments.\"pr-*\"]\nregion = \"us-west-2\"\n")
+}
 
 fn check_jsonschema() -> PathBuf {
     tools::venv_bin(
@@ -107,7 +115,7 @@ fn scripts(steps: &Value) -> String {
 
 #[test]
 fn generated_pipelines_pass_the_providers_published_schemas() {
-    for manifest in [repo_manifest(), MULTI_STACK.to_owned()] {
+    for manifest in [repo_manifest(), MULTI_STACK.to_owned(), with_previews()] {
         for provider in Provider::ALL {
             let text = generate(&manifest, provider);
             if let Err(problems) = schema_check(provider, &text) {
@@ -152,7 +160,18 @@ fn github_runs_ci_on_prs_deploys_staging_from_main_and_promotes_prod_by_hand() {
 
     let jobs = workflow["jobs"].as_object().unwrap();
     let names: Vec<&str> = jobs.keys().map(String::as_str).collect();
-    assert_eq!(names, ["ci", "deploy-staging", "promote-prod"]);
+    // The repository's manifest has a `pr-*` template, hence the preview jobs (serde_json
+    // sorts the keys).
+    assert_eq!(
+        names,
+        [
+            "ci",
+            "deploy-preview",
+            "deploy-staging",
+            "destroy-preview",
+            "promote-prod"
+        ]
+    );
 
     let ci = &jobs["ci"];
     assert!(scripts(&ci["steps"]).ends_with("cargo xtask ci"), "{ci}");
@@ -313,4 +332,265 @@ fn the_committed_workflow_is_what_the_generator_produces() {
     // And it is the manifest of this repository it was generated from.
     let (_, manifest) = Manifest::load(root).unwrap().unwrap();
     assert!(manifest.environments.contains_key("staging"));
+}
+
+/// The jobs that run for an event (sorted), by evaluating each job's `if` (the generator writes
+/// only `a == b` / `a != b` terms joined by `&&`; anything else fails the test) against
+/// `context`, and skipping a job whose `needs` does not run, as GitHub does.
+fn jobs_run(workflow: &Value, context: &[(&str, &str)]) -> Vec<String> {
+    let context: HashMap<&str, &str> = context.iter().copied().collect();
+    let operand = |text: &str| -> Option<String> {
+        let text = text.trim();
+        match text.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')) {
+            Some(literal) => Some(literal.to_owned()),
+            None => {
+                assert!(
+                    text.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+                    "not a context path: `{text}`"
+                );
+                context.get(text).map(|value| (*value).to_owned())
+            }
+        }
+    };
+    let holds = |condition: &str| {
+        condition.split(" && ").all(|term| {
+            if let Some((a, b)) = term.split_once(" != ") {
+                operand(a) != operand(b)
+            } else if let Some((a, b)) = term.split_once(" == ") {
+                operand(a) == operand(b)
+            } else {
+                panic!("cannot evaluate `{term}` in `{condition}`")
+            }
+        })
+    };
+    let jobs = workflow["jobs"].as_object().unwrap();
+    fn runs(
+        jobs: &serde_json::Map<String, Value>,
+        name: &str,
+        holds: &dyn Fn(&str) -> bool,
+    ) -> bool {
+        let job = &jobs[name];
+        let needs_run = match &job["needs"] {
+            Value::Null => true,
+            Value::String(need) => runs(jobs, need, holds),
+            other => panic!("needs: {other}"),
+        };
+        needs_run && job["if"].as_str().is_none_or(holds)
+    }
+    jobs.keys()
+        .filter(|name| runs(jobs, name, &holds))
+        .cloned()
+        .collect()
+}
+
+/// The command of the job's last step.
+fn last_run(job: &Value) -> &str {
+    job["steps"].as_array().unwrap().last().unwrap()["run"]
+        .as_str()
+        .unwrap()
+}
+
+fn pull_request(
+    action: &'static str,
+    head_repo: &'static str,
+) -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("github.event_name", "pull_request"),
+        ("github.event.action", action),
+        ("github.event.pull_request.head.repo.full_name", head_repo),
+        ("github.repository", "acme/orders"),
+        ("github.ref", "refs/pull/42/merge"),
+    ]
+}
+
+#[test]
+fn github_with_a_template_deploys_each_pull_request_and_destroys_it_when_it_closes() {
+    let text = generate(&with_previews(), Provider::Github);
+    let workflow = as_json(&text);
+    assert_eq!(
+        workflow["on"]["pull_request"]["types"],
+        serde_json::json!(["opened", "synchronize", "reopened", "closed"])
+    );
+
+    // Which jobs each event runs: a closed pull request runs nothing but the destroy.
+    let push = [
+        ("github.event_name", "push"),
+        ("github.ref", "refs/heads/main"),
+    ];
+    let dispatch = [
+        ("github.event_name", "workflow_dispatch"),
+        ("inputs.environment", "prod-us"),
+    ];
+    for (context, expected) in [
+        (
+            pull_request("opened", "acme/orders"),
+            vec!["ci", "deploy-preview"],
+        ),
+        (
+            pull_request("synchronize", "acme/orders"),
+            vec!["ci", "deploy-preview"],
+        ),
+        (
+            pull_request("reopened", "acme/orders"),
+            vec!["ci", "deploy-preview"],
+        ),
+        (
+            pull_request("closed", "acme/orders"),
+            vec!["destroy-preview"],
+        ),
+        // A fork gets no secrets nor OIDC token from GitHub: ci only, no preview.
+        (pull_request("opened", "someone/orders"), vec!["ci"]),
+        (pull_request("closed", "someone/orders"), Vec::<&str>::new()),
+        (push.to_vec(), vec!["ci", "deploy-staging"]),
+        (dispatch.to_vec(), vec!["promote-prod-us"]),
+    ] {
+        assert_eq!(jobs_run(&workflow, &context), expected, "{context:?}");
+    }
+
+    let number = "${{ github.event.number }}";
+    let jobs = &workflow["jobs"];
+    let deploy = &jobs["deploy-preview"];
+    let destroy = &jobs["destroy-preview"];
+    assert_eq!(deploy["needs"], "ci");
+    assert_eq!(
+        last_run(deploy),
+        format!("cargo xtask deploy --env pr-{number} --yes")
+    );
+    assert_eq!(
+        last_run(destroy),
+        format!("cargo xtask destroy --env pr-{number} --yes --delete-queues")
+    );
+    // The closed pull request's own last commit is checked out (it may have no merge ref).
+    assert_eq!(
+        destroy["steps"][0]["with"]["ref"],
+        "${{ github.event.pull_request.head.sha }}"
+    );
+    for job in [deploy, destroy] {
+        // One deploy or destroy at a time per pull request.
+        assert_eq!(
+            job["concurrency"],
+            serde_json::json!({ "group": format!("deploy-pr-{number}"), "cancel-in-progress": false })
+        );
+        // The role of the GitHub environment `preview`, through OIDC, as staging's deploy.
+        assert_eq!(job["environment"], "preview");
+        assert_eq!(job["permissions"]["id-token"], "write");
+        let aws = job["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| {
+                s["uses"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("aws-actions/configure-aws-credentials"))
+            })
+            .expect("an AWS credentials step");
+        assert_eq!(aws["with"]["role-to-assume"], "${{ secrets.AWS_ROLE_ARN }}");
+        assert_eq!(
+            aws["with"]["aws-region"], "us-west-2",
+            "the template's region"
+        );
+    }
+    assert!(
+        text.contains("# Previews: pull request <n> deploys `pr-<n>`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bitbucket_with_a_template_deploys_each_pull_request_and_destroys_by_a_custom_pipeline() {
+    let text = generate(&with_previews(), Provider::Bitbucket);
+    let pipelines = &as_json(&text)["pipelines"];
+    let pr = pipelines["pull-requests"]["**"].as_array().unwrap();
+    assert_eq!(pr.len(), 2, "ci, then the preview: {text}");
+    assert_eq!(pr[0]["step"]["name"], "cargo xtask ci");
+    let deploy = &pr[1]["step"];
+    let destroy_pipeline = pipelines["custom"]["destroy-preview"].as_array().unwrap();
+    assert_eq!(destroy_pipeline.len(), 2, "{text}");
+    assert_eq!(
+        destroy_pipeline[0]["variables"][0]["name"], "PR_ID",
+        "{text}"
+    );
+    let destroy = &destroy_pipeline[1]["step"];
+    for (step, last) in [
+        (
+            deploy,
+            "cargo xtask deploy --env \"pr-$BITBUCKET_PR_ID\" --yes",
+        ),
+        (
+            destroy,
+            "cargo xtask destroy --env \"pr-$PR_ID\" --yes --delete-queues",
+        ),
+    ] {
+        assert_eq!(step["deployment"], "preview");
+        // Queued one at a time (and resumed) rather than paused by the deployment's lock.
+        assert_eq!(step["concurrency-group"], "preview");
+        assert_eq!(step["oidc"], true);
+        assert!(step.get("trigger").is_none(), "{step}");
+        let script: Vec<&str> = step["script"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|line| line.as_str().unwrap())
+            .collect();
+        assert_eq!(*script.last().unwrap(), last);
+        assert!(
+            script
+                .iter()
+                .any(|line| line.contains("AWS_REGION=\"us-west-2\"")),
+            "the template's region: {script:?}"
+        );
+    }
+    // Main is untouched: ci, staging, and the two manual promotions.
+    assert_eq!(pipelines["branches"]["main"].as_array().unwrap().len(), 4);
+}
+
+/// Without a template the pipelines have no preview flow, and what a template adds is only
+/// that: removing it from the generated files gives exactly the files without a template.
+#[test]
+fn without_a_template_there_is_no_preview_flow() {
+    let github = generate(MULTI_STACK, Provider::Github);
+    let bitbucket = generate(MULTI_STACK, Provider::Bitbucket);
+    for text in [&github, &bitbucket] {
+        for absent in ["preview", "pr-", "closed", "PR_ID", "custom:"] {
+            assert!(!text.contains(absent), "`{absent}` in:\n{text}");
+        }
+    }
+
+    let plain = as_json(&github);
+    assert_eq!(
+        plain["on"]["pull_request"],
+        Value::Null,
+        "every PR event type"
+    );
+    assert_eq!(
+        plain["jobs"]["ci"]["if"],
+        "github.event_name != 'workflow_dispatch'"
+    );
+    let mut with = as_json(&generate(&with_previews(), Provider::Github));
+    let jobs = with["jobs"].as_object_mut().unwrap();
+    assert!(jobs.remove("deploy-preview").is_some());
+    assert!(jobs.remove("destroy-preview").is_some());
+    let ci_if = jobs["ci"]["if"].as_str().unwrap().to_owned();
+    jobs["ci"]["if"] = ci_if
+        .strip_suffix(" && github.event.action != 'closed'")
+        .expect(&ci_if)
+        .into();
+    with["on"]["pull_request"] = Value::Null;
+    assert_eq!(with, plain);
+
+    let plain = as_json(&bitbucket);
+    assert_eq!(
+        plain["pipelines"]["pull-requests"]["**"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let mut with = as_json(&generate(&with_previews(), Provider::Bitbucket));
+    let pipelines = with["pipelines"].as_object_mut().unwrap();
+    assert!(pipelines.remove("custom").is_some());
+    let pr = pipelines["pull-requests"]["**"].as_array_mut().unwrap();
+    assert_eq!(pr.pop().unwrap()["step"]["deployment"], "preview");
+    assert_eq!(with, plain);
 }

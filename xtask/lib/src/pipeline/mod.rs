@@ -10,12 +10,20 @@
 //!   GitHub a `workflow_dispatch` run, on Bitbucket a `trigger: manual` step with
 //!   `deployment: production`.
 //!
+//! - When the manifest has a preview template of the form `<prefix>*` (`[environments."pr-*"]`),
+//!   each pull request also deploys its own environment `<prefix><number>` after `ci` (one
+//!   deploy at a time: per pull request on GitHub, for all previews on Bitbucket), and that
+//!   environment is destroyed (queues included)
+//!   when the pull request closes: on GitHub by the `closed` event, on Bitbucket, which has no
+//!   such trigger, by the custom pipeline `destroy-preview` (variable `PR_ID`), run by hand or
+//!   from a webhook or schedule. Every preview job runs in one provider environment,
+//!   [`PREVIEW_DEPLOYMENT`], which holds the role previews deploy with.
+//!
 //! AWS credentials never appear in the file: GitHub assumes a role through OIDC
 //! (`aws-actions/configure-aws-credentials`, `role-to-assume` from the environment's secret
 //! `AWS_ROLE_ARN`); Bitbucket exchanges its step OIDC token for the role in the deployment
 //! variable `AWS_ROLE_ARN`.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -23,8 +31,11 @@ use anyhow::{bail, Context as _};
 use clap::{Args as ClapArgs, ValueEnum};
 
 use crate::arch::Arch;
-use crate::manifest::{self, Manifest, Strategy};
+use crate::manifest::{self, Manifest};
 use crate::workspace;
+
+mod bitbucket;
+mod github;
 
 /// Validates generated pipelines against the providers' published JSON schemas, which it ships
 /// (`--builtin-schema vendor.github-workflows`, `vendor.bitbucket-pipelines`); pinned, so the
@@ -166,6 +177,62 @@ pub struct Stages {
     pub staging: String,
     /// Updated only by a manual promotion from staging: the protected environments.
     pub production: Vec<String>,
+    /// Each pull request's own environment, when the manifest has a template for it.
+    pub preview: Option<Preview>,
+}
+
+/// The provider environment every preview job runs in (GitHub `environment:`, Bitbucket
+/// `deployment:`): one for all pull requests, whose `AWS_ROLE_ARN` is the role previews deploy
+/// with (a per-pull-request environment could hold no secret).
+pub const PREVIEW_DEPLOYMENT: &str = "preview";
+
+/// The preview flow: pull request `<n>` deploys environment `<prefix><n>` from a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    /// The template's key, e.g. `pr-*`.
+    pub template: String,
+    /// What comes before its `*`, e.g. `pr-`.
+    pub prefix: String,
+}
+
+impl Preview {
+    /// The first template (in file order) of the form `<prefix>*`; `None` without one.
+    /// Templates with text after the `*` (`*-preview`) cannot be named from a number alone and
+    /// are left out.
+    pub fn from_manifest(manifest: &Manifest, order: &[String]) -> anyhow::Result<Option<Preview>> {
+        let mut templates = order
+            .iter()
+            .filter(|key| manifest.previews.contains_key(*key))
+            .chain(manifest.previews.keys().filter(|key| !order.contains(key)));
+        let Some(preview) = templates.find_map(|template| Preview::of_template(template)) else {
+            return Ok(None);
+        };
+        if manifest.environments.contains_key(PREVIEW_DEPLOYMENT) {
+            bail!(
+                "environment `{PREVIEW_DEPLOYMENT}` in {}: the pipeline's preview jobs (template \
+                 `{}`) run in the provider environment `{PREVIEW_DEPLOYMENT}` and take its \
+                 AWS_ROLE_ARN, which would be that environment's role: rename the environment",
+                manifest::FILE_NAME,
+                preview.template
+            );
+        }
+        Ok(Some(preview))
+    }
+
+    /// `Some` when `template` is `<prefix>*` with a prefix.
+    fn of_template(template: &str) -> Option<Preview> {
+        let prefix = template.strip_suffix('*')?;
+        (!prefix.is_empty() && !prefix.contains('*')).then(|| Preview {
+            template: template.to_owned(),
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// The environment of the pull request whose number `number` stands for, in the provider's
+    /// syntax (`${{ github.event.number }}`, `$BITBUCKET_PR_ID`).
+    pub fn environment(&self, number: &str) -> String {
+        format!("{}{number}", self.prefix)
+    }
 }
 
 /// Environments people keep for themselves; the pipeline does not deploy to them.
@@ -214,6 +281,7 @@ impl Stages {
                 .filter(|env| protected(env))
                 .map(|env| (*env).clone())
                 .collect(),
+            preview: Preview::from_manifest(manifest, order)?,
         })
     }
 }
@@ -226,8 +294,8 @@ pub fn generate(
 ) -> anyhow::Result<String> {
     let stages = Stages::from_manifest(manifest, environment_order)?;
     Ok(match provider {
-        Provider::Github => github(manifest, &stages),
-        Provider::Bitbucket => bitbucket(manifest, &stages),
+        Provider::Github => github::generate(manifest, &stages),
+        Provider::Bitbucket => bitbucket::generate(manifest, &stages),
     })
 }
 
@@ -241,13 +309,29 @@ fn header(provider: Provider, stages: &Stages) -> String {
             list(&stages.production)
         )
     };
+    let preview = match &stages.preview {
+        None => String::new(),
+        Some(preview) => {
+            let destroyed = match provider {
+                Provider::Github => "closing the pull request destroys it",
+                Provider::Bitbucket => "the custom pipeline `destroy-preview` destroys it",
+            };
+            format!(
+                "# Previews: pull request <n> deploys `{}` (template `{}`) after ci;\n\
+                 # {destroyed}.\n",
+                preview.environment("<n>"),
+                preview.template
+            )
+        }
+    };
     format!(
         "{GENERATED_MARKER} --provider {}` from {}.\n\
          # Do not edit: change the manifest, re-run the command and commit the result\n\
          # (`cargo xtask ci` fails while this file is stale).\n\
          #\n\
          # Pull requests: `cargo xtask ci`. Main: ci, build every zip once, deploy to `{}`.\n\
-         # Production: {production}.\n",
+         # Production: {production}.\n\
+         {preview}",
         provider.as_str(),
         manifest::FILE_NAME,
         stages.staging,
@@ -272,222 +356,6 @@ fn musl_targets() -> String {
 /// `<region>` for the environment, or the provider's variable when the manifest names none.
 fn region_or(manifest: &Manifest, env: &str, fallback: &str) -> String {
     manifest.region(env).unwrap_or(fallback).to_owned()
-}
-
-fn github(manifest: &Manifest, stages: &Stages) -> String {
-    let staging = &stages.staging;
-    let mut out = header(Provider::Github, stages);
-    let dispatch = if stages.production.is_empty() {
-        String::new()
-    } else {
-        let options: String = stages
-            .production
-            .iter()
-            .map(|env| format!("          - {env}\n"))
-            .collect();
-        format!(
-            "  # Production is updated only from here: Actions -> lambda-stage -> Run workflow.\n  \
-             workflow_dispatch:\n    inputs:\n      environment:\n        \
-             description: Environment to promote what {staging} runs to\n        \
-             type: choice\n        required: true\n        options:\n{options}"
-        )
-    };
-    let _ = write!(
-        out,
-        r#"name: lambda-stage
-
-on:
-  pull_request:
-  push:
-    branches: [main]
-{dispatch}
-permissions:
-  contents: read
-
-env:
-  CARGO_TERM_COLOR: always
-
-jobs:
-  ci:
-    if: github.event_name != 'workflow_dispatch'
-    runs-on: ubuntu-latest
-    steps:
-      - uses: actions/checkout@v4
-{rust_ci}      - name: System packages the test suite uses (arm64 emulation)
-        run: sudo apt-get update -q && sudo apt-get install -y -q --no-install-recommends qemu-user-static
-      - name: cargo xtask ci
-        run: cargo xtask ci
-
-  deploy-{staging}:
-    needs: ci
-    if: github.event_name == 'push' && github.ref == 'refs/heads/main'
-    runs-on: ubuntu-latest
-    environment: {staging}
-    concurrency:
-      group: deploy-{staging}
-      cancel-in-progress: false
-    permissions:
-      contents: read
-      id-token: write
-    steps:
-      - uses: actions/checkout@v4
-{rust_deploy}      - name: Build every zip once (arm64 and x86_64)
-        run: cargo xtask build --all --arch all
-      - name: Keep the zips
-        uses: actions/upload-artifact@v4
-        with:
-          name: lambda-zips-${{{{ github.sha }}}}
-          path: target/lambda/
-          if-no-files-found: error
-{aws}      - name: Deploy to {staging}
-        run: cargo xtask deploy --env {staging}
-"#,
-        rust_ci = github_rust_steps("ci"),
-        rust_deploy = github_rust_steps("deploy"),
-        aws = github_aws_step(manifest, staging),
-    );
-    for env in &stages.production {
-        let rebuild = if manifest.strategy == Strategy::MultiStack {
-            // Multi-stack promotion copies staging's zip, found locally by its CodeSha256:
-            // rebuild this commit (builds are reproducible) so that zip is here.
-            format!(
-                "{}      - name: Rebuild the zips staging runs (reproducible)\n        \
-                 run: cargo xtask build --all --arch all\n",
-                github_rust_steps("deploy")
-            )
-        } else {
-            String::new()
-        };
-        let _ = write!(
-            out,
-            r#"
-  promote-{env}:
-    if: github.event_name == 'workflow_dispatch' && inputs.environment == '{env}'
-    runs-on: ubuntu-latest
-    environment: {env}
-    concurrency:
-      group: deploy-{env}
-      cancel-in-progress: false
-    permissions:
-      contents: read
-      id-token: write
-    steps:
-      - uses: actions/checkout@v4
-{rebuild}{aws}      - name: Promote what {staging} runs to {env}
-        run: cargo xtask promote --from {staging} --to {env} --yes
-"#,
-            aws = github_aws_step(manifest, env),
-        );
-    }
-    out
-}
-
-fn github_rust_steps(cache: &str) -> String {
-    format!(
-        r#"      - name: Rust toolchain and Lambda targets
-        run: |
-          rustup component add rustfmt clippy
-          rustup target add {targets}
-      - name: Cache cargo and the project venv
-        uses: actions/cache@v4
-        with:
-          path: |
-            ~/.cargo/registry/index/
-            ~/.cargo/registry/cache/
-            ~/.cargo/git/db/
-            target/
-            .venv/
-          key: {cache}-${{{{ runner.os }}}}-${{{{ hashFiles('**/Cargo.lock') }}}}
-          restore-keys: {cache}-${{{{ runner.os }}}}-
-"#,
-        targets = musl_targets(),
-    )
-}
-
-fn github_aws_step(manifest: &Manifest, env: &str) -> String {
-    format!(
-        r#"      - name: AWS credentials for {env} (OIDC; the role ARN is the `{env}` environment's secret AWS_ROLE_ARN)
-        uses: aws-actions/configure-aws-credentials@v4
-        with:
-          role-to-assume: ${{{{ secrets.AWS_ROLE_ARN }}}}
-          aws-region: {region}
-"#,
-        region = region_or(manifest, env, "${{ vars.AWS_REGION }}"),
-    )
-}
-
-fn bitbucket(manifest: &Manifest, stages: &Stages) -> String {
-    let staging = &stages.staging;
-    let mut out = header(Provider::Bitbucket, stages);
-    let _ = write!(
-        out,
-        r#"image: rust:1
-
-definitions:
-  caches:
-    cargo-registry: /usr/local/cargo/registry
-    cargo-target: target
-    project-venv: .venv
-  steps:
-    - step: &ci
-        name: cargo xtask ci
-        caches: [cargo-registry, cargo-target, project-venv]
-        script:
-          - apt-get update -q && apt-get install -y -q --no-install-recommends python3-venv qemu-user-static
-          - rustup component add rustfmt clippy
-          - cargo xtask ci
-
-pipelines:
-  pull-requests:
-    '**':
-      - step: *ci
-  branches:
-    main:
-      - step: *ci
-      - step:
-          name: Build every zip once and deploy to {staging}
-          deployment: {staging}
-          oidc: true
-          caches: [cargo-registry, cargo-target]
-          script:
-            - rustup target add {targets}
-            - cargo xtask build --all --arch all
-{aws}            - cargo xtask deploy --env {staging}
-          artifacts:
-            - target/lambda/**
-"#,
-        targets = musl_targets(),
-        aws = bitbucket_aws_lines(manifest, staging),
-    );
-    for (index, env) in stages.production.iter().enumerate() {
-        // Bitbucket names its production deployment environment `production`; a second
-        // protected environment keeps its own name.
-        let deployment = if index == 0 { "production" } else { env };
-        let _ = write!(
-            out,
-            r#"      - step:
-          name: Promote what {staging} runs to {env}
-          trigger: manual
-          deployment: {deployment}
-          oidc: true
-          script:
-{aws}            - cargo xtask promote --from {staging} --to {env} --yes
-"#,
-            aws = bitbucket_aws_lines(manifest, env),
-        );
-    }
-    out
-}
-
-/// Exchanges the step's OIDC token for the role in the deployment variable `AWS_ROLE_ARN`
-/// (the AWS SDK reads `AWS_ROLE_ARN` and `AWS_WEB_IDENTITY_TOKEN_FILE`).
-fn bitbucket_aws_lines(manifest: &Manifest, env: &str) -> String {
-    format!(
-        r#"            - export AWS_REGION="{region}" AWS_WEB_IDENTITY_TOKEN_FILE="$BITBUCKET_CLONE_DIR/.aws-web-identity-token"
-            - echo "$BITBUCKET_STEP_OIDC_TOKEN" > "$AWS_WEB_IDENTITY_TOKEN_FILE"
-"#,
-        region = region_or(manifest, env, "$AWS_REGION"),
-    )
 }
 
 #[cfg(test)]
@@ -515,5 +383,73 @@ mod tests {
             manifest("app = \"a\"\n[environments.dev]\n[environments.prod]\nprotected = true\n");
         let err = Stages::from_manifest(&m, &order).unwrap_err().to_string();
         assert!(err.contains("[environments.staging]"), "{err}");
+    }
+
+    fn preview(templates: &str) -> anyhow::Result<Option<Preview>> {
+        let (m, order) = manifest(&format!("app = \"a\"\n[environments.staging]\n{templates}"));
+        Ok(Stages::from_manifest(&m, &order)?.preview)
+    }
+
+    #[test]
+    fn the_preview_is_the_first_template_of_the_form_prefix_star_in_file_order() {
+        assert_eq!(preview("").unwrap(), None);
+        // `*-preview` cannot be named from a number alone; of the others, file order wins
+        // (the manifest sorts its templates: `pr-*` would come first).
+        let chosen = preview(
+            "[environments.\"*-preview\"]\n[environments.\"review-*\"]\n[environments.\"pr-*\"]\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            chosen,
+            Preview {
+                template: "review-*".into(),
+                prefix: "review-".into()
+            }
+        );
+        assert_eq!(chosen.environment("42"), "review-42");
+        assert_eq!(preview("[environments.\"*-preview\"]\n").unwrap(), None);
+        assert_eq!(
+            preview("[environments.\"*\"]\n").unwrap(),
+            None,
+            "no prefix"
+        );
+    }
+
+    #[test]
+    fn an_environment_named_like_the_preview_deployment_is_refused_with_a_template() {
+        let err = preview("[environments.preview]\n[environments.\"pr-*\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("AWS_ROLE_ARN") && err.contains("rename"),
+            "{err}"
+        );
+        // Without a template there are no preview jobs, so no clash.
+        assert!(preview("[environments.preview]\n").unwrap().is_none());
+    }
+
+    #[test]
+    fn the_header_names_the_preview_flow_only_when_there_is_one() {
+        let (m, order) = manifest("app = \"a\"\n[environments.staging]\n");
+        let mut stages = Stages::from_manifest(&m, &order).unwrap();
+        for provider in Provider::ALL {
+            assert!(!header(provider, &stages).contains("Previews"));
+        }
+        stages.preview = Preview::of_template("pr-*");
+        let github = header(Provider::Github, &stages);
+        assert!(
+            github.contains("# Previews: pull request <n> deploys `pr-<n>` (template `pr-*`)"),
+            "{github}"
+        );
+        assert!(
+            github.contains("closing the pull request destroys it"),
+            "{github}"
+        );
+        let bitbucket = header(Provider::Bitbucket, &stages);
+        assert!(bitbucket.contains("`destroy-preview`"), "{bitbucket}");
+        assert!(header(Provider::Github, &stages)
+            .lines()
+            .all(|l| l.len() <= 100));
     }
 }
