@@ -16,8 +16,8 @@ const REGION: &str = "us-east-1";
 const DEPLOY: &[&str] = &["deploy", "--profile", "dev"];
 const DATA: &str = r#"{"x":1}"#;
 
-/// A single-stack app of one function fed by a queue per environment; `dev` is never deployed,
-/// `prod` is protected.
+/// A single-stack app of one function fed by a queue per environment; `dev` and previews are
+/// never deployed, `prod` is protected.
 const SINGLE_STACK: &str = r#"app = "demo"
 region = "us-east-1"
 account-id = "123456789012"
@@ -34,6 +34,8 @@ sqs = { queue = "{app}-{env}-jobs", create = true }
 
 [environments.prod]
 protected = true
+
+[environments."pr-*"]
 "#;
 
 /// `cargo xtask invoke echo --env <env> --remote <more>`.
@@ -69,7 +71,7 @@ fn assert_exit(run: &Run, code: i32) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn single_stack_sends_invokes_event_options_to_the_environments_alias() {
+async fn single_stack_sends_the_local_event_options_to_the_environments_alias() {
     let stage = Stage::start_in(REGION).await;
     stage.write_manifest(SINGLE_STACK);
     deploy(&stage, "staging").await;
@@ -196,6 +198,14 @@ async fn function_errors_log_tails_and_aws_errors_come_back_as_exit_codes() {
         "{run:?}"
     );
     assert_eq!(run.stdout, "");
+    // The same for a preview environment, named after its template.
+    let run = invoke(&stage, "pr-7", &["--data", DATA]).await;
+    assert_exit(&run, 2);
+    assert!(
+        run.stderr
+            .contains("`demo-echo` has no alias `pr-7`: deploy `pr-7` first"),
+        "{run:?}"
+    );
 
     // Access denied: the permission it needs, exit 2.
     stage.proxy.respond_once(
