@@ -25,6 +25,8 @@ pub struct Stage {
 
 pub struct Run {
     pub success: bool,
+    /// The exit code; `None` when a signal ended the process.
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -33,8 +35,8 @@ impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "success: {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.success, self.stdout, self.stderr
+            "success: {} (exit code {:?})\n--- stdout\n{}\n--- stderr\n{}",
+            self.success, self.code, self.stdout, self.stderr
         )
     }
 }
@@ -85,6 +87,7 @@ impl Stage {
             .expect("xtask runs");
         Run {
             success: output.status.success(),
+            code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }

@@ -1,6 +1,8 @@
 //! A small HTTP proxy between the AWS SDK and moto that does what moto does not:
-//! fails the Nth call of an operation, throttles, holds calls so two clients really race, and
-//! enforces alias `RevisionId` preconditions (moto accepts any revision and never changes it).
+//! fails the Nth call of an operation, throttles, holds calls so two clients really race,
+//! enforces alias `RevisionId` preconditions (moto accepts any revision and never changes it),
+//! answers `Invoke` of a missing function or alias with AWS's 404 (moto echoes any payload), and
+//! gives a canned answer to one call ([`FaultProxy::respond_once`]).
 //!
 //! Operations are named as in the AWS API (`UpdateAlias`, `PublishVersion`, `CreateRoute`,
 //! `GetCallerIdentity`, `PutRule`, ...), recognised from Lambda's and API Gateway v2's REST
@@ -12,7 +14,7 @@
 //! what deploy asked for where moto does not show it (it ignores a function URL's
 //! `Qualifier`, for one).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,6 +61,8 @@ pub struct RecordedRequest {
     pub path: String,
     /// The raw query string, `""` when there is none.
     pub query: String,
+    /// The `x-amz-*` headers (`x-amz-log-type`, ...), names in lower case.
+    pub amz_headers: BTreeMap<String, String>,
     /// The body as UTF-8 (lossy), or `<N bytes>` when larger than 64 KiB.
     pub body: String,
 }
@@ -67,6 +71,13 @@ impl RecordedRequest {
     /// The body parsed as JSON; `Null` when it is not JSON.
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The value of the `x-amz-*` header `name` (any case).
+    pub fn amz_header(&self, name: &str) -> Option<&str> {
+        self.amz_headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     /// The percent-decoded value of the first query parameter called `name`.
@@ -78,12 +89,22 @@ impl RecordedRequest {
     }
 }
 
+/// An answer given instead of upstream's.
+#[derive(Debug, Clone)]
+struct Canned {
+    operation: String,
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
 #[derive(Default)]
 struct Inner {
     calls: HashMap<String, usize>,
     log: Vec<String>,
     requests: Vec<RecordedRequest>,
     faults: Vec<Fault>,
+    canned: Vec<Canned>,
     /// The proxy's own alias revisions, by `<function>/<alias>`.
     revisions: HashMap<String, u64>,
     next_revision: u64,
@@ -140,6 +161,20 @@ impl FaultProxy {
             nth: seen + nth,
             times,
             kind,
+        });
+    }
+
+    /// Answers the next call of `operation` with `status`, `headers` and `body` instead of
+    /// forwarding it: what moto cannot answer (a function error, a log tail, access denied).
+    pub fn respond_once(&self, operation: &str, status: u16, headers: &[(&str, &str)], body: &str) {
+        self.shared.inner.lock().unwrap().canned.push(Canned {
+            operation: operation.to_owned(),
+            status,
+            headers: headers
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+            body: body.to_owned(),
         });
     }
 
@@ -237,10 +272,19 @@ async fn handle(State(shared): State<Shared>, request: Request<Body>) -> Respons
         method: parts.method.to_string(),
         path: percent_decode(&path),
         query: parts.uri.query().unwrap_or_default().to_owned(),
+        amz_headers: parts
+            .headers
+            .iter()
+            .filter(|(name, _)| name.as_str().starts_with("x-amz-"))
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                (name.as_str().to_owned(), value)
+            })
+            .collect(),
         body: recorded_body(&body),
     };
 
-    let (fault, hold) = {
+    let (fault, hold, canned) = {
         let mut inner = shared.inner.lock().unwrap();
         let count = {
             let count = inner.calls.entry(operation.clone()).or_default();
@@ -255,10 +299,23 @@ async fn handle(State(shared): State<Shared>, request: Request<Body>) -> Respons
             .find(|f| f.operation == operation && (f.nth..f.nth + f.times).contains(&count))
             .map(|f| f.kind);
         let hold = inner.holds.get(&operation).cloned();
-        (fault, hold)
+        let canned = inner
+            .canned
+            .iter()
+            .position(|canned| canned.operation == operation)
+            .map(|index| inner.canned.remove(index));
+        (fault, hold, canned)
     };
     if let Some(kind) = fault {
         return injected(kind, query);
+    }
+    if let Some(canned) = canned {
+        return canned_response(canned);
+    }
+    if operation == "Invoke" {
+        if let Some(not_found) = missing_invoke_target(&shared, &parts).await {
+            return not_found;
+        }
     }
     if let Some(barrier) = hold {
         let _ = tokio::time::timeout(Duration::from_secs(20), barrier.wait()).await;
@@ -314,6 +371,56 @@ async fn handle(State(shared): State<Shared>, request: Request<Body>) -> Respons
         parts.headers.remove("content-length");
     }
     Response::from_parts(parts, Body::from(body))
+}
+
+fn canned_response(canned: Canned) -> Response<Body> {
+    let mut response = Response::builder().status(canned.status);
+    for (name, value) in &canned.headers {
+        response = response.header(name, value);
+    }
+    response.body(Body::from(canned.body)).unwrap()
+}
+
+/// moto's answer to reading the function (and qualifier) an `Invoke` names, when moto does not
+/// have it: a 404 `ResourceNotFoundException` "Function not found: <arn>", as AWS answers the
+/// invoke itself (moto's Lambda without Docker echoes any invoke).
+async fn missing_invoke_target(
+    shared: &Shared,
+    parts: &axum::http::request::Parts,
+) -> Option<Response<Body>> {
+    let [version, "functions", function, "invocations"] = parts
+        .uri
+        .path()
+        .trim_matches('/')
+        .split('/')
+        .collect::<Vec<_>>()[..]
+    else {
+        return None;
+    };
+    let qualifier = parts
+        .uri
+        .query()
+        .and_then(|query| query.split('&').find(|pair| pair.starts_with("Qualifier=")))
+        .map_or_else(String::new, |pair| format!("?{pair}"));
+    let mut read = Request::builder().method("GET").uri(format!(
+        "{}/{version}/functions/{function}{qualifier}",
+        shared.upstream
+    ));
+    // moto finds the region in the signature's credential scope.
+    if let Some(authorization) = parts.headers.get("authorization") {
+        read = read.header("authorization", authorization);
+    }
+    let response = shared
+        .client
+        .request(read.body(Full::new(Bytes::new())).ok()?)
+        .await
+        .ok()?;
+    if response.status().is_success() {
+        return None;
+    }
+    let (head, body) = response.into_parts();
+    let body = body.collect().await.ok()?.to_bytes();
+    Some(Response::from_parts(head, Body::from(body)))
 }
 
 fn current_revision(shared: &Shared, key: &str) -> String {
@@ -420,6 +527,7 @@ fn operation(method: &str, path: &str, headers: &axum::http::HeaderMap, body: &[
         ("GET", [_, "functions", _, "url"]) => "GetFunctionUrlConfig",
         ("PUT", [_, "functions", _, "url"]) => "UpdateFunctionUrlConfig",
         ("DELETE", [_, "functions", _, "url"]) => "DeleteFunctionUrlConfig",
+        ("POST", [_, "functions", _, "invocations"]) => "Invoke",
         ("POST", [_, "event-source-mappings"]) => "CreateEventSourceMapping",
         ("GET", [_, "event-source-mappings"]) => "ListEventSourceMappings",
         ("GET", [_, "event-source-mappings", _]) => "GetEventSourceMapping",
@@ -575,6 +683,7 @@ mod tests {
             "GET /2021-10-31/functions/demo/url => GetFunctionUrlConfig",
             "PUT /2021-10-31/functions/demo/url => UpdateFunctionUrlConfig",
             "DELETE /2021-10-31/functions/demo/url => DeleteFunctionUrlConfig",
+            "POST /2015-03-31/functions/demo/invocations => Invoke",
             "POST /2015-03-31/event-source-mappings/ => CreateEventSourceMapping",
             "POST /2015-03-31/event-source-mappings => CreateEventSourceMapping",
             "GET /2015-03-31/event-source-mappings/ => ListEventSourceMappings",
@@ -702,11 +811,14 @@ mod tests {
             method: "POST".to_owned(),
             path: "/2021-10-31/functions/demo-hello/url".to_owned(),
             query: "Qualifier=staging&Note=a%20b".to_owned(),
+            amz_headers: BTreeMap::from([("x-amz-log-type".to_owned(), "Tail".to_owned())]),
             body: r#"{"AuthType":"NONE"}"#.to_owned(),
         };
         assert_eq!(request.query_param("Qualifier").as_deref(), Some("staging"));
         assert_eq!(request.query_param("Note").as_deref(), Some("a b"));
         assert_eq!(request.query_param("Missing"), None);
+        assert_eq!(request.amz_header("X-Amz-Log-Type"), Some("Tail"));
+        assert_eq!(request.amz_header("X-Amz-Client-Context"), None);
         assert_eq!(request.json()["AuthType"], "NONE");
         let not_json = RecordedRequest {
             body: "<4096 bytes>".to_owned(),
@@ -778,6 +890,38 @@ mod tests {
 
         proxy.reset_counts();
         assert!(proxy.requests().is_empty());
+        upstream_task.abort();
+    }
+
+    #[tokio::test]
+    async fn answers_one_call_with_a_canned_response() {
+        let (upstream, upstream_task) = ok_upstream().await;
+        let proxy = FaultProxy::start(&upstream).await.unwrap();
+        proxy.respond_once(
+            "Invoke",
+            200,
+            &[("x-amz-function-error", "Unhandled")],
+            r#"{"errorType":"HandlerError"}"#,
+        );
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let invoke = || {
+            Request::builder()
+                .method("POST")
+                .uri(format!(
+                    "{}/2015-03-31/functions/demo/invocations?Qualifier=staging",
+                    proxy.endpoint()
+                ))
+                .body(Full::new(Bytes::from_static(b"{}")))
+                .unwrap()
+        };
+        let canned = client.request(invoke()).await.unwrap();
+        assert_eq!(canned.headers()["x-amz-function-error"], "Unhandled");
+        let body = canned.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], br#"{"errorType":"HandlerError"}"#);
+        // Only once: the next call reaches upstream.
+        let forwarded = client.request(invoke()).await.unwrap();
+        assert!(!forwarded.headers().contains_key("x-amz-function-error"));
+        assert_eq!(proxy.calls("Invoke"), 2);
         upstream_task.abort();
     }
 }

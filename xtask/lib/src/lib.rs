@@ -46,7 +46,8 @@ enum Command {
     Test(test::Args),
     /// Build deployable bootstrap.zip files for arm64 and x86_64.
     Build(build::Args),
-    /// Build a function and invoke it once on the local Lambda emulator; prints its answer.
+    /// Invoke a function once and print its answer: built and run on the local Lambda emulator,
+    /// or with --remote, the environment's deployed alias in AWS.
     Invoke(invoke::Args),
     /// List the built-in emulated events, or print one (with overrides) as JSON.
     Events(events::Args),

@@ -112,7 +112,12 @@ fn select_functions(manifest: &Manifest, names: &[String]) -> anyhow::Result<Vec
 }
 
 /// A protected environment needs a yes from a person at a terminal, or `--yes`.
-fn confirm(manifest: &Manifest, env: &str, yes: bool, action: &str) -> anyhow::Result<()> {
+pub(crate) fn confirm(
+    manifest: &Manifest,
+    env: &str,
+    yes: bool,
+    action: &str,
+) -> anyhow::Result<()> {
     let protected = manifest.environment(env).is_some_and(|spec| spec.protected);
     if !protected || yes {
         return Ok(());

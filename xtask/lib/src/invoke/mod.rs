@@ -15,6 +15,7 @@
 //! - Exit code: 0 with the response on stdout; 1 with the error JSON on stdout for a function
 //!   error (including a timeout or a crash); 2 with the error JSON on stdout for an init error.
 //!   Build output, the function's logs and Lambda's `START`/`END`/`REPORT` lines go to stderr.
+//! - `--remote`: the same event goes to the environment's deployed alias instead ([`remote`]).
 
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
@@ -26,9 +27,11 @@ use anyhow::{bail, Context as _};
 use lambda_stage_emulator::{Emulator, FunctionConfig, Invocation, Logs, Outcome};
 use lambda_stage_events::Overrides;
 
+use crate::deploy::ManifestArg;
 use crate::manifest::{self, Manifest, Strategy, APP_PREFIX, FILE_NAME};
 use crate::workspace;
 
+pub mod remote;
 pub mod trigger_event;
 
 /// The environment `invoke` runs in when `--env` is not given.
@@ -59,23 +62,42 @@ pub struct Args {
     /// Build with the release profile (default: debug, faster to build).
     #[arg(long)]
     pub release: bool,
+    /// Invoke the environment's deployed alias in AWS instead of the local emulator (nothing is
+    /// built), with the same event.
+    #[arg(long, conflicts_with = "release")]
+    pub remote: bool,
+    /// With --remote: print the invocation's last 4 KB of log on stderr.
+    #[arg(long, requires = "remote")]
+    pub log: bool,
+    /// With --remote: do not ask for confirmation on a protected environment (for CI).
+    #[arg(long, requires = "remote")]
+    pub yes: bool,
+    #[command(flatten)]
+    pub manifest: ManifestArg,
     #[command(flatten)]
     pub overrides: Overrides,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.remote {
+        return Ok(remote::run(&args));
+    }
     let root = workspace::root()?;
-    let manifest = Manifest::load(&root)?.map(|(_, manifest)| manifest);
+    let manifest = match &args.manifest.manifest {
+        Some(path) => Some(Manifest::load_file(path)?),
+        None => Manifest::load(&root)?.map(|(_, manifest)| manifest),
+    };
     let plan = Plan::new(
         manifest.as_ref(),
         &args.function,
         &args.env,
         shell_app_variables(),
     )?;
-    let payload = match trigger_payload(&args, manifest.as_ref(), &plan.region)? {
-        Some(payload) => payload,
-        None => event_payload(&args)?,
-    };
+    let account = manifest
+        .as_ref()
+        .and_then(|manifest| manifest.account_id(&args.env))
+        .unwrap_or(trigger_event::PLACEHOLDER_ACCOUNT);
+    let payload = payload(&args, manifest.as_ref(), &plan.region, account)?;
     let binary = build_host_binary(&root, &plan.package, &plan.features, args.release)?;
     let outcome = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -193,12 +215,27 @@ pub fn shell_app_variables() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The event to deliver: `--event` or `--data`, else what the function's trigger in `--env`
+/// sends (`region` and `account`: where the function runs), else `{}`.
+fn payload(
+    args: &Args,
+    manifest: Option<&Manifest>,
+    region: &str,
+    account: &str,
+) -> anyhow::Result<Vec<u8>> {
+    match trigger_payload(args, manifest, region, account)? {
+        Some(payload) => Ok(payload),
+        None => event_payload(args),
+    }
+}
+
 /// With neither `--event` nor `--data`, the event of the function's trigger in `--env`, if it
 /// has one (a note on stderr says which).
 fn trigger_payload(
     args: &Args,
     manifest: Option<&Manifest>,
     region: &str,
+    account: &str,
 ) -> anyhow::Result<Option<Vec<u8>>> {
     let Some(manifest) = manifest.filter(|m| m.function(&args.function).is_some()) else {
         return Ok(None);
@@ -206,7 +243,14 @@ fn trigger_payload(
     if args.event.is_some() || args.data.is_some() {
         return Ok(None);
     }
-    let built = trigger_event::build(manifest, &args.function, &args.env, region, &args.overrides)?;
+    let built = trigger_event::build(
+        manifest,
+        &args.function,
+        &args.env,
+        region,
+        account,
+        &args.overrides,
+    )?;
     Ok(match built {
         Some(event) => {
             eprintln!("note: {}", event.note);

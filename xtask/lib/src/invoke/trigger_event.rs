@@ -31,17 +31,17 @@ pub struct TriggerEvent {
     pub note: String,
 }
 
-/// The event of `function`'s trigger in `env` (`region`: the one it runs in), or `None` when it
-/// has none there.
+/// The event of `function`'s trigger in `env` (`region` and `account`: where it runs, as the
+/// event's ARNs name them), or `None` when it has none there.
 pub fn build(
     manifest: &Manifest,
     function: &str,
     env: &str,
     region: &str,
+    account: &str,
     overrides: &Overrides,
 ) -> anyhow::Result<Option<TriggerEvent>> {
     let triggers = manifest.triggers(function, env)?;
-    let account = manifest.account_id(env).unwrap_or(PLACEHOLDER_ACCOUNT);
     let (kind, enabled, (payload, what)) = if triggers.http.is_some() {
         ("http", true, http(manifest, function, env, overrides)?)
     } else if let Some(sqs) = &triggers.sqs {
@@ -212,7 +212,8 @@ schedule = { enabled = false }
         env: &str,
         overrides: &Overrides,
     ) -> TriggerEvent {
-        build(manifest, function, env, "eu-west-1", overrides)
+        let account = manifest.account_id(env).unwrap_or(PLACEHOLDER_ACCOUNT);
+        build(manifest, function, env, "eu-west-1", account, overrides)
             .unwrap()
             .expect("a trigger")
     }
@@ -250,7 +251,15 @@ schedule = { enabled = false }
             body: Some("{}".into()),
             ..Overrides::default()
         };
-        let err = build(&manifest, "tick", "dev", "eu-west-1", &body).unwrap_err();
+        let err = build(
+            &manifest,
+            "tick",
+            "dev",
+            "eu-west-1",
+            PLACEHOLDER_ACCOUNT,
+            &body,
+        )
+        .unwrap_err();
         assert!(format!("{err}").contains("--data"), "{err}");
 
         let built = event(&manifest, "plain-tick", "staging", &Overrides::default());
@@ -305,7 +314,15 @@ schedule = { enabled = false }
             path: Some("/nowhere".into()),
             ..Overrides::default()
         };
-        let err = build(&manifest, "web", "dev", "eu-west-1", &request).unwrap_err();
+        let err = build(
+            &manifest,
+            "web",
+            "dev",
+            "eu-west-1",
+            PLACEHOLDER_ACCOUNT,
+            &request,
+        )
+        .unwrap_err();
         let message = format!("{err}");
         assert!(
             message.contains("GET /nowhere") && message.contains("GET /hello/{name}"),
@@ -321,6 +338,7 @@ schedule = { enabled = false }
             "quiet",
             "dev",
             "eu-west-1",
+            PLACEHOLDER_ACCOUNT,
             &Overrides::default(),
         )
         .unwrap();
