@@ -221,6 +221,33 @@ async fn get(addr: SocketAddr, path: &str) -> (http::StatusCode, http::HeaderMap
     (parts.status, parts.headers, body)
 }
 
+/// The app's API as deployed: the real `http-api` (an axum router written as `GET /hello/{name}`)
+/// answers under each environment's stage, because the framework strips the stage from the path.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_apps_api_answers_under_each_environments_stage() {
+    let server = serve(&["http-api"], &[]).await;
+    for (env, greeting) in [
+        ("staging", "Hello from staging"),
+        ("prod", "Hello from prod"),
+    ] {
+        let (status, _, body) = get(server.addr(), &format!("/{env}/hello/Ada")).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            json!({"message": format!("{greeting}, Ada!"), "env": env})
+        );
+    }
+    // A path no route of the manifest matches gets API Gateway's own answer.
+    let (status, _, body) = get(server.addr(), "/staging/goodbye").await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap(),
+        json!({"message": "Not Found"})
+    );
+    server.shutdown();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn http_front_turns_requests_into_http_api_events() {
     let server = serve(&["http-api"], &[]).await;
