@@ -207,3 +207,30 @@ fn sqs_batch_without_an_event_gets_a_message_from_the_environments_queue() {
     assert_exit(&output, 0);
     assert_eq!(stdout_json(&output), json!({"batchItemFailures": []}));
 }
+
+#[test]
+fn a_misspelt_function_gets_the_manifests_list_not_cargos_error() {
+    let output = invoke(&["helo"], &[], None);
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no function `helo` in lambda-stage.toml (it has: hello, "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cargo build"), "{stderr}");
+    assert!(!stderr.contains("running package `helo`"), "{stderr}");
+
+    // `serve` names it the same way, before building anything.
+    let output = Command::new(xtask())
+        .current_dir(bins::workspace_root())
+        .args(["serve", "helo", "--port", "0"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("xtask finishes");
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no function `helo` in lambda-stage.toml (it has: hello, "),
+        "{stderr}"
+    );
+}

@@ -87,6 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(path) => Some(Manifest::load_file(path)?),
         None => Manifest::load(&root)?.map(|(_, manifest)| manifest),
     };
+    require_function_or_package(&root, manifest.as_ref(), &args.function)?;
     let plan = Plan::new(
         manifest.as_ref(),
         &args.function,
@@ -106,6 +107,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("could not start the async runtime")?
         .block_on(plan.invoke(binary, payload))?;
     report(&args.function, &args.env, &outcome)
+}
+
+/// With a manifest, `function` must be one of its functions or a workspace package that builds a
+/// binary (run with Lambda's defaults): a typo gets the manifest's list of functions
+/// ([`Manifest::require_function`]) rather than cargo's "package not found".
+pub fn require_function_or_package(
+    root: &Path,
+    manifest: Option<&Manifest>,
+    function: &str,
+) -> anyhow::Result<()> {
+    let Some(manifest) = manifest else {
+        return Ok(());
+    };
+    if manifest.function(function).is_some() {
+        return Ok(());
+    }
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .cargo_path(workspace::cargo())
+        .current_dir(root)
+        .no_deps()
+        .exec()
+        .context("`cargo metadata` failed: is the workspace's Cargo.toml valid?")?;
+    let is_binary_package = metadata.workspace_packages().iter().any(|package| {
+        package.name.as_str() == function && package.targets.iter().any(|t| t.is_bin())
+    });
+    if is_binary_package {
+        return Ok(());
+    }
+    manifest.require_function(function).map(|_| ())
 }
 
 /// What one local invocation runs: resolved from the manifest, the environment and the shell.
