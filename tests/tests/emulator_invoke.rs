@@ -207,3 +207,63 @@ fn sqs_batch_without_an_event_gets_a_message_from_the_environments_queue() {
     assert_exit(&output, 0);
     assert_eq!(stdout_json(&output), json!({"batchItemFailures": []}));
 }
+
+#[test]
+fn a_misspelt_function_gets_the_manifests_list_not_cargos_error() {
+    let output = invoke(&["helo"], &[], None);
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no function `helo` in lambda-stage.toml (it has: hello, "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cargo build"), "{stderr}");
+    assert!(!stderr.contains("running package `helo`"), "{stderr}");
+
+    // `serve` names it the same way, before building anything.
+    let output = Command::new(xtask())
+        .current_dir(bins::workspace_root())
+        .args(["serve", "helo", "--port", "0"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("xtask finishes");
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no function `helo` in lambda-stage.toml (it has: hello, "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_invalid_shell_variable_is_named_as_set_and_diagnosed_once_on_stderr() {
+    let output = invoke(
+        &["hello", "--data", r#"{"name":"Ada"}"#],
+        &[("APP_SHOUT", "maybe"), ("APP_API_KEY", "local-key")],
+        None,
+    );
+    assert_exit(&output, 2);
+    let error = stdout_json(&output);
+    let message = error["errorMessage"].as_str().unwrap();
+    // The variable the user set, not `APP_DEV__SHOUT` derived from it.
+    assert!(
+        message.contains("APP_SHOUT: expected a boolean"),
+        "{message}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!message.contains("APP_DEV__SHOUT"), "{message}");
+    assert!(!stderr.contains("APP_DEV__SHOUT"), "{stderr}");
+    // Once on stdout (the error JSON) and once on stderr (the function's log), not repeated by
+    // invoke's own error line.
+    assert_eq!(
+        stderr
+            .matches("invalid configuration for environment `dev`")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`hello` failed to initialise in `dev`"),
+        "{stderr}"
+    );
+}

@@ -32,7 +32,7 @@ pub mod workspace;
 
 /// `cargo xtask`: build, run and deploy the workspace's Lambda functions.
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", version, about)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -105,5 +105,48 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Status(args) => deploy::status::run(args),
         Command::Destroy(args) => deploy::destroy::run(args),
         Command::Logs(args) => logs::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// The help `cargo xtask <args>` prints: cargo runs the binary as `target/.../xtask`, and
+    /// clap names the program after that argv[0] unless told otherwise.
+    fn help(args: &[&str]) -> String {
+        let argv = ["target/debug/xtask"].iter().chain(args);
+        let err = Cli::try_parse_from(argv).expect_err("--help stops parsing");
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
+        err.to_string()
+    }
+
+    #[test]
+    fn help_says_cargo_xtask_and_every_flag_of_promote_finalize_rollback_has_text() {
+        let top = help(&["--help"]);
+        assert!(top.contains("Usage: cargo xtask <COMMAND>"), "{top}");
+        let mut cli = Cli::command();
+        for (command, flags) in [
+            ("promote", &["from", "to", "yes", "dry_run"][..]),
+            ("finalize", &["env", "yes", "dry_run"][..]),
+            ("rollback", &["env", "yes", "dry_run"][..]),
+        ] {
+            let text = help(&[command, "--help"]);
+            assert!(
+                text.contains(&format!("Usage: cargo xtask {command} ")),
+                "{text}"
+            );
+            let sub = cli.find_subcommand_mut(command).unwrap();
+            for flag in flags {
+                let arg = sub.get_arguments().find(|a| a.get_id() == *flag).unwrap();
+                assert!(
+                    arg.get_help().is_some_and(|h| !h.to_string().is_empty()),
+                    "`{command} --{}` has no help text:\n{text}",
+                    arg.get_long().unwrap()
+                );
+            }
+        }
     }
 }

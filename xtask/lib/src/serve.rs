@@ -187,6 +187,9 @@ impl Server {
         };
         let mut functions = Vec::new();
         let mut names = HashMap::new();
+        for key in &keys {
+            invoke::require_function_or_package(&options.root, manifest.as_ref(), key)?;
+        }
         for key in keys {
             let Plan {
                 package, features, ..

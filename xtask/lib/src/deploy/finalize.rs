@@ -15,12 +15,15 @@ use super::{
 /// `cargo xtask finalize --env prod` / `cargo xtask rollback --env prod`
 #[derive(Debug, Clone, ClapArgs)]
 pub struct AliasArgs {
+    /// The environment whose aliases move (a key of [environments] in the manifest).
     #[arg(long)]
     pub env: String,
     /// Functions (default: all).
     pub functions: Vec<String>,
+    /// Do not ask for confirmation on a protected environment (for CI).
     #[arg(long)]
     pub yes: bool,
+    /// Print the plan and stop: nothing is written.
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]

@@ -21,14 +21,18 @@ use crate::manifest::{self, Manifest, Strategy};
 /// `cargo xtask promote --from staging --to prod`
 #[derive(Debug, Clone, ClapArgs)]
 pub struct PromoteArgs {
+    /// The environment whose deployed versions are copied (a key of [environments]).
     #[arg(long)]
     pub from: String,
+    /// The environment that gets them (a key of [environments]).
     #[arg(long)]
     pub to: String,
     /// Functions to promote (default: all).
     pub functions: Vec<String>,
+    /// Do not ask for confirmation when --to is a protected environment (for CI).
     #[arg(long)]
     pub yes: bool,
+    /// Print the plan and stop: nothing is written.
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]

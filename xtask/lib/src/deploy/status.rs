@@ -270,11 +270,11 @@ fn print_status(status: &EnvironmentStatus) {
             f.function, f.name, f.alias
         );
         println!(
-            "    code sha256 {}, git {}, deployed {}, previous [{}]",
+            "    code sha256 {}, git {}, deployed {}, {}",
             f.code_sha256.as_deref().unwrap_or("?"),
             f.git_commit.as_deref().unwrap_or("unknown"),
             f.deployed_at.as_deref().unwrap_or("unknown"),
-            f.previous.join(", ")
+            previous_text(&f.previous)
         );
         if f.drift.is_empty() {
             println!("    drift: none");
@@ -293,5 +293,29 @@ fn print_status(status: &EnvironmentStatus) {
             t.target.as_str()
         };
         println!("  {}{who}: {target} ({})", t.kind, t.state);
+    }
+}
+
+/// The rollback history as `status` prints it: `previous: none` when there is nothing to roll
+/// back to (never an empty `[]`), otherwise the versions. The JSON keeps the list as it is.
+fn previous_text(previous: &[String]) -> String {
+    if previous.is_empty() {
+        "previous: none".to_string()
+    } else {
+        format!("previous: {}", previous.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previous_text_says_none_for_an_empty_history() {
+        assert_eq!(previous_text(&[]), "previous: none");
+        assert_eq!(
+            previous_text(&["4".to_string(), "3".to_string()]),
+            "previous: 4, 3"
+        );
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! - Variables: the environment's, exactly as deploy gives them ([`Manifest::function_variables`]),
 //!   with the `APP_*` variables of the calling shell on top, for the invoked environment
-//!   (single-stack: `APP_GREETING` from the shell is also set as `APP_<ENV>__GREETING`, which
-//!   the framework prefers to the manifest's value for that environment). With no manifest, or a function it does not list, the shell's `APP_*`
+//!   (single-stack: `APP_GREETING` from the shell replaces the manifest's `APP_<ENV>__GREETING`
+//!   of the invoked environment, so the function reads, and a config error names, the variable
+//!   the user set). With no manifest, or a function it does not list, the shell's `APP_*`
 //!   variables are all the function gets.
 //! - Environment: single-stack, the invoked ARN carries the environment's alias as qualifier;
 //!   multi-stack, the function is deployed per environment with `LAMBDA_STAGE_ENV` (from the
@@ -87,6 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(path) => Some(Manifest::load_file(path)?),
         None => Manifest::load(&root)?.map(|(_, manifest)| manifest),
     };
+    require_function_or_package(&root, manifest.as_ref(), &args.function)?;
     let plan = Plan::new(
         manifest.as_ref(),
         &args.function,
@@ -106,6 +108,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("could not start the async runtime")?
         .block_on(plan.invoke(binary, payload))?;
     report(&args.function, &args.env, &outcome)
+}
+
+/// With a manifest, `function` must be one of its functions or a workspace package that builds a
+/// binary (run with Lambda's defaults): a typo gets the manifest's list of functions
+/// ([`Manifest::require_function`]) rather than cargo's "package not found".
+pub fn require_function_or_package(
+    root: &Path,
+    manifest: Option<&Manifest>,
+    function: &str,
+) -> anyhow::Result<()> {
+    let Some(manifest) = manifest else {
+        return Ok(());
+    };
+    if manifest.function(function).is_some() {
+        return Ok(());
+    }
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .cargo_path(workspace::cargo())
+        .current_dir(root)
+        .no_deps()
+        .exec()
+        .context("`cargo metadata` failed: is the workspace's Cargo.toml valid?")?;
+    let is_binary_package = metadata.workspace_packages().iter().any(|package| {
+        package.name.as_str() == function && package.targets.iter().any(|t| t.is_bin())
+    });
+    if is_binary_package {
+        return Ok(());
+    }
+    manifest.require_function(function).map(|_| ())
 }
 
 /// What one local invocation runs: resolved from the manifest, the environment and the shell.
@@ -157,19 +188,24 @@ impl Plan {
         manifest.require_environment(env)?;
         let alias = manifest.alias(env);
         let mut variables = manifest.function_variables(function, env)?;
-        for (key, value) in shell {
-            // Single-stack: the per-environment name beats the manifest's value for the invoked
-            // environment; the plain name stays as the fallback every environment shares.
+        let shell: Vec<(String, String)> = shell.into_iter().collect();
+        for (key, _) in &shell {
+            // Single-stack: the shell's plain `APP_<FIELD>` beats the manifest's value for the
+            // invoked environment, so that value (`APP_<ENV>__<FIELD>`) is dropped and the
+            // function reads the very variable the user set (and names it in a config error);
+            // the plain name is also the fallback every environment shares.
             if let (Strategy::SingleStack, Some(field)) =
                 (manifest.strategy, key.strip_prefix(APP_PREFIX))
             {
                 if !field.contains("__") {
-                    let scoped = format!("{APP_PREFIX}{}__{field}", manifest::env_key(&alias));
-                    variables.insert(scoped, value.clone());
+                    variables.remove(&format!(
+                        "{APP_PREFIX}{}__{field}",
+                        manifest::env_key(&alias)
+                    ));
                 }
             }
-            variables.insert(key, value);
         }
+        variables.extend(shell);
         Ok(Plan {
             package: spec.package_name(function).to_owned(),
             features: spec.features.clone(),
@@ -383,10 +419,13 @@ fn report(function: &str, env: &str, outcome: &Outcome) -> anyhow::Result<ExitCo
         .and_then(|error| error.get("errorMessage")?.as_str().map(str::to_owned))
         .unwrap_or_default();
     if let Outcome::InitError { .. } = outcome {
+        // The diagnosis itself is already on stdout (the error JSON) and, from a lambda-stage
+        // function, in its log above: a third copy here only buried it.
         eprintln!(
-            "error: `{function}` failed to initialise in `{env}` ({error_type}): {message}\n\
-             The function never ran; its logs are above. A missing or invalid APP_* variable \
-             is the usual cause: set it in [environments.{env}] of {FILE_NAME}, or in this shell."
+            "error: `{function}` failed to initialise in `{env}` ({error_type}): the function \
+             never ran; its error is the JSON on stdout, and its logs are above. A missing or \
+             invalid APP_* variable is the usual cause: set it in [environments.{env}] of \
+             {FILE_NAME}, or in this shell."
         );
         Ok(ExitCode::from(INIT_ERROR_EXIT))
     } else {
@@ -446,7 +485,12 @@ vars = { APP_GREETING = "Hello from staging" }
         .unwrap();
         assert_eq!(plan.function_name, "demo-hello");
         assert_eq!(plan.qualifier.as_deref(), Some("dev"));
-        assert_eq!(plan.variables["APP_DEV__GREETING"], "Hi");
+        // The shell's variable itself, not one derived from it: a config error names what the
+        // user set.
+        assert!(
+            !plan.variables.contains_key("APP_DEV__GREETING"),
+            "{plan:?}"
+        );
         assert_eq!(plan.variables["APP_GREETING"], "Hi");
         assert_eq!(
             plan.variables["APP_STAGING__GREETING"],

@@ -430,12 +430,8 @@ impl Manifest {
             Strategy::SingleStack => {
                 let names = self.environment_names(env);
                 for name in &names {
-                    let alias = self.alias(name);
                     for (key, value) in self.env_function_vars(function, name) {
-                        let key = match key.strip_prefix(APP_PREFIX) {
-                            Some(field) => format!("{APP_PREFIX}{}__{field}", env_key(&alias)),
-                            None => key.clone(),
-                        };
+                        let key = self.single_stack_key(&key, name);
                         if let Some(previous) = vars.insert(key.clone(), value.clone()) {
                             anyhow::ensure!(
                                 previous == value,
@@ -451,6 +447,16 @@ impl Manifest {
             }
         }
         Ok(vars)
+    }
+
+    /// The name a single-stack function is deployed with for `key` of environment `env`:
+    /// `APP_<FIELD>` becomes `APP_<ENV>__<FIELD>` (`<ENV>` from the alias name); other names
+    /// are shared and kept.
+    fn single_stack_key(&self, key: &str, env: &str) -> String {
+        match key.strip_prefix(APP_PREFIX) {
+            Some(field) => format!("{APP_PREFIX}{}__{field}", env_key(&self.alias(env))),
+            None => key.to_owned(),
+        }
     }
 
     /// What calls `function` in `env`: its triggers with the environment's overrides applied
@@ -783,8 +789,20 @@ impl Manifest {
                                 if self.strategy == Strategy::SingleStack { " (single-stack: every environment's variables live in the one function)" } else { "" }
                             ));
                         }
-                        for key in vars.keys().filter(|key| !is_legal_variable_name(key)) {
-                            problem(&at, format!("the deployed variable `{key}` is not a legal name (environment names map to `APP_<ENV>__<FIELD>`)"));
+                        // A name that is illegal as written was reported at its own key
+                        // above; only scoping (`APP_<ENV>__<FIELD>`, single-stack) can make a
+                        // legal name illegal here.
+                        if self.strategy == Strategy::SingleStack {
+                            for name in self.environment_names(env) {
+                                for key in self.env_function_vars(function, &name).keys() {
+                                    let deployed = self.single_stack_key(key, &name);
+                                    if is_legal_variable_name(key)
+                                        && !is_legal_variable_name(&deployed)
+                                    {
+                                        problem(&at, format!("the deployed variable `{deployed}` (`{key}` of environment `{name}`) is not a legal name (environment names map to `APP_<ENV>__<FIELD>`)"));
+                                    }
+                                }
+                            }
                         }
                     }
                 }
@@ -1002,6 +1020,26 @@ mod tests {
             err.contains(":8:1: `environments.prod.vars.AWS_REGION`: `AWS_REGION` is reserved"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_illegal_variable_name_is_reported_once_at_its_own_key() {
+        for strategy in ["single-stack", "multi-stack"] {
+            let err = errors(&format!(
+                "strategy = \"{strategy}\"\n{BASE}[environments.dev]\nvars = {{ \"bad-name\" = \"x\", \"APP_bad-field\" = \"y\", _HANDLER = \"z\" }}\n"
+            ));
+            for name in ["bad-name", "APP_bad-field", "_HANDLER"] {
+                assert_eq!(
+                    err.matches(&format!("`{name}` is not a legal variable name"))
+                        .count(),
+                    1,
+                    "{strategy}: {err}"
+                );
+            }
+            assert!(err.contains("environments.dev.vars.bad-name"), "{err}");
+            assert!(!err.contains("deployed variable"), "{strategy}: {err}");
+            assert!(!err.contains("APP_<ENV>"), "{strategy}: {err}");
+        }
     }
 
     #[test]
