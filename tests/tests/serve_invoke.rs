@@ -242,3 +242,71 @@ async fn http_front_turns_requests_into_http_api_events() {
     );
     server.shutdown();
 }
+
+async fn post(
+    addr: SocketAddr,
+    path: &str,
+    body: Vec<u8>,
+) -> (http::StatusCode, http::HeaderMap, Vec<u8>) {
+    let client = HttpClient::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
+    let request = http::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes().to_vec();
+    (parts.status, parts.headers, body)
+}
+
+/// `{"name":"xxx…"}`, `size` bytes in all.
+fn name_event(size: usize) -> Vec<u8> {
+    let name = "x".repeat(size - r#"{"name":""}"#.len());
+    let event = format!(r#"{{"name":"{name}"}}"#).into_bytes();
+    assert_eq!(event.len(), size);
+    event
+}
+
+/// Lambda's `RequestTooLargeException`: HTTP 413, the type in `X-Amzn-ErrorType`, JSON body.
+fn assert_request_too_large(status: http::StatusCode, headers: &http::HeaderMap, body: &[u8]) {
+    let text = String::from_utf8_lossy(body);
+    assert_eq!(status, 413, "{text}");
+    assert_eq!(headers["x-amzn-errortype"], "RequestTooLargeException");
+    assert_eq!(headers["content-type"], "application/json");
+    let body: Value = serde_json::from_slice(body).unwrap_or_else(|_| panic!("JSON: {text}"));
+    assert_eq!(body["Type"], "User", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("6291456"),
+        "names Lambda's limit: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invoke_api_takes_events_up_to_lambdas_limit_and_refuses_larger_as_lambda_does() {
+    let server = serve(&["hello"], &[("APP_API_KEY", "test-key")]).await;
+    let path = "/2015-03-31/functions/hello:staging/invocations";
+
+    // 3,000,000 bytes: over axum's default 2 MiB, under Lambda's 6 MB.
+    let (status, _, body) = post(server.addr(), path, name_event(3_000_000)).await;
+    assert_eq!(
+        status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&body[..body.len().min(300)])
+    );
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    let name = "x".repeat(3_000_000 - r#"{"name":""}"#.len());
+    assert_eq!(
+        body,
+        json!({"message": format!("Hello from staging, {name}!"), "env": "staging"})
+    );
+
+    // Over Lambda's limit: the emulator's refusal, as Lambda's Invoke API answers it.
+    let (status, headers, body) = post(server.addr(), path, name_event(7_000_000)).await;
+    assert_request_too_large(status, &headers, &body);
+    assert!(
+        String::from_utf8_lossy(&body).contains("7000000"),
+        "says the size sent"
+    );
+    server.shutdown();
+}

@@ -51,7 +51,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use axum::Router;
 use base64::Engine as _;
-use lambda_stage_emulator::{Emulator, FunctionConfig, Invocation, InvokeError, Logs, Outcome};
+use http_body_util::BodyExt as _;
+use lambda_stage_emulator::{
+    Emulator, FunctionConfig, Invocation, InvokeError, Logs, Outcome, MAX_REQUEST_BYTES,
+};
 use lambda_stage_events::ApiRoute;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -64,6 +67,11 @@ use crate::workspace;
 
 /// The port `serve` listens on by default (the one cargo-lambda and SAM use too).
 pub const DEFAULT_PORT: u16 = 9000;
+
+/// The largest request body `serve` reads: Lambda's request limit plus 1 MiB, so that a body
+/// just over the limit still reaches the emulator, which refuses it with its exact size. A larger
+/// body gets the same refusal (Lambda's `RequestTooLargeException`) without being kept.
+pub const MAX_BODY_BYTES: usize = MAX_REQUEST_BYTES + 1024 * 1024;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -425,8 +433,17 @@ async fn invoke_api(
     UrlPath(function): UrlPath<String>,
     Query(query): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
-    payload: Bytes,
+    body: Body,
 ) -> Response {
+    let payload = match read_body(body).await {
+        Ok(payload) => payload,
+        Err(err) => {
+            return err.answer(|read| {
+                let size = content_length(&headers).unwrap_or(read);
+                invoke_error(&InvokeError::RequestTooLarge { size })
+            })
+        }
+    };
     let (name, name_qualifier) = parse_function_name(&function);
     let qualifier = query
         .get("Qualifier")
@@ -547,6 +564,51 @@ async fn invoke_api(
     response
 }
 
+/// Why a request body was not read.
+enum BodyError {
+    /// Over [`MAX_BODY_BYTES`]: `size` bytes read before giving up.
+    TooLarge { size: usize },
+    /// The body could not be read (the client went away, or sent a broken body).
+    Unreadable,
+}
+
+impl BodyError {
+    /// The answer to the request: `too_large` for an oversize body, else `400`.
+    fn answer(self, too_large: impl FnOnce(usize) -> Response) -> Response {
+        match self {
+            BodyError::TooLarge { size } => too_large(size),
+            BodyError::Unreadable => (
+                StatusCode::BAD_REQUEST,
+                [("connection", "close")],
+                "could not read the request body\n",
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// The request body, or [`BodyError::TooLarge`] past [`MAX_BODY_BYTES`] (axum's own limit would
+/// answer `413 text/plain`, which no AWS client understands).
+async fn read_body(mut body: Body) -> Result<Bytes, BodyError> {
+    let mut payload = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyError::Unreadable)?;
+        if let Ok(data) = frame.into_data() {
+            if payload.len() + data.len() > MAX_BODY_BYTES {
+                return Err(BodyError::TooLarge {
+                    size: payload.len() + data.len(),
+                });
+            }
+            payload.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(payload))
+}
+
+fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers.get("content-length")?.to_str().ok()?.parse().ok()
+}
+
 fn invoke_error(err: &InvokeError) -> Response {
     match err {
         InvokeError::RequestTooLarge { .. } => aws_error(
@@ -579,8 +641,21 @@ async fn http_front(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        // API Gateway's own answer to a body over its limit.
+        Err(err) => {
+            return err.answer(|_| {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    axum::Json(json!({ "message": "Request Entity Too Large" })),
+                )
+                    .into_response()
+            })
+        }
+    };
     let path = uri.path().trim_start_matches('/');
     let (first, rest) = path.split_once('/').unwrap_or((path, ""));
     let rest = format!("/{rest}");
