@@ -310,3 +310,104 @@ async fn invoke_api_takes_events_up_to_lambdas_limit_and_refuses_larger_as_lambd
     );
     server.shutdown();
 }
+
+/// One HTTP/1.1 response read off `stream`: status, lower-case headers, body (`Content-Length`).
+async fn read_response(
+    stream: &mut tokio::net::TcpStream,
+    buffer: &mut Vec<u8>,
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use tokio::io::AsyncReadExt as _;
+    loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+            let mut lines = head.split("\r\n");
+            let status = lines
+                .next()
+                .unwrap()
+                .split(' ')
+                .nth(1)
+                .unwrap()
+                .parse()
+                .unwrap();
+            let headers: Vec<(String, String)> = lines
+                .map(|line| {
+                    let (name, value) = line.split_once(':').unwrap();
+                    (name.trim().to_ascii_lowercase(), value.trim().to_owned())
+                })
+                .collect();
+            let length: usize = headers
+                .iter()
+                .find(|(name, _)| name == "content-length")
+                .map_or(0, |(_, value)| value.parse().unwrap());
+            if buffer.len() >= end + 4 + length {
+                let body = buffer[end + 4..end + 4 + length].to_vec();
+                buffer.drain(..end + 4 + length);
+                return (status, headers, body);
+            }
+        }
+        let mut chunk = [0; 65536];
+        let read = stream.read(&mut chunk).await.unwrap();
+        assert!(
+            read > 0,
+            "the server closed the connection; unanswered: {}",
+            String::from_utf8_lossy(buffer)
+        );
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_request_after_an_oversize_one_on_a_keep_alive_connection_is_answered() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = serve(&["hello"], &[("APP_API_KEY", "test-key")]).await;
+    let path = "/2015-03-31/functions/hello/invocations";
+    let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let request = |body: &[u8]| {
+        let mut request = format!(
+            "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            server.addr(),
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        request
+    };
+    // Far over Lambda's limit (and over what serve keeps), then a small one on the same connection.
+    let exchange = async {
+        stream
+            .write_all(&request(&name_event(10_000_000)))
+            .await
+            .unwrap();
+        stream
+            .write_all(&request(br#"{"name":"Ada"}"#))
+            .await
+            .unwrap();
+        let mut buffer = Vec::new();
+        let first = read_response(&mut stream, &mut buffer).await;
+        let second = read_response(&mut stream, &mut buffer).await;
+        (first, second)
+    };
+    let ((status, headers, body), (second_status, _, second_body)) =
+        tokio::time::timeout(std::time::Duration::from_secs(60), exchange)
+            .await
+            .expect("both requests answered within a minute");
+
+    let headers: http::HeaderMap = headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(value).unwrap(),
+            )
+        })
+        .collect();
+    assert_request_too_large(http::StatusCode::from_u16(status).unwrap(), &headers, &body);
+    assert!(
+        !headers.contains_key("connection"),
+        "the body was read: the connection stays open"
+    );
+    let second_body: Value = serde_json::from_slice(&second_body).unwrap();
+    assert_eq!(second_status, 200, "{second_body}");
+    assert_eq!(second_body, json!({"message": "Hello, Ada!", "env": "dev"}));
+    server.shutdown();
+}
