@@ -411,3 +411,43 @@ async fn the_request_after_an_oversize_one_on_a_keep_alive_connection_is_answere
     assert_eq!(second_body, json!({"message": "Hello, Ada!", "env": "dev"}));
     server.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_root_and_unknown_paths_say_what_is_served_where() {
+    let server = serve(&["hello", "http-api"], &[]).await;
+    let says_what_is_served = |text: &str| {
+        for expected in [
+            "hello",
+            "http-api",
+            "/2015-03-31/functions/<function>",
+            "/<function>/<path>",
+            "/<env>/<route>",
+            "staging",
+        ] {
+            assert!(text.contains(expected), "`{expected}` in:\n{text}");
+        }
+    };
+
+    let (status, headers, body) = get(server.addr(), "/").await;
+    assert_eq!(status, 200);
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    says_what_is_served(&String::from_utf8_lossy(&body));
+
+    for unknown in ["/goodbye/hello/Ada", "/goodbye"] {
+        let (status, _, body) = get(server.addr(), unknown).await;
+        assert_eq!(status, 404, "{unknown}");
+        says_what_is_served(&String::from_utf8_lossy(&body));
+    }
+
+    // An environment's API keeps API Gateway's own answer for a path no route matches.
+    let (status, _, body) = get(server.addr(), "/staging/nowhere").await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap(),
+        json!({"message": "Not Found"})
+    );
+    server.shutdown();
+}

@@ -153,6 +153,7 @@ pub struct Server {
 }
 
 struct Shared {
+    addr: SocketAddr,
     manifest: Option<Manifest>,
     default_env: String,
     shell: Vec<(String, String)>,
@@ -221,6 +222,7 @@ impl Server {
             None => BTreeMap::new(),
         };
         let shared = Arc::new(Shared {
+            addr,
             manifest,
             default_env: options.env.clone(),
             shell: options.app_variables.clone(),
@@ -238,8 +240,10 @@ impl Server {
                 "/2015-03-31/functions/{function}/invocations",
                 post(invoke_api),
             )
+            .route("/", any(index))
             .route("/{function}", any(http_front))
             .route("/{function}/{*path}", any(http_front))
+            .fallback(not_served)
             .with_state(Arc::clone(&shared));
         let task = tokio::spawn(async move {
             let service = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -267,33 +271,7 @@ impl Server {
     /// What is served where, one line each: every function's Invoke API and front, every route
     /// of the app's API per environment, and any function front an environment shadows.
     pub fn start_up_lines(&self) -> Vec<String> {
-        let addr = self.addr;
-        let mut lines = Vec::new();
-        for function in &self.shared.functions {
-            let name = &function.key;
-            let front = match self.shared.apis.contains_key(name) {
-                false => format!("front http://{addr}/{name}/"),
-                true => match self.shared.deployed_name(name) {
-                    Some(deployed) => format!(
-                        "front http://{addr}/{deployed}/ (/{name}/ is environment `{name}`'s API)"
-                    ),
-                    None => format!("no front (/{name}/ is environment `{name}`'s API)"),
-                },
-            };
-            lines.push(format!(
-                "  {name}: POST http://{addr}/2015-03-31/functions/{name}/invocations, {front}"
-            ));
-        }
-        for (env, api) in &self.shared.apis {
-            for (route, index) in api.routes.iter() {
-                let (method, path) = route.display_parts();
-                lines.push(format!(
-                    "  {method} http://{addr}/{env}{path} -> {} ({env})",
-                    self.shared.functions[*index].key
-                ));
-            }
-        }
-        lines
+        self.shared.served_lines()
     }
 
     /// Stops the server and every function process.
@@ -343,6 +321,77 @@ fn environment_apis(
 }
 
 impl Shared {
+    /// What is served here and at which URLs: the answer to `GET /` and, after a line saying
+    /// what was not found, to a path that is not served.
+    fn index(&self) -> String {
+        let addr = self.addr;
+        let functions: Vec<&str> = self.functions.iter().map(|f| f.key.as_str()).collect();
+        let mut text = format!(
+            "cargo xtask serve: a local Lambda on http://{addr}\nfunctions: {}\n",
+            functions.join(", ")
+        );
+        if let Some(manifest) = &self.manifest {
+            let environments: Vec<&str> =
+                manifest.environments.keys().map(String::as_str).collect();
+            text.push_str(&format!(
+                "environments: {} (default: {})\n",
+                environments.join(", "),
+                self.default_env
+            ));
+        }
+        text.push_str(&format!(
+            "URLs:\n  POST /2015-03-31/functions/<function>[:<env alias>]/invocations: the AWS Invoke API \
+             (aws lambda invoke --endpoint-url http://{addr})\n  \
+             <METHOD> /<function>/<path>: one function, sent an HTTP API event for /<path>, in `{}`\n",
+            self.default_env
+        ));
+        let mounted: Vec<&str> = self.apis.keys().map(String::as_str).collect();
+        match mounted.is_empty() {
+            true => text.push_str("  (no /<env>/<route>: no served function has an http route)\n"),
+            false => text.push_str(&format!(
+                "  <METHOD> /<env>/<route>: the app's HTTP API as deployed, for {}\n",
+                mounted.join(", ")
+            )),
+        }
+        text.push_str("served:\n");
+        for line in self.served_lines() {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    }
+
+    /// [`Server::start_up_lines`].
+    fn served_lines(&self) -> Vec<String> {
+        let addr = self.addr;
+        let mut lines = Vec::new();
+        for function in &self.functions {
+            let name = &function.key;
+            let front = match self.apis.contains_key(name) {
+                false => format!("front http://{addr}/{name}/"),
+                true => match self.deployed_name(name) {
+                    Some(deployed) => format!(
+                        "front http://{addr}/{deployed}/ (/{name}/ is environment `{name}`'s API)"
+                    ),
+                    None => format!("no front (/{name}/ is environment `{name}`'s API)"),
+                },
+            };
+            lines.push(format!(
+                "  {name}: POST http://{addr}/2015-03-31/functions/{name}/invocations, {front}"
+            ));
+        }
+        for (env, api) in &self.apis {
+            for (route, index) in api.routes.iter() {
+                let (method, path) = route.display_parts();
+                lines.push(format!(
+                    "  {method} http://{addr}/{env}{path} -> {} ({env})",
+                    self.functions[*index].key
+                ));
+            }
+        }
+        lines
+    }
+
     /// The name `function` is deployed under in the default environment, if the manifest lists it.
     fn deployed_name(&self, function: &str) -> Option<String> {
         let manifest = self.manifest.as_ref()?;
@@ -722,20 +771,30 @@ async fn http_front(
         return deliver(&shared, function, first, request(&route)).await;
     }
     let Some((function, env)) = shared.resolve(first, None) else {
-        let served: Vec<&str> = shared.functions.iter().map(|f| f.key.as_str()).collect();
-        let mounted: Vec<&str> = shared.apis.keys().map(String::as_str).collect();
         return (
             StatusCode::NOT_FOUND,
             format!(
-                "no function or environment `{first}` is served here; functions (/<function>/<path>): {}; \
-                 environments (/<env>/<path>): {}\n",
-                served.join(", "),
-                if mounted.is_empty() { "none with routes".to_owned() } else { mounted.join(", ") }
+                "no function or environment `{first}` is served here\n\n{}",
+                shared.index()
             ),
         )
             .into_response();
     };
     deliver(&shared, function, &env, request(&ApiRoute::default())).await
+}
+
+/// `/`: what is served here.
+async fn index(State(shared): State<Arc<Shared>>) -> String {
+    shared.index()
+}
+
+/// A path nothing is served at.
+async fn not_served(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        format!("nothing is served at {}\n\n{}", uri.path(), shared.index()),
+    )
+        .into_response()
 }
 
 /// Invokes `function` in `env` with an HTTP API `event` and turns its answer into API Gateway's
