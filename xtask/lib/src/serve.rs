@@ -10,6 +10,12 @@
 //!   `aws lambda invoke --endpoint-url http://127.0.0.1:9000` work against it. `<name>` is the
 //!   manifest's function key, its deployed name, or an ARN; the qualifier is an environment's
 //!   alias, which selects the environment as the deployed function sees it.
+//! - **Request bodies** are read here, not by axum's extractors (whose 2 MiB default would answer
+//!   `413 text/plain`): up to [`MAX_BODY_BYTES`] they reach the emulator, which refuses an event
+//!   over Lambda's 6 MB with `RequestTooLargeException`; a larger body gets the same refusal
+//!   (API Gateway's `413 {"message":"Request Entity Too Large"}` on the HTTP fronts). An
+//!   oversize body is read to its end (up to [`MAX_DRAIN_BYTES`], else `Connection: close`), so
+//!   a keep-alive client's next request on the connection is answered.
 //! - **The app's HTTP API**: `<METHOD> /<env>/<path>?<query>` is the request
 //!   `https://<api>/<env>/<path>` as deployed ([`app_api`]): matched against the `http` routes
 //!   of the served functions in `<env>` ([`routes`] has API Gateway's precedence) and delivered
@@ -28,6 +34,8 @@
 //!   alias); the Invoke API's qualifier and the app's API's `/<env>` choose any other. Each
 //!   environment's variables are exactly `cargo xtask invoke`'s ([`invoke::Plan`]): the
 //!   manifest's, with the shell's `APP_*` on top.
+//! - **`/`** says what is served here (functions, environments, the URL forms, every route); a
+//!   path that names no function or environment gets the same text with a 404.
 //! - **`--watch`**: a change to a `.rs` or `Cargo.toml` file of a workspace member rebuilds the
 //!   served functions; a function whose binary changed is restarted (its next invocation is a cold
 //!   start of the new build), without restarting the server. A failed build keeps the old one.
