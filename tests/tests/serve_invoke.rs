@@ -269,3 +269,212 @@ async fn http_front_turns_requests_into_http_api_events() {
     );
     server.shutdown();
 }
+
+async fn post(
+    addr: SocketAddr,
+    path: &str,
+    body: Vec<u8>,
+) -> (http::StatusCode, http::HeaderMap, Vec<u8>) {
+    let client = HttpClient::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
+    let request = http::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes().to_vec();
+    (parts.status, parts.headers, body)
+}
+
+/// `{"name":"xxx…"}`, `size` bytes in all.
+fn name_event(size: usize) -> Vec<u8> {
+    let name = "x".repeat(size - r#"{"name":""}"#.len());
+    let event = format!(r#"{{"name":"{name}"}}"#).into_bytes();
+    assert_eq!(event.len(), size);
+    event
+}
+
+/// Lambda's `RequestTooLargeException`: HTTP 413, the type in `X-Amzn-ErrorType`, JSON body.
+fn assert_request_too_large(status: http::StatusCode, headers: &http::HeaderMap, body: &[u8]) {
+    let text = String::from_utf8_lossy(body);
+    assert_eq!(status, 413, "{text}");
+    assert_eq!(headers["x-amzn-errortype"], "RequestTooLargeException");
+    assert_eq!(headers["content-type"], "application/json");
+    let body: Value = serde_json::from_slice(body).unwrap_or_else(|_| panic!("JSON: {text}"));
+    assert_eq!(body["Type"], "User", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("6291456"),
+        "names Lambda's limit: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invoke_api_takes_events_up_to_lambdas_limit_and_refuses_larger_as_lambda_does() {
+    let server = serve(&["hello"], &[("APP_API_KEY", "test-key")]).await;
+    let path = "/2015-03-31/functions/hello:staging/invocations";
+
+    // 3,000,000 bytes: over axum's default 2 MiB, under Lambda's 6 MB.
+    let (status, _, body) = post(server.addr(), path, name_event(3_000_000)).await;
+    assert_eq!(
+        status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&body[..body.len().min(300)])
+    );
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    let name = "x".repeat(3_000_000 - r#"{"name":""}"#.len());
+    assert_eq!(
+        body,
+        json!({"message": format!("Hello from staging, {name}!"), "env": "staging"})
+    );
+
+    // Over Lambda's limit: the emulator's refusal, as Lambda's Invoke API answers it.
+    let (status, headers, body) = post(server.addr(), path, name_event(7_000_000)).await;
+    assert_request_too_large(status, &headers, &body);
+    assert!(
+        String::from_utf8_lossy(&body).contains("7000000"),
+        "says the size sent"
+    );
+    server.shutdown();
+}
+
+/// One HTTP/1.1 response read off `stream`: status, lower-case headers, body (`Content-Length`).
+async fn read_response(
+    stream: &mut tokio::net::TcpStream,
+    buffer: &mut Vec<u8>,
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use tokio::io::AsyncReadExt as _;
+    loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+            let mut lines = head.split("\r\n");
+            let status = lines
+                .next()
+                .unwrap()
+                .split(' ')
+                .nth(1)
+                .unwrap()
+                .parse()
+                .unwrap();
+            let headers: Vec<(String, String)> = lines
+                .map(|line| {
+                    let (name, value) = line.split_once(':').unwrap();
+                    (name.trim().to_ascii_lowercase(), value.trim().to_owned())
+                })
+                .collect();
+            let length: usize = headers
+                .iter()
+                .find(|(name, _)| name == "content-length")
+                .map_or(0, |(_, value)| value.parse().unwrap());
+            if buffer.len() >= end + 4 + length {
+                let body = buffer[end + 4..end + 4 + length].to_vec();
+                buffer.drain(..end + 4 + length);
+                return (status, headers, body);
+            }
+        }
+        let mut chunk = [0; 65536];
+        let read = stream.read(&mut chunk).await.unwrap();
+        assert!(
+            read > 0,
+            "the server closed the connection; unanswered: {}",
+            String::from_utf8_lossy(buffer)
+        );
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_request_after_an_oversize_one_on_a_keep_alive_connection_is_answered() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = serve(&["hello"], &[("APP_API_KEY", "test-key")]).await;
+    let path = "/2015-03-31/functions/hello/invocations";
+    let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let request = |body: &[u8]| {
+        let mut request = format!(
+            "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            server.addr(),
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        request
+    };
+    // Far over Lambda's limit (and over what serve keeps), then a small one on the same connection.
+    let exchange = async {
+        stream
+            .write_all(&request(&name_event(10_000_000)))
+            .await
+            .unwrap();
+        stream
+            .write_all(&request(br#"{"name":"Ada"}"#))
+            .await
+            .unwrap();
+        let mut buffer = Vec::new();
+        let first = read_response(&mut stream, &mut buffer).await;
+        let second = read_response(&mut stream, &mut buffer).await;
+        (first, second)
+    };
+    let ((status, headers, body), (second_status, _, second_body)) =
+        tokio::time::timeout(std::time::Duration::from_secs(60), exchange)
+            .await
+            .expect("both requests answered within a minute");
+
+    let headers: http::HeaderMap = headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(value).unwrap(),
+            )
+        })
+        .collect();
+    assert_request_too_large(http::StatusCode::from_u16(status).unwrap(), &headers, &body);
+    assert!(
+        !headers.contains_key("connection"),
+        "the body was read: the connection stays open"
+    );
+    let second_body: Value = serde_json::from_slice(&second_body).unwrap();
+    assert_eq!(second_status, 200, "{second_body}");
+    assert_eq!(second_body, json!({"message": "Hello, Ada!", "env": "dev"}));
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_root_and_unknown_paths_say_what_is_served_where() {
+    let server = serve(&["hello", "http-api"], &[]).await;
+    let says_what_is_served = |text: &str| {
+        for expected in [
+            "hello",
+            "http-api",
+            "/2015-03-31/functions/<function>",
+            "/<function>/<path>",
+            "/<env>/<route>",
+            "staging",
+        ] {
+            assert!(text.contains(expected), "`{expected}` in:\n{text}");
+        }
+    };
+
+    let (status, headers, body) = get(server.addr(), "/").await;
+    assert_eq!(status, 200);
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    says_what_is_served(&String::from_utf8_lossy(&body));
+
+    for unknown in ["/goodbye/hello/Ada", "/goodbye"] {
+        let (status, _, body) = get(server.addr(), unknown).await;
+        assert_eq!(status, 404, "{unknown}");
+        says_what_is_served(&String::from_utf8_lossy(&body));
+    }
+
+    // An environment's API keeps API Gateway's own answer for a path no route matches.
+    let (status, _, body) = get(server.addr(), "/staging/nowhere").await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap(),
+        json!({"message": "Not Found"})
+    );
+    server.shutdown();
+}

@@ -10,6 +10,12 @@
 //!   `aws lambda invoke --endpoint-url http://127.0.0.1:9000` work against it. `<name>` is the
 //!   manifest's function key, its deployed name, or an ARN; the qualifier is an environment's
 //!   alias, which selects the environment as the deployed function sees it.
+//! - **Request bodies** are read here, not by axum's extractors (whose 2 MiB default would answer
+//!   `413 text/plain`): up to [`MAX_BODY_BYTES`] they reach the emulator, which refuses an event
+//!   over Lambda's 6 MB with `RequestTooLargeException`; a larger body gets the same refusal
+//!   (API Gateway's `413 {"message":"Request Entity Too Large"}` on the HTTP fronts). An
+//!   oversize body is read to its end (up to [`MAX_DRAIN_BYTES`], else `Connection: close`), so
+//!   a keep-alive client's next request on the connection is answered.
 //! - **The app's HTTP API**: `<METHOD> /<env>/<path>?<query>` is the request
 //!   `https://<api>/<env>/<path>` as deployed ([`app_api`]): matched against the `http` routes
 //!   of the served functions in `<env>` ([`routes`] has API Gateway's precedence) and delivered
@@ -28,6 +34,8 @@
 //!   alias); the Invoke API's qualifier and the app's API's `/<env>` choose any other. Each
 //!   environment's variables are exactly `cargo xtask invoke`'s ([`invoke::Plan`]): the
 //!   manifest's, with the shell's `APP_*` on top.
+//! - **`/`** says what is served here (functions, environments, the URL forms, every route); a
+//!   path that names no function or environment gets the same text with a 404.
 //! - **`--watch`**: a change to a `.rs` or `Cargo.toml` file of a workspace member rebuilds the
 //!   served functions; a function whose binary changed is restarted (its next invocation is a cold
 //!   start of the new build), without restarting the server. A failed build keeps the old one.
@@ -51,7 +59,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use axum::Router;
 use base64::Engine as _;
-use lambda_stage_emulator::{Emulator, FunctionConfig, Invocation, InvokeError, Logs, Outcome};
+use http_body_util::BodyExt as _;
+use lambda_stage_emulator::{
+    Emulator, FunctionConfig, Invocation, InvokeError, Logs, Outcome, MAX_REQUEST_BYTES,
+};
 use lambda_stage_events::ApiRoute;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -64,6 +75,11 @@ use crate::workspace;
 
 /// The port `serve` listens on by default (the one cargo-lambda and SAM use too).
 pub const DEFAULT_PORT: u16 = 9000;
+
+/// The largest request body `serve` reads: Lambda's request limit plus 1 MiB, so that a body
+/// just over the limit still reaches the emulator, which refuses it with its exact size. A larger
+/// body gets the same refusal (Lambda's `RequestTooLargeException`) without being kept.
+pub const MAX_BODY_BYTES: usize = MAX_REQUEST_BYTES + 1024 * 1024;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -145,6 +161,7 @@ pub struct Server {
 }
 
 struct Shared {
+    addr: SocketAddr,
     manifest: Option<Manifest>,
     default_env: String,
     shell: Vec<(String, String)>,
@@ -216,6 +233,7 @@ impl Server {
             None => BTreeMap::new(),
         };
         let shared = Arc::new(Shared {
+            addr,
             manifest,
             default_env: options.env.clone(),
             shell: options.app_variables.clone(),
@@ -233,8 +251,10 @@ impl Server {
                 "/2015-03-31/functions/{function}/invocations",
                 post(invoke_api),
             )
+            .route("/", any(index))
             .route("/{function}", any(http_front))
             .route("/{function}/{*path}", any(http_front))
+            .fallback(not_served)
             .with_state(Arc::clone(&shared));
         let task = tokio::spawn(async move {
             let service = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -262,33 +282,7 @@ impl Server {
     /// What is served where, one line each: every function's Invoke API and front, every route
     /// of the app's API per environment, and any function front an environment shadows.
     pub fn start_up_lines(&self) -> Vec<String> {
-        let addr = self.addr;
-        let mut lines = Vec::new();
-        for function in &self.shared.functions {
-            let name = &function.key;
-            let front = match self.shared.apis.contains_key(name) {
-                false => format!("front http://{addr}/{name}/"),
-                true => match self.shared.deployed_name(name) {
-                    Some(deployed) => format!(
-                        "front http://{addr}/{deployed}/ (/{name}/ is environment `{name}`'s API)"
-                    ),
-                    None => format!("no front (/{name}/ is environment `{name}`'s API)"),
-                },
-            };
-            lines.push(format!(
-                "  {name}: POST http://{addr}/2015-03-31/functions/{name}/invocations, {front}"
-            ));
-        }
-        for (env, api) in &self.shared.apis {
-            for (route, index) in api.routes.iter() {
-                let (method, path) = route.display_parts();
-                lines.push(format!(
-                    "  {method} http://{addr}/{env}{path} -> {} ({env})",
-                    self.shared.functions[*index].key
-                ));
-            }
-        }
-        lines
+        self.shared.served_lines()
     }
 
     /// Stops the server and every function process.
@@ -338,6 +332,77 @@ fn environment_apis(
 }
 
 impl Shared {
+    /// What is served here and at which URLs: the answer to `GET /` and, after a line saying
+    /// what was not found, to a path that is not served.
+    fn index(&self) -> String {
+        let addr = self.addr;
+        let functions: Vec<&str> = self.functions.iter().map(|f| f.key.as_str()).collect();
+        let mut text = format!(
+            "cargo xtask serve: a local Lambda on http://{addr}\nfunctions: {}\n",
+            functions.join(", ")
+        );
+        if let Some(manifest) = &self.manifest {
+            let environments: Vec<&str> =
+                manifest.environments.keys().map(String::as_str).collect();
+            text.push_str(&format!(
+                "environments: {} (default: {})\n",
+                environments.join(", "),
+                self.default_env
+            ));
+        }
+        text.push_str(&format!(
+            "URLs:\n  POST /2015-03-31/functions/<function>[:<env alias>]/invocations: the AWS Invoke API \
+             (aws lambda invoke --endpoint-url http://{addr})\n  \
+             <METHOD> /<function>/<path>: one function, sent an HTTP API event for /<path>, in `{}`\n",
+            self.default_env
+        ));
+        let mounted: Vec<&str> = self.apis.keys().map(String::as_str).collect();
+        match mounted.is_empty() {
+            true => text.push_str("  (no /<env>/<route>: no served function has an http route)\n"),
+            false => text.push_str(&format!(
+                "  <METHOD> /<env>/<route>: the app's HTTP API as deployed, for {}\n",
+                mounted.join(", ")
+            )),
+        }
+        text.push_str("served:\n");
+        for line in self.served_lines() {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    }
+
+    /// [`Server::start_up_lines`].
+    fn served_lines(&self) -> Vec<String> {
+        let addr = self.addr;
+        let mut lines = Vec::new();
+        for function in &self.functions {
+            let name = &function.key;
+            let front = match self.apis.contains_key(name) {
+                false => format!("front http://{addr}/{name}/"),
+                true => match self.deployed_name(name) {
+                    Some(deployed) => format!(
+                        "front http://{addr}/{deployed}/ (/{name}/ is environment `{name}`'s API)"
+                    ),
+                    None => format!("no front (/{name}/ is environment `{name}`'s API)"),
+                },
+            };
+            lines.push(format!(
+                "  {name}: POST http://{addr}/2015-03-31/functions/{name}/invocations, {front}"
+            ));
+        }
+        for (env, api) in &self.apis {
+            for (route, index) in api.routes.iter() {
+                let (method, path) = route.display_parts();
+                lines.push(format!(
+                    "  {method} http://{addr}/{env}{path} -> {} ({env})",
+                    self.functions[*index].key
+                ));
+            }
+        }
+        lines
+    }
+
     /// The name `function` is deployed under in the default environment, if the manifest lists it.
     fn deployed_name(&self, function: &str) -> Option<String> {
         let manifest = self.manifest.as_ref()?;
@@ -428,8 +493,17 @@ async fn invoke_api(
     UrlPath(function): UrlPath<String>,
     Query(query): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
-    payload: Bytes,
+    body: Body,
 ) -> Response {
+    let payload = match read_body(body).await {
+        Ok(payload) => payload,
+        Err(err) => {
+            return err.answer(|read| {
+                let size = content_length(&headers).unwrap_or(read);
+                invoke_error(&InvokeError::RequestTooLarge { size })
+            })
+        }
+    };
     let (name, name_qualifier) = parse_function_name(&function);
     let qualifier = query
         .get("Qualifier")
@@ -550,6 +624,81 @@ async fn invoke_api(
     response
 }
 
+/// How much of an oversize body `serve` reads (and discards) so that the connection stays in
+/// step and a keep-alive client's next request on it is answered. Past this, the refusal closes
+/// the connection (`Connection: close`) instead.
+pub const MAX_DRAIN_BYTES: usize = 64 * 1024 * 1024;
+
+/// Why a request body was not read.
+enum BodyError {
+    /// Over [`MAX_BODY_BYTES`]: `size` bytes read; `drained`: the whole body was read.
+    TooLarge { size: usize, drained: bool },
+    /// The body could not be read (the client went away, or sent a broken body).
+    Unreadable,
+}
+
+impl BodyError {
+    /// The answer to the request: `too_large` for an oversize body, else `400`. Unless the whole
+    /// body was read, the answer says `Connection: close`, and the server closes the connection
+    /// after it: the client must not send its next request there.
+    fn answer(self, too_large: impl FnOnce(usize) -> Response) -> Response {
+        match self {
+            BodyError::TooLarge { size, drained } => {
+                let mut response = too_large(size);
+                if !drained {
+                    response
+                        .headers_mut()
+                        .insert("connection", HeaderValue::from_static("close"));
+                }
+                response
+            }
+            BodyError::Unreadable => (
+                StatusCode::BAD_REQUEST,
+                [("connection", "close")],
+                "could not read the request body\n",
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// The request body, or [`BodyError::TooLarge`] past [`MAX_BODY_BYTES`] (axum's own limit would
+/// answer `413 text/plain`, which no AWS client understands). An oversize body is read to its
+/// end, up to [`MAX_DRAIN_BYTES`], without being kept: answering before the client has sent it
+/// all would leave the rest of it where the connection's next request should be.
+async fn read_body(mut body: Body) -> Result<Bytes, BodyError> {
+    let mut payload = Vec::new();
+    let mut size = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyError::Unreadable)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        size += data.len();
+        if size <= MAX_BODY_BYTES {
+            payload.extend_from_slice(&data);
+        } else if size > MAX_DRAIN_BYTES {
+            return Err(BodyError::TooLarge {
+                size,
+                drained: false,
+            });
+        } else {
+            payload = Vec::new();
+        }
+    }
+    if size > MAX_BODY_BYTES {
+        return Err(BodyError::TooLarge {
+            size,
+            drained: true,
+        });
+    }
+    Ok(Bytes::from(payload))
+}
+
+fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers.get("content-length")?.to_str().ok()?.parse().ok()
+}
+
 fn invoke_error(err: &InvokeError) -> Response {
     match err {
         InvokeError::RequestTooLarge { .. } => aws_error(
@@ -582,8 +731,21 @@ async fn http_front(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        // API Gateway's own answer to a body over its limit.
+        Err(err) => {
+            return err.answer(|_| {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    axum::Json(json!({ "message": "Request Entity Too Large" })),
+                )
+                    .into_response()
+            })
+        }
+    };
     let path = uri.path().trim_start_matches('/');
     let (first, rest) = path.split_once('/').unwrap_or((path, ""));
     let rest = format!("/{rest}");
@@ -620,20 +782,30 @@ async fn http_front(
         return deliver(&shared, function, first, request(&route)).await;
     }
     let Some((function, env)) = shared.resolve(first, None) else {
-        let served: Vec<&str> = shared.functions.iter().map(|f| f.key.as_str()).collect();
-        let mounted: Vec<&str> = shared.apis.keys().map(String::as_str).collect();
         return (
             StatusCode::NOT_FOUND,
             format!(
-                "no function or environment `{first}` is served here; functions (/<function>/<path>): {}; \
-                 environments (/<env>/<path>): {}\n",
-                served.join(", "),
-                if mounted.is_empty() { "none with routes".to_owned() } else { mounted.join(", ") }
+                "no function or environment `{first}` is served here\n\n{}",
+                shared.index()
             ),
         )
             .into_response();
     };
     deliver(&shared, function, &env, request(&ApiRoute::default())).await
+}
+
+/// `/`: what is served here.
+async fn index(State(shared): State<Arc<Shared>>) -> String {
+    shared.index()
+}
+
+/// A path nothing is served at.
+async fn not_served(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        format!("nothing is served at {}\n\n{}", uri.path(), shared.index()),
+    )
+        .into_response()
 }
 
 /// Invokes `function` in `env` with an HTTP API `event` and turns its answer into API Gateway's
