@@ -181,6 +181,7 @@ impl Sandbox {
         command
             .env_clear()
             .envs(host_variables())
+            .envs(OVERRIDABLE_DEFAULTS.iter().copied())
             .envs(&config.env)
             .envs(lambda_variables(config, &address.to_string(), &task_root))
             .current_dir(&task_root)
@@ -463,13 +464,14 @@ fn lambda_variables(
         ("LAMBDA_TASK_ROOT", task_root.clone()),
         ("LAMBDA_RUNTIME_DIR", task_root),
         ("_HANDLER", "bootstrap".to_owned()),
-        ("TZ", ":UTC".to_owned()),
         // Lambda has no instance metadata service: an AWS SDK without credentials must fail at
         // once instead of probing 169.254.169.254 from a developer's machine.
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ("LANG", "en_US.UTF-8".to_owned()),
     ]
 }
+
+/// What Lambda sets but lets a function's own variables override.
+const OVERRIDABLE_DEFAULTS: &[(&str, &str)] = &[("TZ", ":UTC"), ("LANG", "en_US.UTF-8")];
 
 fn host_variables() -> impl Iterator<Item = (String, String)> {
     std::env::vars().filter(|(key, _)| {

@@ -382,15 +382,34 @@ async fn restart_cold_starts_and_shutdown_stops() {
     ));
 }
 
+/// Lambda sets `TZ` and `LANG` but lets a function override them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_may_set_its_own_time_zone_and_locale() {
+    let emulator = chaos(|config| {
+        config.env = BTreeMap::from([
+            ("TZ".into(), "Europe/Paris".into()),
+            ("LANG".into(), "C.UTF-8".into()),
+        ]);
+    });
+    let env = &response(invoke(&emulator, json!({"echo": true})).await)["env"];
+    assert_eq!(env["TZ"], "Europe/Paris");
+    assert_eq!(env["LANG"], "C.UTF-8");
+    emulator.shutdown();
+}
+
+/// The emulator refuses exactly what Lambda (and so the manifest) refuses: one list.
 #[test]
 fn reserved_variables_are_refused() {
-    let mut config = FunctionConfig::new("chaos", "/bin/true");
-    config.env.insert("AWS_REGION".into(), "eu-west-1".into());
-    let err = Emulator::start(config).unwrap_err();
-    assert!(
-        matches!(err, ConfigError::ReservedVariable { ref variable, .. } if variable == "AWS_REGION")
-    );
-    assert!(err.to_string().contains("AWS_REGION"));
+    for name in lambda_stage_names::variables::RESERVED_BY_LAMBDA {
+        let mut config = FunctionConfig::new("chaos", "/bin/true");
+        config.env.insert((*name).into(), "x".into());
+        let err = Emulator::start(config).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::ReservedVariable { ref variable, .. } if variable == name),
+            "{name}: {err}"
+        );
+        assert!(err.to_string().contains(name));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -91,11 +91,16 @@ impl Aws {
 }
 
 fn start(api: &RuntimeApi, aws: &Aws, vars: &[(&str, &str)]) -> Function {
-    let hello = binary_with_features("hello", "dev", "secrets").expect("hello builds");
+    start_package("hello", api, aws, vars)
+}
+
+/// `package` built with its `secrets` feature, started with `aws`'s endpoint and `vars`.
+fn start_package(package: &str, api: &RuntimeApi, aws: &Aws, vars: &[(&str, &str)]) -> Function {
+    let binary = binary_with_features(package, "dev", "secrets").expect("the function builds");
     let mut all: Vec<(String, String)> = aws.vars();
     all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let borrowed: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    Function::start(&hello, api.address(), &borrowed).expect("hello starts")
+    Function::start(&binary, api.address(), &borrowed).expect("the function starts")
 }
 
 fn assert_never_shows(secret: &str, output: &Output, also: &[String]) {
@@ -114,15 +119,16 @@ async fn hello(api: &RuntimeApi, alias: &str) -> Outcome {
         .expect("invocation answered")
 }
 
+/// `many-secrets` declares 24 fields: 23 SSM references among them take three `GetParameters`
+/// calls, and a reference in a variable no field reads is neither fetched nor a failure.
 #[tokio::test]
-async fn multi_stack_resolves_every_reference_at_init_in_few_calls() {
+async fn multi_stack_resolves_every_declared_reference_at_init_in_few_calls() {
     let aws = Aws::start().await;
     let secret = canary();
     aws.parameter("/app/prod/api-key", &secret).await;
     aws.secret(
         "app/prod/config",
-        &json!({ "greeting": "Hello from Secrets Manager", "shout": true, "token": secret })
-            .to_string(),
+        &json!({ "greeting": "Hello from Secrets Manager", "token": secret }).to_string(),
     )
     .await;
     let mut vars = vec![
@@ -132,29 +138,35 @@ async fn multi_stack_resolves_every_reference_at_init_in_few_calls() {
             "APP_GREETING".to_owned(),
             "secretsmanager:app/prod/config#greeting".to_owned(),
         ),
+        // No field reads it, and the parameter does not exist: it must not matter.
         (
-            "APP_SHOUT".to_owned(),
-            "secretsmanager:app/prod/config#shout".to_owned(),
+            "APP_UNRELATED".to_owned(),
+            "ssm:/someone/elses/parameter".to_owned(),
         ),
     ];
-    // 22 more parameters: 23 SSM references in all, so three GetParameters calls.
-    for i in 0..22 {
-        let name = format!("/app/prod/extra-{i}");
-        aws.parameter(&name, &format!("{secret}-{i}")).await;
-        vars.push((format!("APP_EXTRA_{i}"), format!("ssm:{name}")));
+    // 22 token fields: 23 SSM references in all, so three GetParameters calls.
+    let mut token_bytes = 0;
+    for i in 1..=22 {
+        let name = format!("/app/prod/token-{i}");
+        let value = format!("{secret}-{i}");
+        token_bytes += value.len();
+        aws.parameter(&name, &value).await;
+        vars.push((format!("APP_TOKEN_{i:02}"), format!("ssm:{name}")));
     }
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
 
     let api = RuntimeApi::start().await.unwrap();
-    let function = start(&api, &aws, &vars);
+    let function = start_package("many-secrets", &api, &aws, &vars);
     let mut outcomes = Vec::new();
     for _ in 0..3 {
         let outcome = hello(&api, "live").await;
         assert_eq!(
             outcome,
             Outcome::Response(json!({
-                "message": "HELLO FROM SECRETS MANAGER, ADA!",
-                "env": "prod"
+                "message": "Hello from Secrets Manager, Ada!",
+                "api_key_bytes": secret.len(),
+                "tokens": 22,
+                "token_bytes": token_bytes,
             }))
         );
         outcomes.push(format!("{outcome:?}"));
@@ -171,6 +183,11 @@ async fn multi_stack_resolves_every_reference_at_init_in_few_calls() {
     assert!(
         output.stderr.contains("resolved secret references"),
         "{}",
+        output.stderr
+    );
+    assert!(
+        !output.all().contains("someone/elses"),
+        "the undeclared reference was touched: {}",
         output.stderr
     );
     assert_never_shows(&secret, &output, &outcomes);
@@ -391,4 +408,51 @@ async fn the_canary_is_nowhere_in_the_binary_or_the_repository() {
         "git grep found the canary in: {}",
         String::from_utf8_lossy(&grep.stdout)
     );
+}
+
+/// `#[tokio::main(flavor = "current_thread")]`: an environment's references are resolved on its
+/// first invocation by every runner, awaited, with no thread blocked for them.
+#[tokio::test]
+async fn every_runner_resolves_references_on_a_current_thread_runtime() {
+    let aws = Aws::start().await;
+    let secret = canary();
+    aws.parameter("/app/staging/api-key", &secret).await;
+    let overrides = lambda_stage_events::Overrides {
+        path: Some("/echo".to_owned()),
+        ..Default::default()
+    };
+    let http_echo = lambda_stage_events::build("apigw-http", &overrides).unwrap();
+    for (runner, event) in [
+        ("event", json!({ "do": "echo" })),
+        ("http", http_echo.clone()),
+        ("router", http_echo),
+    ] {
+        let api = RuntimeApi::start().await.unwrap();
+        let function = start_package(
+            "stage-probe",
+            &api,
+            &aws,
+            &[
+                ("PROBE_RUNNER", runner),
+                ("PROBE_FLAVOR", "current_thread"),
+                ("APP_GREETING", "Hi"),
+                ("APP_STAGING__API_KEY", "ssm:/app/staging/api-key"),
+            ],
+        );
+        let outcome = api
+            .invoke(&format!("{ARN}:staging"), event)
+            .await
+            .expect("invocation answered");
+        let Outcome::Response(reply) = &outcome else {
+            panic!("{runner}: {outcome:?}");
+        };
+        let reply = match reply.get("body") {
+            Some(body) => serde_json::from_str(body.as_str().unwrap()).unwrap(),
+            None => reply.clone(),
+        };
+        assert_eq!(reply["env"], "staging", "{runner}: {reply}");
+        assert_eq!(reply["api_key_len"], secret.len(), "{runner}: {reply}");
+        let output = function.stop().await.unwrap();
+        assert_never_shows(&secret, &output, &[format!("{outcome:?}")]);
+    }
 }

@@ -20,7 +20,8 @@ pub struct Args {
 pub enum Benchmark {
     /// `cargo xtask build` vs `cargo lambda build`: clean, no-change and touched rebuilds, zip sizes.
     Build,
-    /// hello vs a bare lambda_runtime function: exec to first `/next`, binary size.
+    /// hello vs `cargo lambda new`'s template and a bare lambda_runtime function: exec to first
+    /// `/next`, binary size.
     Coldstart,
     /// Invoke round trip and throughput of `serve` vs cargo-lambda's `watch`, 1 and 8 clients.
     Emulator,

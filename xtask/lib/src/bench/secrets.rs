@@ -1,10 +1,12 @@
 //! `cargo xtask bench secrets`: the init time that resolving secret references adds, against
 //! moto's SSM and Secrets Manager on 127.0.0.1, all measured in the same run.
 //!
-//! Cold start = exec of `hello` (multi-stack, so references resolve during init) to its first
-//! `GET /runtime/invocation/next`. Variants: without the `secrets` feature; with it but no
-//! references; 1 SSM reference; 20 SSM references (batched: 2 `GetParameters`); 20 Secrets
-//! Manager references (one `GetSecretValue` each, concurrent). Beside them, the same 20
+//! Cold start = exec of `many-secrets` (a test function whose config declares 24 fields;
+//! multi-stack, so references resolve during init) to its first `GET /runtime/invocation/next`.
+//! Variants: without the `secrets` feature; with it but no references; 1 SSM reference; 20 SSM
+//! references, one per field (batched: 2 `GetParameters`); 20 Secrets Manager references (one
+//! `GetSecretValue` each, concurrent). Only the fields a config declares are resolved, so every
+//! reference here is one the function reads. Beside them, the same 20
 //! parameters fetched in-process one `GetParameter` call at a time (what a naive loader pays)
 //! and in 2 batched calls.
 
@@ -22,6 +24,8 @@ use crate::{tools, workspace};
 /// Cold starts per variant, interleaved so drift hits every variant alike.
 const ROUNDS: usize = 15;
 const REFERENCES: usize = 20;
+/// The function measured: its config declares a field for every reference.
+const PACKAGE: &str = "many-secrets";
 const REGION: &str = "eu-west-1";
 
 pub fn run() -> anyhow::Result<()> {
@@ -77,7 +81,7 @@ pub fn run() -> anyhow::Result<()> {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         vars.push(("APP_API_KEY".to_owned(), make(0)));
-        vars.extend((1..count).map(|i| (format!("APP_EXTRA_{i}"), make(i))));
+        vars.extend((1..count).map(|i| (format!("APP_TOKEN_{i:02}"), make(i))));
         vars
     };
     let ssm_ref = |i: usize| format!("ssm:/bench/p{i}");
@@ -138,7 +142,7 @@ pub fn run() -> anyhow::Result<()> {
     }
 
     println!(
-        "exec -> first /next, {ROUNDS} cold starts each (dev build of hello, moto on 127.0.0.1)"
+        "exec -> first /next, {ROUNDS} cold starts each (dev build of {PACKAGE}, moto on 127.0.0.1)"
     );
     let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
     let base = medians[1];
@@ -172,18 +176,18 @@ pub fn run() -> anyhow::Result<()> {
 /// One measured configuration: a label, the binary and its variables.
 type Variant<'a> = (&'a str, &'a Path, Vec<(String, String)>);
 
-/// Builds `hello` (dev profile) with `features`, copied aside so the variants coexist.
+/// Builds [`PACKAGE`] (dev profile) with `features`, copied aside so the variants coexist.
 fn build(root: &Path, features: &str) -> anyhow::Result<PathBuf> {
     let status = Command::new(workspace::cargo())
         .current_dir(root)
-        .args(["build", "--quiet", "-p", "hello", "--features", features])
+        .args(["build", "--quiet", "-p", PACKAGE, "--features", features])
         .status()
-        .context("could not run cargo build -p hello")?;
+        .with_context(|| format!("could not run cargo build -p {PACKAGE}"))?;
     if !status.success() {
-        bail!("cargo build -p hello --features '{features}' failed (see cargo's output above)");
+        bail!("cargo build -p {PACKAGE} --features '{features}' failed (see cargo's output above)");
     }
-    let built = workspace::target_dir(root).join("debug").join("hello");
-    let copy = built.with_file_name(format!("hello-bench-{}", features.replace(',', "+")));
+    let built = workspace::target_dir(root).join("debug").join(PACKAGE);
+    let copy = built.with_file_name(format!("{PACKAGE}-bench-{}", features.replace(',', "+")));
     std::fs::copy(&built, &copy).with_context(|| format!("could not copy {}", built.display()))?;
     Ok(copy)
 }

@@ -114,7 +114,10 @@ async fn promote_single(
         // The version froze every environment's variables when it was published: it must
         // carry the target's configuration.
         let vars = engine::variables_of(&config);
-        let served = vars.get("LAMBDA_STAGE_ENVS").cloned().unwrap_or_default();
+        let served = vars
+            .get(lambda_stage_names::variables::ENVS)
+            .cloned()
+            .unwrap_or_default();
         if !served.split(',').any(|a| a == alias) {
             problems.push(format!(
                 "version {version} of `{name}` was published without environment `{}` \

@@ -37,32 +37,16 @@ pub const DEFAULT_MULTI_STACK_NAME: &str = "{app}-{function}-{env}";
 /// Lambda's cap on the total size of a function's environment variables (keys plus values).
 pub const MAX_VARIABLES_BYTES: usize = 4096;
 
-/// Names Lambda sets itself and refuses in a function's configuration.
-pub const RESERVED_LAMBDA_VARIABLES: &[&str] = &[
-    "_HANDLER",
-    "_X_AMZN_TRACE_ID",
-    "AWS_REGION",
-    "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE",
-    "AWS_LAMBDA_LOG_GROUP_NAME",
-    "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API",
-    "LAMBDA_TASK_ROOT",
-    "LAMBDA_RUNTIME_DIR",
-    "TZ",
-];
+/// Names Lambda sets itself and refuses in a function's configuration (the emulator's list too).
+pub use lambda_stage_names::variables::RESERVED_BY_LAMBDA as RESERVED_LAMBDA_VARIABLES;
 
 /// Variables lambda-stage sets itself (see [`Manifest::function_variables`]).
-pub const RESERVED_STAGE_VARIABLES: &[&str] = &["LAMBDA_STAGE_ENV", "LAMBDA_STAGE_ENVS"];
+pub use lambda_stage_names::variables::SET_BY_DEPLOY as RESERVED_STAGE_VARIABLES;
 
 /// Prefixes of a secret reference, resolved by the framework at cold start.
-pub const SECRET_REFERENCE_PREFIXES: &[&str] = &["ssm:", "secretsmanager:"];
+pub use lambda_stage_names::reference::PREFIXES as SECRET_REFERENCE_PREFIXES;
+
+use lambda_stage_names::variables::{ENV as STAGE_ENV_VAR, ENVS as STAGE_ENVS_VAR};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -425,7 +409,7 @@ impl Manifest {
             Strategy::MultiStack => {
                 self.require_environment(env)?;
                 vars.extend(self.env_function_vars(function, env));
-                vars.insert("LAMBDA_STAGE_ENV".to_owned(), env.to_owned());
+                vars.insert(STAGE_ENV_VAR.to_owned(), env.to_owned());
             }
             Strategy::SingleStack => {
                 let names = self.environment_names(env);
@@ -443,7 +427,7 @@ impl Manifest {
                     }
                 }
                 let aliases: Vec<String> = names.iter().map(|e| self.alias(e)).collect();
-                vars.insert("LAMBDA_STAGE_ENVS".to_owned(), aliases.join(","));
+                vars.insert(STAGE_ENVS_VAR.to_owned(), aliases.join(","));
             }
         }
         Ok(vars)
@@ -1020,6 +1004,36 @@ mod tests {
             err.contains(":8:1: `environments.prod.vars.AWS_REGION`: `AWS_REGION` is reserved"),
             "{err}"
         );
+    }
+
+    /// The manifest refuses exactly what Lambda (and so the emulator) refuses: one list.
+    #[test]
+    fn every_name_lambda_reserves_is_refused_and_tz_is_not() {
+        for name in lambda_stage_names::variables::RESERVED_BY_LAMBDA {
+            let err = errors(&format!(
+                "{BASE}[environments.dev]\nvars = {{ {name} = \"x\" }}\n"
+            ));
+            // `_HANDLER` and `_X_AMZN_TRACE_ID` are not even legal names for a function to set.
+            let why = if name.starts_with('_') {
+                "is not a legal variable name"
+            } else {
+                "is reserved by Lambda"
+            };
+            assert!(err.contains(&format!("`{name}` {why}")), "{name}: {err}");
+        }
+        for name in lambda_stage_names::variables::SET_BY_DEPLOY {
+            let err = errors(&format!(
+                "{BASE}[environments.dev]\nvars = {{ {name} = \"x\" }}\n"
+            ));
+            assert!(
+                err.contains(&format!("`{name}` is set by lambda-stage itself")),
+                "{name}: {err}"
+            );
+        }
+        parse(&format!(
+            "{BASE}[environments.dev]\nvars = {{ TZ = \"Europe/Paris\", LANG = \"C\" }}\n"
+        ))
+        .expect("Lambda lets a function set TZ and LANG");
     }
 
     #[test]
