@@ -158,10 +158,13 @@ impl From<StateError> for InvocationError {
     }
 }
 
+/// One environment's state: empty until its construction succeeds.
+type Slot<S> = Arc<OnceCell<Arc<S>>>;
+
 /// Each environment's state, built once by `M` and shared by that environment's invocations.
 pub(crate) struct States<C, M: MakeState<C>> {
     make: M,
-    built: Mutex<HashMap<Arc<str>, Arc<OnceCell<Arc<M::State>>>>>,
+    built: Mutex<HashMap<Arc<str>, Slot<M::State>>>,
     _config: std::marker::PhantomData<fn(C)>,
 }
 
