@@ -8,6 +8,7 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 use serde::de::DeserializeOwned;
 
+use crate::config::ConfigError;
 use crate::environment::Strategy;
 use crate::error::InvocationError;
 use crate::error_type;
@@ -50,14 +51,15 @@ where
                 .collect(),
         };
 
-        let ready = join_all(envs.iter().map(|env| serving.stage.ready(env))).await;
-        let mut configs = Vec::new();
-        let (mut secret_errors, mut config_errors) = (Vec::new(), Vec::new());
-        for (env, ready) in envs.into_iter().zip(ready) {
-            match ready {
-                Ok(config) => configs.push((env, config)),
-                Err(NotReady::Secret(err)) => secret_errors.push(err),
-                Err(NotReady::Config(err)) => config_errors.push(err),
+        // Each environment's references, then its state; all environments at once.
+        let prepared = join_all(envs.iter().map(|env| serving.prepare(env))).await;
+        let (mut secret_errors, mut config_errors, mut state_errors) =
+            (Vec::new(), Vec::new(), Vec::new());
+        for failure in prepared.into_iter().filter_map(Result::err) {
+            match failure {
+                NotPrepared::Secret(err) => secret_errors.push(err),
+                NotPrepared::Config(err) => config_errors.push(err),
+                NotPrepared::State(err) => state_errors.push(err),
             }
         }
         if !secret_errors.is_empty() {
@@ -66,19 +68,23 @@ where
         if !config_errors.is_empty() {
             return Err(StartError::Config(InitError(config_errors)));
         }
-
-        let states = configs
-            .iter()
-            .map(|(env, config)| serving.states.get(env, config));
-        let state_errors: Vec<StateError> = join_all(states)
-            .await
-            .into_iter()
-            .filter_map(Result::err)
-            .collect();
         if !state_errors.is_empty() {
             return Err(StartError::State(state_errors));
         }
         Ok(serving)
+    }
+
+    /// `env`'s config with its references resolved, and its state built.
+    async fn prepare(&self, env: &Arc<str>) -> Result<(), NotPrepared> {
+        let config = self.stage.ready(env).await.map_err(|err| match err {
+            NotReady::Secret(err) => NotPrepared::Secret(err),
+            NotReady::Config(err) => NotPrepared::Config(err),
+        })?;
+        self.states
+            .get(env, &config)
+            .await
+            .map_err(NotPrepared::State)?;
+        Ok(())
     }
 
     /// The environment of an invocation through `invoked_arn`, with its config and its state
@@ -89,6 +95,13 @@ where
         let state = self.states.get(&name, &config).await?;
         Ok(Env::new(name, config, state))
     }
+}
+
+/// Why one environment was not ready at init.
+enum NotPrepared {
+    Secret(SecretError),
+    Config(ConfigError),
+    State(StateError),
 }
 
 /// Why a cold start failed: configs, secret references, or state constructors.
