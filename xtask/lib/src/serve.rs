@@ -109,7 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         env: args.env,
         release: args.release,
         watch: args.watch,
-        app_variables: invoke::shell_app_variables(),
+        app_variables: invoke::shell_app_variables()?,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

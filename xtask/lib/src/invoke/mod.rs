@@ -19,6 +19,7 @@
 //! - `--remote`: the same event goes to the environment's deployed alias instead ([`remote`]).
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -93,7 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         manifest.as_ref(),
         &args.function,
         &args.env,
-        shell_app_variables(),
+        shell_app_variables()?,
     )?;
     let account = manifest
         .as_ref()
@@ -244,11 +245,42 @@ impl Plan {
     }
 }
 
-/// The calling shell's `APP_*` variables.
-pub fn shell_app_variables() -> Vec<(String, String)> {
-    std::env::vars()
-        .filter(|(key, _)| key.starts_with(APP_PREFIX))
-        .collect()
+/// The calling shell's `APP_*` variables, or an error naming each one that is not UTF-8.
+pub fn shell_app_variables() -> anyhow::Result<Vec<(String, String)>> {
+    app_variables(std::env::vars_os())
+}
+
+/// The `APP_*` variables among `vars`. Lambda's variables are UTF-8 text, so a name or value
+/// that is not cannot reach the function: each such variable is named in the error (its name
+/// lossily decoded when the name itself is the bad part), and its value is never shown, as it
+/// may be a secret.
+fn app_variables(
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut app = Vec::new();
+    let mut not_utf8 = Vec::new();
+    for (key, value) in vars {
+        if !key.to_string_lossy().starts_with(APP_PREFIX) {
+            continue;
+        }
+        match (key.into_string(), value.into_string()) {
+            (Ok(key), Ok(value)) => app.push((key, value)),
+            (Ok(key), Err(_)) => not_utf8.push(format!("`{key}`: its value is not valid UTF-8")),
+            (Err(key), _) => not_utf8.push(format!(
+                "`{}`: its name is not valid UTF-8 (its bad bytes shown as U+FFFD)",
+                key.to_string_lossy()
+            )),
+        }
+    }
+    if !not_utf8.is_empty() {
+        bail!(
+            "the shell's {APP_PREFIX}* variables reach the function as Lambda variables, which are \
+             UTF-8 text, but:\n  {}\nset each to UTF-8 text, or remove it from the environment \
+             (`unset <NAME>`, or `env -u <NAME> cargo xtask ...`)",
+            not_utf8.join("\n  ")
+        );
+    }
+    Ok(app)
 }
 
 /// The event to deliver: `--event` or `--data`, else what the function's trigger in `--env`
@@ -516,6 +548,37 @@ vars = { APP_GREETING = "Hello from staging" }
         assert_eq!(plan.variables["LAMBDA_STAGE_ENV"], "staging");
         assert_eq!(plan.variables["APP_GREETING"], "Hello from staging");
         assert_eq!(plan.variables["APP_SHOUT"], "true");
+    }
+
+    #[test]
+    fn shell_variables_that_are_not_utf8_are_named_and_their_values_never_shown() {
+        use std::os::unix::ffi::OsStringExt as _;
+        let os = |bytes: &[u8]| OsString::from_vec(bytes.to_vec());
+        let vars = vec![
+            (os(b"APP_GREETING"), os(b"Hi")),
+            (os(b"APP_API_KEY"), os(b"CANARY\xff")),
+            (os(b"APP_\xffODD"), os(b"CANARY-TOO")),
+            // Not the app's: none of invoke's business, whatever its bytes.
+            (os(b"LESSOPEN"), os(b"\xfe")),
+        ];
+        let message = format!("{:#}", app_variables(vars).unwrap_err());
+        assert!(
+            message.contains("`APP_API_KEY`: its value is not valid UTF-8"),
+            "{message}"
+        );
+        assert!(message.contains("`APP_\u{FFFD}ODD`: its name"), "{message}");
+        assert!(!message.contains("CANARY"), "{message}");
+        assert!(!message.contains("LESSOPEN"), "{message}");
+        assert!(message.contains("unset"), "says how to fix it: {message}");
+
+        let fine = vec![
+            (os(b"APP_GREETING"), os(b"Hi")),
+            (os(b"LESSOPEN"), os(b"\xfe")),
+        ];
+        assert_eq!(
+            app_variables(fine).unwrap(),
+            shell(&[("APP_GREETING", "Hi")])
+        );
     }
 
     #[test]
