@@ -39,7 +39,12 @@
 //! - **`--watch`**: a change to a `.rs` or `Cargo.toml` file of a workspace member rebuilds the
 //!   served functions; a function whose binary changed is restarted (its next invocation is a cold
 //!   start of the new build), without restarting the server. A failed build keeps the old one.
+//! - **Stopping** (SIGINT, SIGTERM): no new connections, the requests in flight finish within a
+//!   bound, the ones cut off are answered with an error and named, exit 130 or 143
+//!   ([`shutdown`]).
 //!
+//! One module per idea: [`body`] (reading request bodies), [`index`] (what is served where),
+//! [`watch`] (`--watch`), [`shutdown`] (signals, requests in flight, stopping).
 //! The function's own log lines go to this process's stderr, as `invoke`'s do, and
 //! `X-Amz-Log-Result` carries the invocation's last 4 KB of them, between Lambda's `START` and
 //! `END`/`REPORT` lines.
@@ -49,7 +54,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context as _};
 use axum::body::{Body, Bytes};
@@ -59,13 +63,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use axum::Router;
 use base64::Engine as _;
-use http_body_util::BodyExt as _;
-use lambda_stage_emulator::{
-    Emulator, FunctionConfig, Invocation, InvokeError, Logs, Outcome, MAX_REQUEST_BYTES,
-};
+use lambda_stage_emulator::{Emulator, FunctionConfig, Invocation, InvokeError, Logs, Outcome};
 use lambda_stage_events::ApiRoute;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 
 use crate::app_api;
 use crate::invoke::{self, Plan};
@@ -73,13 +75,17 @@ use crate::manifest::{Manifest, Strategy};
 use crate::routes::RouteTable;
 use crate::workspace;
 
+mod body;
+mod index;
+pub mod shutdown;
+mod watch;
+
+use body::{content_length, read_body};
+pub use body::{MAX_BODY_BYTES, MAX_DRAIN_BYTES};
+use shutdown::{InFlight, Signals};
+
 /// The port `serve` listens on by default (the one cargo-lambda and SAM use too).
 pub const DEFAULT_PORT: u16 = 9000;
-
-/// The largest request body `serve` reads: Lambda's request limit plus 1 MiB, so that a body
-/// just over the limit still reaches the emulator, which refuses it with its exact size. A larger
-/// body gets the same refusal (Lambda's `RequestTooLargeException`) without being kept.
-pub const MAX_BODY_BYTES: usize = MAX_REQUEST_BYTES + 1024 * 1024;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -111,30 +117,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         watch: args.watch,
         app_variables: invoke::shell_app_variables()?,
     };
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("could not start the async runtime")?
-        .block_on(async {
-            let listener = TcpListener::bind(("127.0.0.1", args.port))
-                .await
-                .with_context(|| {
-                    format!(
-                        "could not listen on 127.0.0.1:{}; is another server using it? Pick another with --port",
-                        args.port
-                    )
-                })?;
-            let server = Server::start(listener, options).await?;
-            println!("listening on http://{}", server.addr());
-            for line in server.start_up_lines() {
-                eprintln!("{line}");
+        .context("could not start the async runtime")?;
+    let code = runtime.block_on(async {
+        // Caught from here on, so a signal during the first build stops it too.
+        let mut signals = Signals::listen().context("could not listen for SIGINT and SIGTERM")?;
+        let listener = TcpListener::bind(("127.0.0.1", args.port))
+            .await
+            .with_context(|| {
+                format!(
+                    "could not listen on 127.0.0.1:{}; is another server using it? Pick another with --port",
+                    args.port
+                )
+            })?;
+        let server = tokio::select! {
+            server = Server::start(listener, options) => server?,
+            signal = signals.next() => {
+                eprintln!("serve: {}: stopped before serving anything", signal.name());
+                return Ok(ExitCode::from(signal.exit_code()));
             }
-            tokio::signal::ctrl_c()
-                .await
-                .context("could not wait for Ctrl-C")?;
-            server.shutdown();
-            Ok(ExitCode::SUCCESS)
-        })
+        };
+        println!("listening on http://{}", server.addr());
+        for line in server.start_up_lines() {
+            eprintln!("{line}");
+        }
+        let signal = signals.next().await;
+        anyhow::Ok(server.stop(signal, &mut signals).await)
+    });
+    // A build cut short by a signal may still be running on a blocking thread: do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 /// What to serve.
@@ -157,6 +171,8 @@ pub struct Server {
     addr: SocketAddr,
     shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
+    /// Sent (or dropped) to stop accepting connections and close them once answered.
+    stop_accepting: Option<oneshot::Sender<()>>,
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
@@ -171,6 +187,8 @@ struct Shared {
     names: HashMap<String, (usize, Option<String>)>,
     /// The app's HTTP API of each environment where a served function has a route.
     apis: BTreeMap<String, EnvironmentApi>,
+    /// The requests and asynchronous invocations running now.
+    in_flight: Arc<InFlight>,
 }
 
 /// One environment's stage of the app's HTTP API.
@@ -240,9 +258,14 @@ impl Server {
             functions,
             names,
             apis,
+            in_flight: InFlight::new(),
         });
         let watcher = if options.watch {
-            Some(watch(&options.root, options.release, Arc::clone(&shared))?)
+            Some(watch::watch(
+                &options.root,
+                options.release,
+                Arc::clone(&shared),
+            )?)
         } else {
             None
         };
@@ -251,14 +274,25 @@ impl Server {
                 "/2015-03-31/functions/{function}/invocations",
                 post(invoke_api),
             )
-            .route("/", any(index))
+            .route("/", any(index::index))
             .route("/{function}", any(http_front))
             .route("/{function}/{*path}", any(http_front))
-            .fallback(not_served)
+            .fallback(index::not_served)
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&shared.in_flight),
+                shutdown::track,
+            ))
             .with_state(Arc::clone(&shared));
+        let (stop_accepting, stop_requested) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let service = app.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(err) = axum::serve(listener, service).await {
+            let stop = async {
+                let _ = stop_requested.await;
+            };
+            if let Err(err) = axum::serve(listener, service)
+                .with_graceful_shutdown(stop)
+                .await
+            {
                 eprintln!("error: serve stopped: {err}");
             }
         });
@@ -266,6 +300,7 @@ impl Server {
             addr,
             shared,
             task,
+            stop_accepting: Some(stop_accepting),
             _watcher: watcher,
         })
     }
@@ -285,14 +320,11 @@ impl Server {
         self.shared.served_lines()
     }
 
-    /// Stops the server and every function process.
+    /// Stops the server and every function process at once (see [`Server::stop`] for a
+    /// graceful stop).
     pub fn shutdown(self) {
         self.task.abort();
-        for function in &self.shared.functions {
-            for (_, emulator) in function.emulators.lock().expect("emulators").values() {
-                emulator.shutdown();
-            }
-        }
+        self.shared.stop_functions();
     }
 }
 
@@ -332,84 +364,6 @@ fn environment_apis(
 }
 
 impl Shared {
-    /// What is served here and at which URLs: the answer to `GET /` and, after a line saying
-    /// what was not found, to a path that is not served.
-    fn index(&self) -> String {
-        let addr = self.addr;
-        let functions: Vec<&str> = self.functions.iter().map(|f| f.key.as_str()).collect();
-        let mut text = format!(
-            "cargo xtask serve: a local Lambda on http://{addr}\nfunctions: {}\n",
-            functions.join(", ")
-        );
-        if let Some(manifest) = &self.manifest {
-            let environments: Vec<&str> =
-                manifest.environments.keys().map(String::as_str).collect();
-            text.push_str(&format!(
-                "environments: {} (default: {})\n",
-                environments.join(", "),
-                self.default_env
-            ));
-        }
-        text.push_str(&format!(
-            "URLs:\n  POST /2015-03-31/functions/<function>[:<env alias>]/invocations: the AWS Invoke API \
-             (aws lambda invoke --endpoint-url http://{addr})\n  \
-             <METHOD> /<function>/<path>: one function, sent an HTTP API event for /<path>, in `{}`\n",
-            self.default_env
-        ));
-        let mounted: Vec<&str> = self.apis.keys().map(String::as_str).collect();
-        match mounted.is_empty() {
-            true => text.push_str("  (no /<env>/<route>: no served function has an http route)\n"),
-            false => text.push_str(&format!(
-                "  <METHOD> /<env>/<route>: the app's HTTP API as deployed, for {}\n",
-                mounted.join(", ")
-            )),
-        }
-        text.push_str("served:\n");
-        for line in self.served_lines() {
-            text.push_str(&line);
-            text.push('\n');
-        }
-        text
-    }
-
-    /// [`Server::start_up_lines`].
-    fn served_lines(&self) -> Vec<String> {
-        let addr = self.addr;
-        let mut lines = Vec::new();
-        for function in &self.functions {
-            let name = &function.key;
-            let front = match self.apis.contains_key(name) {
-                false => format!("front http://{addr}/{name}/"),
-                true => match self.deployed_name(name) {
-                    Some(deployed) => format!(
-                        "front http://{addr}/{deployed}/ (/{name}/ is environment `{name}`'s API)"
-                    ),
-                    None => format!("no front (/{name}/ is environment `{name}`'s API)"),
-                },
-            };
-            lines.push(format!(
-                "  {name}: POST http://{addr}/2015-03-31/functions/{name}/invocations, {front}"
-            ));
-        }
-        for (env, api) in &self.apis {
-            for (route, index) in api.routes.iter() {
-                let (method, path) = route.display_parts();
-                lines.push(format!(
-                    "  {method} http://{addr}/{env}{path} -> {} ({env})",
-                    self.functions[*index].key
-                ));
-            }
-        }
-        lines
-    }
-
-    /// The name `function` is deployed under in the default environment, if the manifest lists it.
-    fn deployed_name(&self, function: &str) -> Option<String> {
-        let manifest = self.manifest.as_ref()?;
-        manifest.function(function)?;
-        Some(manifest.function_name(function, &self.default_env))
-    }
-
     /// The function and environment a caller means by `name` and `qualifier`, or `None` when
     /// Lambda would answer `ResourceNotFoundException`.
     fn resolve(&self, name: &str, qualifier: Option<&str>) -> Option<(&Function, String)> {
@@ -455,6 +409,15 @@ impl Shared {
         let emulator = Emulator::start(config)?;
         emulators.insert(env.to_owned(), (plan.clone(), emulator.clone()));
         Ok((plan, emulator))
+    }
+
+    /// Stops every function process; later invocations fail.
+    fn stop_functions(&self) {
+        for function in &self.functions {
+            for (_, emulator) in function.emulators.lock().expect("emulators").values() {
+                emulator.shutdown();
+            }
+        }
     }
 
     fn region(&self, env: &str) -> String {
@@ -577,9 +540,18 @@ async fn invoke_api(
         "RequestResponse" => {}
         "Event" => {
             let name = function.key.clone();
+            let in_flight = Arc::clone(&shared.in_flight);
+            let tracked = in_flight.track(format!(
+                "asynchronous invocation of `{name}` in `{env}` (request {request_id})"
+            ));
             tokio::spawn(async move {
-                if let Err(err) = emulator.invoke(invocation).await {
-                    eprintln!("serve: asynchronous invocation of `{name}` failed: {err}");
+                let _tracked = tracked;
+                tokio::select! {
+                    invoked = emulator.invoke(invocation) => if let Err(err) = invoked {
+                        eprintln!("serve: asynchronous invocation of `{name}` failed: {err}");
+                    },
+                    // Its process is stopped with the others; the stop names it.
+                    _ = in_flight.cut_off_reason() => {}
                 }
             });
             return (StatusCode::ACCEPTED, [("x-amzn-requestid", request_id)]).into_response();
@@ -622,81 +594,6 @@ async fn invoke_api(
         response_headers.insert("x-amzn-requestid", value);
     }
     response
-}
-
-/// How much of an oversize body `serve` reads (and discards) so that the connection stays in
-/// step and a keep-alive client's next request on it is answered. Past this, the refusal closes
-/// the connection (`Connection: close`) instead.
-pub const MAX_DRAIN_BYTES: usize = 64 * 1024 * 1024;
-
-/// Why a request body was not read.
-enum BodyError {
-    /// Over [`MAX_BODY_BYTES`]: `size` bytes read; `drained`: the whole body was read.
-    TooLarge { size: usize, drained: bool },
-    /// The body could not be read (the client went away, or sent a broken body).
-    Unreadable,
-}
-
-impl BodyError {
-    /// The answer to the request: `too_large` for an oversize body, else `400`. Unless the whole
-    /// body was read, the answer says `Connection: close`, and the server closes the connection
-    /// after it: the client must not send its next request there.
-    fn answer(self, too_large: impl FnOnce(usize) -> Response) -> Response {
-        match self {
-            BodyError::TooLarge { size, drained } => {
-                let mut response = too_large(size);
-                if !drained {
-                    response
-                        .headers_mut()
-                        .insert("connection", HeaderValue::from_static("close"));
-                }
-                response
-            }
-            BodyError::Unreadable => (
-                StatusCode::BAD_REQUEST,
-                [("connection", "close")],
-                "could not read the request body\n",
-            )
-                .into_response(),
-        }
-    }
-}
-
-/// The request body, or [`BodyError::TooLarge`] past [`MAX_BODY_BYTES`] (axum's own limit would
-/// answer `413 text/plain`, which no AWS client understands). An oversize body is read to its
-/// end, up to [`MAX_DRAIN_BYTES`], without being kept: answering before the client has sent it
-/// all would leave the rest of it where the connection's next request should be.
-async fn read_body(mut body: Body) -> Result<Bytes, BodyError> {
-    let mut payload = Vec::new();
-    let mut size = 0;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| BodyError::Unreadable)?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        size += data.len();
-        if size <= MAX_BODY_BYTES {
-            payload.extend_from_slice(&data);
-        } else if size > MAX_DRAIN_BYTES {
-            return Err(BodyError::TooLarge {
-                size,
-                drained: false,
-            });
-        } else {
-            payload = Vec::new();
-        }
-    }
-    if size > MAX_BODY_BYTES {
-        return Err(BodyError::TooLarge {
-            size,
-            drained: true,
-        });
-    }
-    Ok(Bytes::from(payload))
-}
-
-fn content_length(headers: &HeaderMap) -> Option<usize> {
-    headers.get("content-length")?.to_str().ok()?.parse().ok()
 }
 
 fn invoke_error(err: &InvokeError) -> Response {
@@ -794,20 +691,6 @@ async fn http_front(
     deliver(&shared, function, &env, request(&ApiRoute::default())).await
 }
 
-/// `/`: what is served here.
-async fn index(State(shared): State<Arc<Shared>>) -> String {
-    shared.index()
-}
-
-/// A path nothing is served at.
-async fn not_served(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        format!("nothing is served at {}\n\n{}", uri.path(), shared.index()),
-    )
-        .into_response()
-}
-
 /// Invokes `function` in `env` with an HTTP API `event` and turns its answer into API Gateway's
 /// HTTP response.
 async fn deliver(shared: &Shared, function: &Function, env: &str, event: Value) -> Response {
@@ -832,87 +715,4 @@ async fn deliver(shared: &Shared, function: &Function, env: &str, event: Value) 
         Ok(response) => response.map(Body::from),
         Err(err) => gateway_error(&function.key, &err.to_string()),
     }
-}
-
-/// Watches the workspace members' sources and rebuilds the served functions on a change.
-fn watch(
-    root: &Path,
-    release: bool,
-    shared: Arc<Shared>,
-) -> anyhow::Result<notify::RecommendedWatcher> {
-    use notify::Watcher as _;
-    let metadata = cargo_metadata::MetadataCommand::new()
-        .cargo_path(workspace::cargo())
-        .current_dir(root)
-        .no_deps()
-        .exec()
-        .context("could not read the workspace's members (cargo metadata)")?;
-    let (sender, receiver) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
-    let mut watcher =
-        notify::recommended_watcher(sender).context("could not start watching files")?;
-    let target = workspace::target_dir(root);
-    for package in metadata.workspace_packages() {
-        let dir = package
-            .manifest_path
-            .parent()
-            .context("a package manifest has no directory")?
-            .as_std_path();
-        // The root package's directory holds `target/`: watch only its manifest then.
-        let (path, mode) = if target.starts_with(dir) {
-            (
-                package.manifest_path.as_std_path(),
-                notify::RecursiveMode::NonRecursive,
-            )
-        } else {
-            (dir, notify::RecursiveMode::Recursive)
-        };
-        watcher
-            .watch(path, mode)
-            .with_context(|| format!("could not watch {}", path.display()))?;
-    }
-    let root = root.to_owned();
-    let handle = tokio::runtime::Handle::current();
-    std::thread::spawn(move || {
-        let relevant = |event: &notify::Event| {
-            !event.kind.is_access()
-                && event.paths.iter().any(|path| {
-                    !path.starts_with(&target)
-                        && (path.extension().is_some_and(|ext| ext == "rs")
-                            || path.file_name().is_some_and(|name| name == "Cargo.toml"))
-                })
-        };
-        while let Ok(first) = receiver.recv() {
-            if !first.as_ref().is_ok_and(relevant) {
-                continue;
-            }
-            // Editors save in bursts: wait for quiet before building.
-            while receiver.recv_timeout(Duration::from_millis(300)).is_ok() {}
-            for function in &shared.functions {
-                let before = modified(&function.binary);
-                match handle.block_on(build(&root, &function.package, &function.features, release))
-                {
-                    Ok(_) if modified(&function.binary) != before => {
-                        for (_, emulator) in function.emulators.lock().expect("emulators").values()
-                        {
-                            emulator.restart();
-                        }
-                        eprintln!(
-                            "serve: rebuilt `{}`; its next invocation runs the new build",
-                            function.key
-                        );
-                    }
-                    Ok(_) => {}
-                    Err(err) => eprintln!(
-                        "serve: `{}` did not build ({err:#}); still serving the previous build",
-                        function.key
-                    ),
-                }
-            }
-        }
-    });
-    Ok(watcher)
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
