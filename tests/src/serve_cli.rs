@@ -18,8 +18,10 @@ pub struct ServeCli {
 impl Drop for ServeCli {
     fn drop(&mut self) {
         // The server's process group: the server and the function processes it started.
+        // (Quietly: a server that already exited has no group left to kill.)
         let _ = Command::new("kill")
             .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
             .status();
         let _ = self.child.wait();
     }

@@ -132,7 +132,10 @@ enum Kind {
     Crash,
 }
 
-/// One client's requests: 30, in an order of its own (rotated by `client`).
+/// How many times each client sends [`MIX`].
+const ROUNDS: usize = 2;
+
+/// One client's requests per round: 30, in an order of its own (rotated by `client`).
 const MIX: [Kind; 30] = {
     use Kind::*;
     [
@@ -252,9 +255,9 @@ async fn soak_every_request_from_eight_keep_alive_clients_gets_exactly_one_lambd
                 let mut sent = BTreeMap::<Kind, usize>::new();
                 let mut answered = BTreeMap::<Kind, usize>::new();
                 let mut wrong = Vec::new();
-                for j in 0..MIX.len() {
+                for j in 0..ROUNDS * MIX.len() {
                     let kind = MIX[(j + 7 * client) % MIX.len()];
-                    let n = client * MIX.len() + j;
+                    let n = client * ROUNDS * MIX.len() + j;
                     *sent.entry(kind).or_default() += 1;
                     // On one keep-alive connection for the whole run: an error here is a lost
                     // request (the connection closed or garbled under it), and the soak fails.
@@ -298,7 +301,7 @@ async fn soak_every_request_from_eight_keep_alive_clients_gets_exactly_one_lambd
     );
     assert!(wrong.is_empty(), "{wrong:#?}\nstderr:\n{}", serve.stderr());
     assert_eq!(answered, sent);
-    assert_eq!(total_answered, CLIENTS * MIX.len());
+    assert_eq!(total_answered, CLIENTS * ROUNDS * MIX.len());
     assert!(serve.is_running(), "{}", serve.stderr());
 }
 
