@@ -7,7 +7,8 @@
 //!   (single-stack: `APP_GREETING` from the shell replaces the manifest's `APP_<ENV>__GREETING`
 //!   of the invoked environment, so the function reads, and a config error names, the variable
 //!   the user set). With no manifest, or a function it does not list, the shell's `APP_*`
-//!   variables are all the function gets.
+//!   variables are all the function gets. A shell `APP_*` variable that is not UTF-8 is refused
+//!   by name before anything is built (Lambda's variables are text); its value is never shown.
 //! - Environment: single-stack, the invoked ARN carries the environment's alias as qualifier;
 //!   multi-stack, the function is deployed per environment with `LAMBDA_STAGE_ENV` (from the
 //!   manifest's variables) and invoked through its alias.
