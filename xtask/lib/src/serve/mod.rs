@@ -43,8 +43,10 @@
 //!   bound, the ones cut off are answered with an error and named, exit 130 or 143
 //!   ([`shutdown`]).
 //!
-//! One module per idea: [`body`] (reading request bodies), [`index`] (what is served where),
-//! [`watch`] (`--watch`), [`shutdown`] (signals, requests in flight, stopping).
+//! One module per idea: [`invoke_api`] (Lambda's Invoke API), [`http_front`] (the app's API and
+//! the function fronts), [`body`] (reading request bodies), [`index`] (what is served where),
+//! [`watch`] (`--watch`), [`shutdown`] (signals, requests in flight, stopping); this one starts
+//! the server and runs each function's emulators.
 //! The function's own log lines go to this process's stderr, as `invoke`'s do, and
 //! `X-Amz-Log-Result` carries the invocation's last 4 KB of them, between Lambda's `START` and
 //! `END`/`REPORT` lines.
@@ -56,16 +58,9 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context as _};
-use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Path as UrlPath, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use axum::Router;
-use base64::Engine as _;
-use lambda_stage_emulator::{Emulator, FunctionConfig, Invocation, InvokeError, Logs, Outcome};
-use lambda_stage_events::ApiRoute;
-use serde_json::{json, Value};
+use lambda_stage_emulator::{Emulator, FunctionConfig, Logs};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -76,11 +71,12 @@ use crate::routes::RouteTable;
 use crate::workspace;
 
 mod body;
+mod http_front;
 mod index;
+mod invoke_api;
 pub mod shutdown;
 mod watch;
 
-use body::{content_length, read_body};
 pub use body::{MAX_BODY_BYTES, MAX_DRAIN_BYTES};
 use shutdown::{InFlight, Signals};
 
@@ -272,11 +268,11 @@ impl Server {
         let app = Router::new()
             .route(
                 "/2015-03-31/functions/{function}/invocations",
-                post(invoke_api),
+                post(invoke_api::invoke_api),
             )
             .route("/", any(index::index))
-            .route("/{function}", any(http_front))
-            .route("/{function}/{*path}", any(http_front))
+            .route("/{function}", any(http_front::http_front))
+            .route("/{function}/{*path}", any(http_front::http_front))
             .fallback(index::not_served)
             .layer(axum::middleware::from_fn_with_state(
                 Arc::clone(&shared.in_flight),
@@ -425,294 +421,5 @@ impl Shared {
             .as_ref()
             .and_then(|manifest| manifest.region(env))
             .map_or_else(|| invoke::DEFAULT_REGION.to_owned(), str::to_owned)
-    }
-}
-
-/// `arn:aws:lambda:<region>:<account>:function:<name>[:<q>]`, `<account>:function:<name>[:<q>]`
-/// or `<name>[:<q>]` → (name, qualifier).
-fn parse_function_name(text: &str) -> (&str, Option<&str>) {
-    let bare = match text.find("function:") {
-        Some(at) => &text[at + "function:".len()..],
-        None => text,
-    };
-    match bare.split_once(':') {
-        Some((name, qualifier)) => (name, Some(qualifier)),
-        None => (bare, None),
-    }
-}
-
-/// An Invoke API error as Lambda sends it: the type in `X-Amzn-ErrorType`, the message in the body.
-fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
-    let body = json!({ "Type": "User", "message": message });
-    let mut response = (status, axum::Json(body)).into_response();
-    if let Ok(value) = HeaderValue::from_str(error_type) {
-        response.headers_mut().insert("x-amzn-errortype", value);
-    }
-    response
-}
-
-async fn invoke_api(
-    State(shared): State<Arc<Shared>>,
-    UrlPath(function): UrlPath<String>,
-    Query(query): Query<BTreeMap<String, String>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let payload = match read_body(body).await {
-        Ok(payload) => payload,
-        Err(err) => {
-            return err.answer(|read| {
-                let size = content_length(&headers).unwrap_or(read);
-                invoke_error(&InvokeError::RequestTooLarge { size })
-            })
-        }
-    };
-    let (name, name_qualifier) = parse_function_name(&function);
-    let qualifier = query
-        .get("Qualifier")
-        .map(String::as_str)
-        .or(name_qualifier);
-    let Some((function, env)) = shared.resolve(name, qualifier) else {
-        let arn = format!(
-            "arn:aws:lambda:{}:{}:function:{}{}",
-            shared.region(&shared.default_env),
-            lambda_stage_emulator::ACCOUNT_ID,
-            name,
-            qualifier.map(|q| format!(":{q}")).unwrap_or_default()
-        );
-        return aws_error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFoundException",
-            &format!("Function not found: {arn}"),
-        );
-    };
-    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    let payload = if payload.is_empty() {
-        Bytes::from_static(b"{}")
-    } else {
-        payload
-    };
-    if let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
-        return aws_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequestContentException",
-            &format!("Could not parse request body into json: {err}"),
-        );
-    }
-    let client_context = match header("x-amz-client-context") {
-        None => None,
-        Some(encoded) => match base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-        {
-            Some(context) => Some(context),
-            None => {
-                return aws_error(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidRequestContentException",
-                    "Client context must be a valid Base64-encoded JSON object.",
-                )
-            }
-        },
-    };
-    let (plan, emulator) = match shared.emulator(function, &env) {
-        Ok(running) => running,
-        Err(err) => {
-            return aws_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "ServiceException",
-                &format!("{err:#}"),
-            )
-        }
-    };
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let invocation = Invocation {
-        qualifier: qualifier
-            .filter(|q| *q != "$LATEST")
-            .map(str::to_owned)
-            .or(plan.qualifier.clone()),
-        client_context,
-        request_id: Some(request_id.clone()),
-        ..Invocation::new(payload)
-    };
-    match header("x-amz-invocation-type").unwrap_or("RequestResponse") {
-        "RequestResponse" => {}
-        "Event" => {
-            let name = function.key.clone();
-            let in_flight = Arc::clone(&shared.in_flight);
-            let tracked = in_flight.track(format!(
-                "asynchronous invocation of `{name}` in `{env}` (request {request_id})"
-            ));
-            tokio::spawn(async move {
-                let _tracked = tracked;
-                tokio::select! {
-                    invoked = emulator.invoke(invocation) => if let Err(err) = invoked {
-                        eprintln!("serve: asynchronous invocation of `{name}` failed: {err}");
-                    },
-                    // Its process is stopped with the others; the stop names it.
-                    _ = in_flight.cut_off_reason() => {}
-                }
-            });
-            return (StatusCode::ACCEPTED, [("x-amzn-requestid", request_id)]).into_response();
-        }
-        "DryRun" => return StatusCode::NO_CONTENT.into_response(),
-        other => {
-            return aws_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidParameterValueException",
-                &format!(
-                    "Unsupported invocation type {other}: use RequestResponse, Event or DryRun"
-                ),
-            )
-        }
-    }
-    let (outcome, log_tail) = match emulator.invoke_with_log(invocation).await {
-        Ok(invoked) => invoked,
-        Err(err) => return invoke_error(&err),
-    };
-    let mut response = (StatusCode::OK, outcome.payload().clone()).into_response();
-    let response_headers = response.headers_mut();
-    response_headers.insert("content-type", HeaderValue::from_static("application/json"));
-    response_headers.insert(
-        "x-amz-executed-version",
-        HeaderValue::from_static(lambda_stage_emulator::VERSION),
-    );
-    if let Some(function_error) = outcome.function_error() {
-        response_headers.insert(
-            "x-amz-function-error",
-            HeaderValue::from_static(function_error),
-        );
-    }
-    if header("x-amz-log-type") == Some("Tail") {
-        let tail = base64::engine::general_purpose::STANDARD.encode(log_tail);
-        if let Ok(value) = HeaderValue::from_str(&tail) {
-            response_headers.insert("x-amz-log-result", value);
-        }
-    }
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response_headers.insert("x-amzn-requestid", value);
-    }
-    response
-}
-
-fn invoke_error(err: &InvokeError) -> Response {
-    match err {
-        InvokeError::RequestTooLarge { .. } => aws_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestTooLargeException",
-            &err.to_string(),
-        ),
-        _ => aws_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "ServiceException",
-            &err.to_string(),
-        ),
-    }
-}
-
-/// API Gateway's answer when the integration fails.
-fn gateway_error(function: &str, reason: &str) -> Response {
-    eprintln!("serve: `{function}` did not give an HTTP response: {reason}");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        axum::Json(json!({ "message": "Internal Server Error" })),
-    )
-        .into_response()
-}
-
-/// `/<env>/...` for the app's API of an environment, else `/<function>/...`.
-async fn http_front(
-    State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let body = match read_body(body).await {
-        Ok(body) => body,
-        // API Gateway's own answer to a body over its limit.
-        Err(err) => {
-            return err.answer(|_| {
-                (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    axum::Json(json!({ "message": "Request Entity Too Large" })),
-                )
-                    .into_response()
-            })
-        }
-    };
-    let path = uri.path().trim_start_matches('/');
-    let (first, rest) = path.split_once('/').unwrap_or((path, ""));
-    let rest = format!("/{rest}");
-    let path_and_query = match uri.query() {
-        Some(query) => format!("{rest}?{query}"),
-        None => rest.clone(),
-    };
-    let source_ip = peer.ip().to_string();
-    let request = |route: &ApiRoute| {
-        lambda_stage_events::apigw_http_event(
-            &method,
-            &path_and_query,
-            &headers,
-            &body,
-            &source_ip,
-            route,
-        )
-    };
-    if let Some(api) = shared.apis.get(first) {
-        let Some(matched) = api.routes.find(method.as_str(), &rest) else {
-            // API Gateway's own answer when no route matches.
-            return (
-                StatusCode::NOT_FOUND,
-                axum::Json(json!({ "message": "Not Found" })),
-            )
-                .into_response();
-        };
-        let route = ApiRoute {
-            stage: api.stage.clone(),
-            route_key: matched.route.key().to_owned(),
-            path_parameters: matched.path_parameters,
-        };
-        let function = &shared.functions[*matched.target];
-        return deliver(&shared, function, first, request(&route)).await;
-    }
-    let Some((function, env)) = shared.resolve(first, None) else {
-        return (
-            StatusCode::NOT_FOUND,
-            format!(
-                "no function or environment `{first}` is served here\n\n{}",
-                shared.index()
-            ),
-        )
-            .into_response();
-    };
-    deliver(&shared, function, &env, request(&ApiRoute::default())).await
-}
-
-/// Invokes `function` in `env` with an HTTP API `event` and turns its answer into API Gateway's
-/// HTTP response.
-async fn deliver(shared: &Shared, function: &Function, env: &str, event: Value) -> Response {
-    let (plan, emulator) = match shared.emulator(function, env) {
-        Ok(running) => running,
-        Err(err) => return gateway_error(&function.key, &format!("{err:#}")),
-    };
-    let invocation = Invocation {
-        qualifier: plan.qualifier.clone(),
-        ..Invocation::new(event.to_string())
-    };
-    let outcome = match emulator.invoke(invocation).await {
-        Ok(outcome) => outcome,
-        Err(err) => return gateway_error(&function.key, &err.to_string()),
-    };
-    let Outcome::Response(payload) = outcome else {
-        let error_type = outcome.error_type().unwrap_or_default().to_owned();
-        let detail = String::from_utf8_lossy(outcome.payload()).into_owned();
-        return gateway_error(&function.key, &format!("{error_type}: {detail}"));
-    };
-    match lambda_stage_events::apigw_http_response(&payload) {
-        Ok(response) => response.map(Body::from),
-        Err(err) => gateway_error(&function.key, &err.to_string()),
     }
 }

@@ -30,7 +30,8 @@ use serde_json::json;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 
-use super::{aws_error, Server, Shared};
+use super::invoke_api::aws_error;
+use super::{Server, Shared};
 use crate::manifest;
 
 /// The longest `serve` waits for requests in flight once asked to stop: long enough for most
