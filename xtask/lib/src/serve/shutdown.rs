@@ -245,26 +245,26 @@ impl Server {
     pub async fn stop(mut self, signal: StopSignal, signals: &mut Signals) -> ExitCode {
         let in_flight = Arc::clone(&self.shared.in_flight);
         let grace = grace(&self.shared);
+        if let Some(stop_accepting) = self.stop_accepting.take() {
+            let _ = stop_accepting.send(());
+        }
         let waiting = in_flight.len();
         if waiting == 0 {
             eprintln!("serve: {}: stopping (nothing in flight)", signal.name());
         } else {
             eprintln!(
                 "serve: {}: no new connections; waiting up to {} s for {waiting} request(s) in \
-                 flight (again to stop now)",
+                 flight (signal again to stop now)",
                 signal.name(),
                 grace.as_secs()
             );
-        }
-        if let Some(stop_accepting) = self.stop_accepting.take() {
-            let _ = stop_accepting.send(());
         }
         let started = Instant::now();
         let finished = tokio::select! {
             () = in_flight.all_done() => true,
             () = tokio::time::sleep(grace) => false,
-            again = signals.next() => {
-                eprintln!("serve: {} again: not waiting any longer", again.name());
+            second = signals.next() => {
+                eprintln!("serve: {}: not waiting any longer", second.name());
                 false
             }
         };
