@@ -345,3 +345,39 @@ fn a_shell_variable_that_is_not_utf8_is_named_never_shown_and_others_do_not_matt
         json!({"message": "Hello, Ada!", "env": "dev"})
     );
 }
+
+/// A terminal's Ctrl-C goes to the whole foreground group; the function runs in a group of its
+/// own, so `invoke` itself must stop it.
+#[test]
+fn ctrl_c_stops_the_invocation_and_exits_130() {
+    use std::io::{BufRead as _, BufReader};
+    use std::os::unix::process::CommandExt as _;
+    let mut child = Command::new(xtask())
+        .current_dir(bins::workspace_root())
+        .args(["invoke", "chaos-fn", "--data", r#"{"sleep_ms":2500}"#])
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xtask starts");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("START RequestId") {
+        assert_ne!(stderr.read_line(&mut seen).unwrap(), 0, "{seen}");
+    }
+    let group = format!("-{}", child.id());
+    assert!(Command::new("kill")
+        .args(["-INT", "--", &group])
+        .status()
+        .unwrap()
+        .success());
+    let output = child.wait_with_output().unwrap();
+    std::io::Read::read_to_string(&mut stderr, &mut seen).unwrap();
+    assert_eq!(output.status.code(), Some(130), "{seen}");
+    assert!(
+        seen.contains("invoke: interrupted (Ctrl-C): `chaos-fn` was stopped"),
+        "{seen}"
+    );
+    assert!(output.stdout.is_empty(), "no answer on stdout");
+}

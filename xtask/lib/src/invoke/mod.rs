@@ -15,7 +15,8 @@
 //! - Event: `--data`, `--event` (a catalogue name, a file, `-`); with neither, what the
 //!   function's own trigger in the environment sends ([`trigger_event`]), else `{}`.
 //! - Exit code: 0 with the response on stdout; 1 with the error JSON on stdout for a function
-//!   error (including a timeout or a crash); 2 with the error JSON on stdout for an init error.
+//!   error (including a timeout or a crash); 2 with the error JSON on stdout for an init error;
+//!   130 after Ctrl-C, which stops the function's process too.
 //!   Build output, the function's logs and Lambda's `START`/`END`/`REPORT` lines go to stderr.
 //! - `--remote`: the same event goes to the environment's deployed alias instead ([`remote`]).
 
@@ -46,6 +47,8 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 pub const FUNCTION_ERROR_EXIT: u8 = 1;
 /// Exit code of an invocation whose function failed to initialise.
 pub const INIT_ERROR_EXIT: u8 = 2;
+/// Exit code after Ctrl-C (128 + SIGINT), as a shell reports a program it interrupted.
+pub const INTERRUPTED_EXIT: u8 = 130;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -103,13 +106,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .unwrap_or(trigger_event::PLACEHOLDER_ACCOUNT);
     let payload = payload(&args, manifest.as_ref(), &plan.region, account)?;
     let binary = build_host_binary(&root, &plan.package, &plan.features, args.release)?;
-    let outcome = tokio::runtime::Builder::new_multi_thread()
+    let invoked = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("could not start the async runtime")?
-        .block_on(plan.invoke(binary, payload))?;
-    report(&args.function, &args.env, &outcome)
+        .block_on(async {
+            // The function runs in a process group of its own, so a terminal's Ctrl-C reaches
+            // only us: stopping the invocation here stops (kills) its process too.
+            tokio::select! {
+                outcome = plan.invoke(binary, payload) => outcome.map(Some),
+                _ = tokio::signal::ctrl_c() => Ok(None),
+            }
+        })?;
+    match invoked {
+        Some(outcome) => report(&args.function, &args.env, &outcome),
+        None => {
+            eprintln!(
+                "invoke: interrupted (Ctrl-C): `{}` was stopped",
+                args.function
+            );
+            Ok(ExitCode::from(INTERRUPTED_EXIT))
+        }
+    }
 }
 
 /// With a manifest, `function` must be one of its functions or a workspace package that builds a
