@@ -47,6 +47,7 @@
 //! the function fronts), [`body`] (reading request bodies), [`index`] (what is served where),
 //! [`watch`] (`--watch`), [`shutdown`] (signals, requests in flight, stopping); this one starts
 //! the server and runs each function's emulators.
+//!
 //! The function's own log lines go to this process's stderr, as `invoke`'s do, and
 //! `X-Amz-Log-Result` carries the invocation's last 4 KB of them, between Lambda's `START` and
 //! `END`/`REPORT` lines.
