@@ -22,4 +22,5 @@ mod remote_invoke;
 mod secrets_deploy;
 mod secrets_resolve;
 mod serve_invoke;
+mod serve_robustness;
 mod serve_watch;
