@@ -9,6 +9,7 @@
 //! ```
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 
@@ -34,8 +35,19 @@ pub mod workspace;
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", bin_name = "cargo xtask", version, about)]
 struct Cli {
+    /// Say more when something fails: the AWS SDK's full error detail, for a bug report.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `-v`/`--verbose`, for the code that words errors.
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Whether the command line asked for `--verbose`.
+pub fn verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,6 +90,7 @@ enum Command {
 /// Parses the command line, runs the command and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    VERBOSE.store(cli.verbose, Ordering::Relaxed);
     match run(cli.command) {
         Ok(code) => code,
         Err(err) => {

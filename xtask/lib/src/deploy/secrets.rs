@@ -14,7 +14,7 @@ use aws_sdk_ssm::error::ProvideErrorMetadata;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use super::aws::EnvClients;
+use super::aws::{describe, EnvClients};
 use crate::manifest::{Manifest, APP_PREFIX};
 
 /// SSM's cap on names per `GetParameters` call.
@@ -214,20 +214,6 @@ pub async fn missing(
         .collect()
 }
 
-fn describe<E, R>(err: &aws_sdk_ssm::error::SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match err.as_service_error() {
-        Some(service) => format!(
-            "{}: {}",
-            service.code().unwrap_or("error"),
-            service.message().unwrap_or_default()
-        ),
-        None => aws_sdk_ssm::error::DisplayErrorContext(err).to_string(),
-    }
-}
 
 /// The partition of a region's ARNs.
 fn partition(region: &str) -> &'static str {
