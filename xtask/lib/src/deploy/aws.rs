@@ -24,6 +24,8 @@ pub struct EnvClients {
     pub account: String,
     pub lambda: aws_sdk_lambda::Client,
     pub iam: aws_sdk_iam::Client,
+    /// Finds secrets' ARNs (never their values) for a named role's access check.
+    pub secrets_manager: aws_sdk_secretsmanager::Client,
     /// The triggers: HTTP APIs, queues, schedules.
     pub apigw: aws_sdk_apigatewayv2::Client,
     pub sqs: aws_sdk_sqs::Client,
@@ -127,6 +129,7 @@ impl EnvClients {
             account: account.to_owned(),
             lambda: aws_sdk_lambda::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
+            secrets_manager: aws_sdk_secretsmanager::Client::new(config),
             apigw: aws_sdk_apigatewayv2::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
             events: aws_sdk_eventbridge::Client::new(config),

@@ -30,6 +30,7 @@ mod preflight;
 pub mod previews;
 pub mod promote;
 pub mod role;
+pub mod role_access;
 pub mod secrets;
 pub mod status;
 pub mod triggers;

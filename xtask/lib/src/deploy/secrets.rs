@@ -227,7 +227,7 @@ fn partition(region: &str) -> &'static str {
 }
 
 /// The ARN of an SSM parameter reference, without its `:version`/`:label` selector.
-fn parameter_arn(name: &str, region: &str, account: &str) -> String {
+pub(crate) fn parameter_arn(name: &str, region: &str, account: &str) -> String {
     if name.starts_with("arn:") {
         return match name.split_once(":parameter/") {
             Some((head, tail)) => format!("{head}:parameter/{}", strip_selector(tail)),
