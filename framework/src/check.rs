@@ -67,7 +67,9 @@ pub(crate) fn check<C: DeserializeOwned>(vars: Vec<(String, String)>, prefix: &s
              {ENVS_VAR}=<env>,<env> (single-stack), as deploy does"
         ))
     } else {
-        Stage::<C>::new(vars, prefix).err().map(|err| err.to_string())
+        Stage::<C>::new(vars, prefix)
+            .err()
+            .map(|err| err.to_string())
     };
     Report {
         environments,

@@ -236,13 +236,9 @@ fn extract(artifact: &Artifact) -> anyhow::Result<Binary> {
 /// The package and features of `function`, built for this machine (cargo's output on stderr).
 fn host_build(root: &Path, manifest: &Manifest, function: &str) -> anyhow::Result<Binary> {
     let spec = manifest.require_function(function)?;
-    let path = crate::invoke::build_host_binary(
-        root,
-        spec.package_name(function),
-        &spec.features,
-        false,
-    )
-    .with_context(|| format!("could not build `{function}` for its config check"))?;
+    let path =
+        crate::invoke::build_host_binary(root, spec.package_name(function), &spec.features, false)
+            .with_context(|| format!("could not build `{function}` for its config check"))?;
     Ok(Binary {
         path,
         extracted: None,
@@ -294,7 +290,10 @@ fn run(binary: &Path, variables: Vec<(String, String)>) -> anyhow::Result<Verdic
     command
         .env_clear()
         .envs(variables)
-        .env("AWS_LAMBDA_RUNTIME_API", runtime_api.local_addr()?.to_string())
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            runtime_api.local_addr()?.to_string(),
+        )
         .env(CHECK_VAR, "1")
         .current_dir(binary.parent().unwrap_or(Path::new("/")))
         .stdin(Stdio::null())
@@ -507,7 +506,8 @@ mod tests {
     #[test]
     fn a_binary_that_goes_straight_to_the_runtime_api_was_not_checked() {
         // `sh` stands in for a runtime: it connects to the Runtime API and waits for an event.
-        let script = "exec 3<>/dev/tcp/${AWS_LAMBDA_RUNTIME_API%:*}/${AWS_LAMBDA_RUNTIME_API#*:}; sleep 30";
+        let script =
+            "exec 3<>/dev/tcp/${AWS_LAMBDA_RUNTIME_API%:*}/${AWS_LAMBDA_RUNTIME_API#*:}; sleep 30";
         let verdict = run_script(script);
         assert_eq!(verdict, Verdict::NotLambdaStage);
     }

@@ -13,8 +13,8 @@ use super::engine::{self, AliasState, AliasTarget, Desired};
 use super::history::VersionStamp;
 use super::preflight::{check_config, settings, tags};
 use super::{
-    artifact, config_check, confirm, execute, load, move_and_wire, plan_triggers, print_header, runtime, secrets,
-    select_functions, triggers, AliasMove, Loaded, ManifestArg,
+    artifact, config_check, confirm, execute, load, move_and_wire, plan_triggers, print_header,
+    runtime, secrets, select_functions, triggers, AliasMove, Loaded, ManifestArg,
 };
 use crate::manifest::{self, Manifest, Strategy};
 

@@ -37,9 +37,11 @@ pub async fn warnings(
     ] {
         let (resolved, unresolved): (Vec<_>, Vec<_>) =
             targets.into_iter().partition(|(_, arn)| arn.is_ok());
-        unchecked.extend(unresolved.into_iter().map(|(u, arn)| {
-            (u, arn.err().unwrap_or_default())
-        }));
+        unchecked.extend(
+            unresolved
+                .into_iter()
+                .map(|(u, arn)| (u, arn.err().unwrap_or_default())),
+        );
         if resolved.is_empty() {
             continue;
         }
@@ -101,9 +103,10 @@ type Target<'a> = (&'a Use, Result<String, String>);
 fn parameters<'a>(clients: &EnvClients, uses: &'a [Use]) -> Vec<Target<'a>> {
     uses.iter()
         .filter_map(|u| match &u.reference {
-            Reference::Ssm { name } => {
-                Some((u, Ok(parameter_arn(name, &clients.region, &clients.account))))
-            }
+            Reference::Ssm { name } => Some((
+                u,
+                Ok(parameter_arn(name, &clients.region, &clients.account)),
+            )),
             Reference::SecretsManager { .. } => None,
         })
         .collect()

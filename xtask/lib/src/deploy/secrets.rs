@@ -214,7 +214,6 @@ pub async fn missing(
         .collect()
 }
 
-
 /// The partition of a region's ARNs.
 fn partition(region: &str) -> &'static str {
     if region.starts_with("cn-") {
