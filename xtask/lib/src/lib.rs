@@ -139,7 +139,10 @@ mod tests {
     #[test]
     fn help_says_cargo_xtask_and_every_flag_of_promote_finalize_rollback_has_text() {
         let top = help(&["--help"]);
-        assert!(top.contains("Usage: cargo xtask [OPTIONS] <COMMAND>"), "{top}");
+        assert!(
+            top.contains("Usage: cargo xtask [OPTIONS] <COMMAND>"),
+            "{top}"
+        );
         assert!(top.contains("-v, --verbose"), "{top}");
         let mut cli = Cli::command();
         for (command, flags) in [

@@ -7,7 +7,7 @@
 //! value). It only warns: what the simulation does not see (resource policies, organization
 //! rules, KMS key policies) can still decide either way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_config::retry::RetryConfig;
 use aws_sdk_iam::types::PolicyEvaluationDecisionType;
@@ -45,9 +45,12 @@ pub async fn warnings(
         if resolved.is_empty() {
             continue;
         }
+        // Several variables may share one reference (single-stack: one per environment).
         let arns: Vec<String> = resolved
             .iter()
             .filter_map(|(_, arn)| arn.as_ref().ok().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
             .collect();
         match simulate(clients, role_arn, action, &arns).await {
             Ok(decisions) => {
