@@ -61,6 +61,8 @@ async fn a_version_whose_config_cannot_load_in_a_served_environment_is_never_dep
         "hello-check: invalid configuration for environment `prod`",
         "APP_PROD__API_KEY (or the shared APP_API_KEY): missing",
         "APP_PROD__SHOUT: expected a boolean",
+        "Fix: set each variable named above in [environments.<env>] (or \
+         [environments.<env>.functions.hello-check]) `vars` or `secrets` of lambda-stage.toml.",
     ] {
         assert!(run.stderr.contains(needle), "{needle}:\n{run:?}");
     }
@@ -111,6 +113,8 @@ secrets = { APP_API_KEY = "ssm:/shop/prod/api-key" }"#,
     ] {
         assert!(run.stderr.contains(needle), "{needle}:\n{run:?}");
     }
+    // The feature is the whole fix: nothing sends the user to the variables.
+    assert!(!run.stderr.contains("Fix: set each variable"), "{run:?}");
     assert_never_printed(&run, CANARY);
     assert_eq!(stage.proxy.writes(), Vec::<String>::new());
 }

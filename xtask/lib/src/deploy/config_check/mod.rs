@@ -89,22 +89,7 @@ pub fn check(
             Verdict::Invalid {
                 message,
                 secrets_feature,
-            } => {
-                let mut problem = format!("{function}: {}", message.replace('\n', "\n    "));
-                let referenced: Vec<String> = references(&subject.variables)
-                    .into_iter()
-                    .map(|u| u.variable)
-                    .collect();
-                if !secrets_feature && !referenced.is_empty() {
-                    problem.push_str(&format!(
-                        "\n    `{function}` was built without lambda-stage's `secrets` feature, \
-                         so its init refuses the secret references in {}. Fix: {}",
-                        referenced.join(", "),
-                        secrets_feature_fix(root, manifest, function)
-                    ));
-                }
-                problems.push(problem);
-            }
+            } => problems.push(problem(root, manifest, subject, &message, secrets_feature)),
         }
     }
     if problems.is_empty() {
@@ -113,11 +98,47 @@ pub fn check(
     bail!(
         "pre-flight failed for `{env}`, nothing was written: with the variables this command \
          deploys, these functions would fail their init (checked by running each function's \
-         own code in lambda-stage's check mode; secret references count as present):\n  {}\n\
-         Fix: set each variable named above in [environments.<env>] (or \
-         [environments.<env>.functions.<function>]) `vars` or `secrets` of {FILE_NAME}.",
+         own code in lambda-stage's check mode; secret references count as present):\n  {}",
         problems.join("\n  ")
     )
+}
+
+/// One function's failed check: the framework's diagnosis, then how to fix it.
+fn problem(
+    root: &Path,
+    manifest: &Manifest,
+    subject: &Subject,
+    diagnosis: &str,
+    secrets_feature: bool,
+) -> String {
+    let function = &subject.function;
+    let mut text = format!("{function}: {}", diagnosis.replace('\n', "\n    "));
+    let referenced: Vec<String> = references(&subject.variables)
+        .into_iter()
+        .map(|u| u.variable)
+        .collect();
+    let refused_references = !secrets_feature && !referenced.is_empty();
+    // The diagnosis lists one variable per indented line; without the feature, each
+    // reference has a line of its own that the feature fixes.
+    let other_problems = diagnosis
+        .lines()
+        .filter(|line| line.starts_with("  "))
+        .any(|line| !refused_references || !line.contains("`secrets` feature"));
+    if other_problems {
+        text.push_str(&format!(
+            "\n    Fix: set each variable named above in [environments.<env>] (or \
+             [environments.<env>.functions.{function}]) `vars` or `secrets` of {FILE_NAME}."
+        ));
+    }
+    if refused_references {
+        text.push_str(&format!(
+            "\n    `{function}` was built without lambda-stage's `secrets` feature, so its init \
+             refuses the secret references in {}. Fix: {}",
+            referenced.join(", "),
+            secrets_feature_fix(root, manifest, function)
+        ));
+    }
+    text
 }
 
 /// The binary a check runs; a copy extracted from a zip is removed when dropped.
@@ -133,9 +154,8 @@ impl Binary {
             Code::Artifact(artifact) if runs_here(&artifact.target) => extract(artifact),
             Code::Artifact(artifact) => {
                 eprintln!(
-                    "config check: `{function}` is built for {} ({}), which cannot run on this \
-                     machine: its config is checked with a build of the same package and \
-                     features for this machine",
+                    "config check: `{function}` is built for {} ({}), which cannot run here: \
+                     checking a build of the same package and features for this machine",
                     artifact.arch, artifact.target
                 );
                 host_build(root, manifest, function)
