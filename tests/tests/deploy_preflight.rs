@@ -158,6 +158,88 @@ vars = {{ APP_GREETING = "Hi prod" }}
     assert_eq!(stage.alias("shop-hello-promote-prod", "live").await, None);
 }
 
+/// moto's Lambda, straight (not through the proxy): what another tool, or an older
+/// lambda-stage without the config check, could have done.
+async fn lambda_client(stage: &Stage) -> aws_sdk_lambda::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(stage.moto.endpoint())
+        .credentials_provider(aws_sdk_lambda::config::Credentials::for_tests())
+        .load()
+        .await;
+    aws_sdk_lambda::Client::new(&config)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn single_stack_promote_checks_the_variables_the_version_was_published_with() {
+    let stage = Stage::start().await;
+    let name = "shop-hello-frozen";
+    stage.write_manifest(&hello_single_stack(
+        "hello-frozen",
+        &format!(r#"vars = {{ APP_GREETING = "Hi prod", APP_API_KEY = "{CANARY}" }}"#),
+    ));
+    assert_ok(&stage.xtask(&args(DEPLOY, &["--env", "staging"])).await);
+
+    // Staging now runs a version published without prod's API key.
+    let lambda = lambda_client(&stage).await;
+    let current = lambda
+        .get_function_configuration()
+        .function_name(name)
+        .send()
+        .await
+        .unwrap();
+    let mut variables = current
+        .environment()
+        .and_then(|e| e.variables())
+        .cloned()
+        .unwrap();
+    assert!(
+        variables.remove("APP_PROD__API_KEY").is_some(),
+        "{variables:?}"
+    );
+    lambda
+        .update_function_configuration()
+        .function_name(name)
+        .environment(
+            aws_sdk_lambda::types::Environment::builder()
+                .set_variables(Some(variables))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let version = lambda
+        .publish_version()
+        .function_name(name)
+        .send()
+        .await
+        .unwrap();
+    let version = version.version().unwrap().to_owned();
+    lambda
+        .update_alias()
+        .function_name(name)
+        .name("staging")
+        .function_version(&version)
+        .send()
+        .await
+        .unwrap();
+
+    stage.proxy.reset_counts();
+    let run = stage
+        .xtask(&["promote", "--from", "staging", "--to", "prod", "--yes"])
+        .await;
+    assert_failed_with(&run, "pre-flight failed for `prod`, nothing was written");
+    for needle in [
+        "hello-frozen: invalid configuration for environment `prod`",
+        "APP_PROD__API_KEY (or the shared APP_API_KEY): missing",
+    ] {
+        assert!(run.stderr.contains(needle), "{needle}:\n{run:?}");
+    }
+    assert_never_printed(&run, CANARY);
+    assert_eq!(stage.proxy.writes(), Vec::<String>::new());
+    assert_eq!(stage.alias(name, "prod").await, None);
+}
+
 /// A function whose role the manifest names, and one secret reference in staging.
 fn named_role(function: &str) -> String {
     format!(
