@@ -460,3 +460,32 @@ async fn check_mode_counts_references_as_present_only_with_the_secrets_feature()
     );
     assert!(message.contains("`secrets` feature"), "{message}");
 }
+
+#[tokio::test]
+async fn check_mode_covers_the_http_runners() {
+    let api = RuntimeApi::start().await.unwrap();
+    // `http-api` starts through `run_router`.
+    let http_api = binary("http-api", "dev").unwrap();
+    let output = Function::start(
+        &http_api,
+        api.address(),
+        &[
+            ("LAMBDA_STAGE_CHECK_CONFIG", "1"),
+            ("LAMBDA_STAGE_ENVS", "staging,prod"),
+            ("APP_STAGING__GREETING", "Hej"),
+        ],
+    )
+    .unwrap()
+    .wait_exit(Duration::from_secs(20))
+    .await
+    .unwrap();
+    assert!(!output.success, "{output:?}");
+    let message = check_report(&output)["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("APP_PROD__GREETING (or the shared APP_GREETING): missing"),
+        "{message}"
+    );
+}
