@@ -234,16 +234,15 @@ mod tests {
 
     /// Runs `bash -c <script>` through [`run`], with `APP_MODE=debug`.
     fn run_script(script: &str) -> Verdict {
-        let dir = std::env::temp_dir().join(format!("config-check-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("script-{}", script.len()));
-        std::fs::write(&path, format!("#!/bin/bash\n{script}\n")).unwrap();
         use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bootstrap");
+        std::fs::write(&path, format!("#!/bin/bash\n{script}\n")).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut variables = vec![("APP_MODE".to_owned(), "debug".to_owned())];
-        variables.push(("PATH".to_owned(), "/usr/bin:/bin".to_owned()));
-        let verdict = run(&path, variables).unwrap();
-        let _ = std::fs::remove_file(&path);
-        verdict
+        let variables = vec![
+            ("APP_MODE".to_owned(), "debug".to_owned()),
+            ("PATH".to_owned(), "/usr/bin:/bin".to_owned()),
+        ];
+        run(&path, variables).unwrap()
     }
 }
