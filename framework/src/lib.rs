@@ -21,6 +21,7 @@
 //!
 //! See the README for the variable rules ([`environment`] has the reference).
 
+pub mod check;
 pub mod config;
 pub mod environment;
 mod error;

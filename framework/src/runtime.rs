@@ -13,7 +13,7 @@ use tracing::Instrument as _;
 
 use crate::error::{Error, InvocationError};
 use crate::stage::Stage;
-use crate::{init_error, logging};
+use crate::{check, init_error, logging};
 
 /// What a handler knows about its invocation besides the event.
 #[derive(Debug, Clone)]
@@ -72,12 +72,14 @@ impl Options {
     /// Cold start: logging, the environment strategy and the config of every environment
     /// known at init (multi-stack: with its secret references resolved). A config or secret
     /// error is reported to `/runtime/init/error` and returned, so the process exits non-zero.
+    ///
+    /// In check mode ([`crate::check`]) the process checks its config, reports and exits here.
     pub(crate) async fn start<C: DeserializeOwned>(&self) -> Result<Arc<Stage<C>>, Error> {
+        if check::requested() {
+            check::run::<C>(&self.prefix);
+        }
         logging::init();
-        let vars = std::env::vars_os()
-            .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
-            .collect();
-        match Stage::start(vars, &self.prefix).await {
+        match Stage::start(process_vars(), &self.prefix).await {
             Ok(stage) => Ok(Arc::new(stage)),
             Err(err) => {
                 tracing::error!(error_type = err.error_type(), "{err}");
@@ -104,6 +106,13 @@ impl Options {
         }))
         .await
     }
+}
+
+/// The process's variables that are valid UTF-8, as a cold start reads them.
+pub(crate) fn process_vars() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
+        .collect()
 }
 
 /// Runs an event handler: `async fn(Event, Ctx<Config>) -> Result<Response, Error>`.

@@ -318,8 +318,9 @@ package = "bare-echo"
 arch = "x86_64"
 create-role = true
 
+# `hello` (a new package for function a) also needs its API key to start.
 [environments.dev]
-vars = {{ APP_GREETING = "{greeting}" }}
+vars = {{ APP_GREETING = "{greeting}", APP_API_KEY = "test-key" }}
 "#
     )
 }

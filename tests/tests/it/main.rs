@@ -8,6 +8,7 @@ mod adoption_workspace;
 mod build_artifacts;
 mod build_reproducible;
 mod deploy_flows;
+mod deploy_preflight;
 mod deploy_triggers;
 mod emulator_invoke;
 mod emulator_semantics;

@@ -9,6 +9,7 @@
 //! ```
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 
@@ -32,8 +33,33 @@ pub mod workspace;
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", bin_name = "cargo xtask", version, about)]
 struct Cli {
+    #[command(flatten)]
+    globals: GlobalArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The options every command takes.
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Say more when something fails: the AWS SDK's full error detail, for a bug report.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+impl GlobalArgs {
+    /// Makes the options take effect for the rest of the process.
+    pub fn apply(&self) {
+        VERBOSE.store(self.verbose, Ordering::Relaxed);
+    }
+}
+
+/// `-v`/`--verbose`, for the code that words errors.
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Whether the command line asked for `--verbose`.
+pub fn verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
 }
 
 /// Every command. Public so that a workspace can add commands of its own next to these (with
@@ -73,7 +99,9 @@ pub enum Command {
 
 /// Parses the command line, runs the command and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
-    exit_code(run(Cli::parse().command))
+    let cli = Cli::parse();
+    cli.globals.apply();
+    exit_code(run(cli.command))
 }
 
 /// The exit code of a command's outcome; an error is printed with its cause chain.
@@ -125,7 +153,11 @@ mod tests {
     #[test]
     fn help_says_cargo_xtask_and_every_flag_of_promote_finalize_rollback_has_text() {
         let top = help(&["--help"]);
-        assert!(top.contains("Usage: cargo xtask <COMMAND>"), "{top}");
+        assert!(
+            top.contains("Usage: cargo xtask [OPTIONS] <COMMAND>"),
+            "{top}"
+        );
+        assert!(top.contains("-v, --verbose"), "{top}");
         let mut cli = Cli::command();
         for (command, flags) in [
             ("promote", &["from", "to", "yes", "dry_run"][..]),

@@ -19,6 +19,8 @@ pub mod test;
              repository's own."
 )]
 struct Cli {
+    #[command(flatten)]
+    globals: lambda_stage_xtask::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,7 +37,9 @@ enum Command {
 
 /// Parses the command line, runs the command and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
-    lambda_stage_xtask::exit_code(match Cli::parse().command {
+    let cli = Cli::parse();
+    cli.globals.apply();
+    lambda_stage_xtask::exit_code(match cli.command {
         Command::App(command) => match *command {
             lambda_stage_xtask::Command::Ci(args) => {
                 lambda_stage_xtask::ci::run(args, setup::for_tests)

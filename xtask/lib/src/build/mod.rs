@@ -22,6 +22,7 @@ use crate::manifest::{Manifest, FILE_NAME};
 use crate::workspace;
 
 pub use cargo::Toolchain;
+pub use package::ENTRY_NAME;
 
 /// The file beside each zip that describes the build.
 pub const RECORD_FILE: &str = "build.json";

@@ -14,6 +14,8 @@ use crate::workspace;
 #[derive(Debug, Clone, Deserialize)]
 pub struct Artifact {
     pub arch: Arch,
+    /// The Rust target triple the binary was built for.
+    pub target: String,
     pub git_commit: Option<String>,
     #[serde(default)]
     pub git_dirty: bool,
@@ -69,6 +71,7 @@ pub fn build(
     let record = crate::build::build_function(root, Some(manifest), function, arch, profile)?;
     Ok(Artifact {
         arch: record.arch,
+        target: record.target,
         git_commit: record.git_commit,
         git_dirty: record.git_dirty,
         zip_path: record.zip_path,

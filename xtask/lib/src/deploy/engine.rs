@@ -108,6 +108,9 @@ pub struct Plan {
     /// The managed role's policy differs from what the function needs now (new secret
     /// references, new queues).
     pub update_role_policy: bool,
+    /// A named role that may not read the function's secret references, or could not be
+    /// checked ([`super::role_access`]).
+    pub role_warnings: Vec<String>,
     pub create_function: bool,
     pub upload_code: bool,
     pub config_changes: Vec<String>,
@@ -127,6 +130,9 @@ impl Plan {
             "  {} -> function `{}`, alias `{}`\n",
             d.function, d.name, d.alias
         );
+        for warning in &self.role_warnings {
+            let _ = writeln!(out, "    role:     {warning}");
+        }
         if let RoleSpec::Managed { name } = &d.settings.role {
             if self.create_role {
                 let _ = writeln!(out, "    role:     create `{name}` ({})", access_summary(d));
@@ -253,14 +259,20 @@ pub async fn plan(
             zip_size / (1024 * 1024)
         );
     }
-    let (create_role, update_role_policy) = match &desired.settings.role {
+    let (create_role, update_role_policy, role_warnings) = match &desired.settings.role {
         RoleSpec::Existing(arn) => {
             check_role_exists(clients, arn).await?;
-            (false, false)
+            let warnings =
+                super::role_access::warnings(clients, arn, &desired.settings.variables).await;
+            (false, false, warnings)
         }
         RoleSpec::Managed { name } => match role_policy(clients, name).await? {
-            None => (true, false),
-            Some(current) => (false, current != Some(managed_policy(clients, &desired))),
+            None => (true, false, Vec::new()),
+            Some(current) => (
+                false,
+                current != Some(managed_policy(clients, &desired)),
+                Vec::new(),
+            ),
         },
     };
 
@@ -321,6 +333,7 @@ pub async fn plan(
         desired,
         create_role,
         update_role_policy,
+        role_warnings,
         create_function,
         upload_code,
         config_changes,

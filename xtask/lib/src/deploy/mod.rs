@@ -21,6 +21,7 @@ use crate::workspace;
 pub mod alias;
 pub mod artifact;
 pub mod aws;
+pub mod config_check;
 pub mod destroy;
 pub mod engine;
 pub mod finalize;
@@ -29,6 +30,7 @@ mod preflight;
 pub mod previews;
 pub mod promote;
 pub mod role;
+pub mod role_access;
 pub mod secrets;
 pub mod status;
 pub mod triggers;
@@ -155,6 +157,9 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     manifest.require_environment(&args.env)?;
     let functions = select_functions(&manifest, &args.functions)?;
     check_config(&manifest, &args.env, &functions)?;
+    let runtime = runtime()?;
+    // Credentials before the build: a missing login costs seconds, not a release build.
+    let clients = runtime.block_on(aws::connect(&manifest, &args.env))?;
     let mut artifacts = Vec::new();
     for function in &functions {
         let arch = manifest.arch(function, &args.env);
@@ -163,12 +168,25 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("could not build `{function}` for {arch}"))?,
         );
     }
+    let subjects = functions
+        .iter()
+        .zip(&artifacts)
+        .map(|(function, artifact)| {
+            Ok(config_check::Subject {
+                function: function.clone(),
+                name: manifest.function_name(function, &args.env),
+                variables: manifest.function_variables(function, &args.env)?,
+                memory_mb: manifest.memory_mb(function, &args.env),
+                code: config_check::Code::Artifact(artifact.clone()),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    config_check::check(&root, &manifest, &args.env, &clients.region, &subjects)?;
     let target = match args.canary {
         Some(percent) => AliasTarget::Canary(f64::from(percent) / 100.0),
         None => AliasTarget::Full,
     };
-    runtime()?.block_on(async {
-        let clients = aws::connect(&manifest, &args.env).await?;
+    runtime.block_on(async {
         // Secrets engineer's hook: every secret reference of the environment exists.
         secrets::preflight(&manifest, &clients).await?;
         let mut plans = Vec::new();

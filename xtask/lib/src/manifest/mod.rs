@@ -62,8 +62,13 @@ pub const RESERVED_LAMBDA_VARIABLES: &[&str] = &[
     "TZ",
 ];
 
-/// Variables lambda-stage sets itself (see [`Manifest::function_variables`]).
-pub const RESERVED_STAGE_VARIABLES: &[&str] = &["LAMBDA_STAGE_ENV", "LAMBDA_STAGE_ENVS"];
+/// Variables lambda-stage sets itself (see [`Manifest::function_variables`]); with the check
+/// mode's, a deployed function would exit at every cold start.
+pub const RESERVED_STAGE_VARIABLES: &[&str] = &[
+    "LAMBDA_STAGE_ENV",
+    "LAMBDA_STAGE_ENVS",
+    crate::deploy::config_check::CHECK_VAR,
+];
 
 /// Prefixes of a secret reference, resolved by the framework at cold start.
 pub const SECRET_REFERENCE_PREFIXES: &[&str] = &["ssm:", "secretsmanager:"];
@@ -863,6 +868,17 @@ mod tests {
         );
         assert!(
             err.contains(":8:1: `environments.prod.vars.AWS_REGION`: `AWS_REGION` is reserved"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_config_check_variable_cannot_be_deployed() {
+        let err = errors(&format!(
+            "{BASE}[environments.dev]\nvars = {{ LAMBDA_STAGE_CHECK_CONFIG = \"1\" }}\n"
+        ));
+        assert!(
+            err.contains("`LAMBDA_STAGE_CHECK_CONFIG` is set by lambda-stage itself"),
             "{err}"
         );
     }
