@@ -8,9 +8,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use clap::Args as ClapArgs;
 
+use super::alias::{history_after, next_step};
 use super::aws::{self, EnvClients};
 use super::engine::{self, AliasState, AliasTarget, Desired};
-use super::history::VersionStamp;
+use super::history::{StepKind, VersionStamp};
 use super::preflight::{check_config, settings, tags};
 use super::{
     artifact, confirm, execute, load, move_and_wire, plan_triggers, print_header, runtime, secrets,
@@ -103,6 +104,7 @@ async fn promote_single(
     let alias = manifest.alias(&args.to);
     let functions: Vec<String> = sources.iter().map(|s| s.0.clone()).collect();
     let wiring = plan_triggers(manifest, clients, &functions).await?;
+    let step = next_step(clients, manifest, StepKind::Promote).await?;
     let mut moves = Vec::new();
     let mut problems = Vec::new();
     print_header(
@@ -151,13 +153,8 @@ async fn promote_single(
             continue;
         }
         println!("  {function} -> `{name}` alias `{alias}`: {summary} -> version {version}");
-        let history = before.as_ref().map(AliasState::history).unwrap_or_default();
-        let from = before
-            .as_ref()
-            .map(|b| b.version.as_str())
-            .filter(|v| *v != version);
         moves.push(AliasMove {
-            history: history.moved_from(from),
+            history: history_after(before.as_ref(), step),
             name,
             alias: alias.clone(),
             label: function,
@@ -251,7 +248,7 @@ async fn promote_multi(
         &wiring,
         args.dry_run,
         args.yes,
-        "promote",
+        StepKind::Promote,
     )
     .await
 }
