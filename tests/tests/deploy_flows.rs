@@ -755,3 +755,72 @@ async fn rollback_reports_created_aliases_and_undoes_a_promote() {
         );
     }
 }
+
+/// Issue 14 #18: without a terminal (how CI runs it), deploy prints one plain line per step on
+/// stderr, as cargo does, in the order the steps run: each build, then each function's update
+/// (only the functions that change), with no spinner drawn.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_terminal_deploy_prints_one_line_per_step() {
+    let stage = Stage::start().await;
+    let manifest = |greeting: &str| {
+        format!(
+            r#"app = "demo"
+region = "us-east-1"
+
+[functions.steps-a]
+package = "bare-echo"
+arch = "x86_64"
+create-role = true
+
+[functions.steps-b]
+package = "bare-echo"
+arch = "x86_64"
+create-role = true
+
+[environments.dev]
+vars = {{ APP_GREETING = "Hi" }}
+
+[environments.dev.functions.steps-b]
+vars = {{ APP_ONLY_B = "{greeting}" }}
+"#
+        )
+    };
+    let steps = |run: &lambda_stage_tests::deploy_stage::Run| -> Vec<String> {
+        assert!(
+            !run.stderr.contains('\r') && !run.stderr.contains('\u{1b}'),
+            "no spinner without a terminal: {run:?}"
+        );
+        run.stderr
+            .lines()
+            .filter(|line| line.starts_with("    Building") || line.starts_with("   Deploying"))
+            .map(str::to_owned)
+            .collect()
+    };
+    stage.write_manifest(&manifest("one"));
+    let run = stage.xtask(&args(DEPLOY, &["--env", "dev"])).await;
+    assert_ok(&run);
+    assert_eq!(
+        steps(&run),
+        [
+            "    Building steps-a (x86_64, dev)",
+            "    Building steps-b (x86_64, dev)",
+            "   Deploying steps-a (create role, create function, publish a version)",
+            "   Deploying steps-b (create role, create function, publish a version)",
+        ],
+        "{run:?}"
+    );
+
+    // Only `steps-b` changes: both are built (cargo finds them up to date), one is updated.
+    stage.write_manifest(&manifest("two"));
+    let run = stage.xtask(&args(DEPLOY, &["--env", "dev"])).await;
+    assert_ok(&run);
+    assert_eq!(
+        steps(&run),
+        [
+            "    Building steps-a (x86_64, dev)",
+            "    Building steps-b (x86_64, dev)",
+            "   Deploying steps-b (update configuration, publish a version)",
+        ],
+        "{run:?}"
+    );
+}
