@@ -130,13 +130,21 @@ pub struct StepRecord {
 impl StepRecord {
     /// How `status` and `rollback` describe it: `#5 deploy from version 2`.
     pub fn summary(&self) -> String {
-        let step = self.step.map_or_else(
-            || "a move recorded before steps were numbered".to_owned(),
-            |s| format!("#{} {}", s.number, s.kind.as_str()),
-        );
-        match &self.before {
-            Some(before) => format!("{step} from {}", before.summary()),
-            None => format!("{step} created the alias"),
+        match (self.step, &self.before) {
+            (Some(step), Some(before)) => format!(
+                "#{} {} from {}",
+                step.number,
+                step.kind.as_str(),
+                before.summary()
+            ),
+            (Some(step), None) => {
+                format!("#{} {} created the alias", step.number, step.kind.as_str())
+            }
+            (None, Some(before)) => format!(
+                "a move from {} (recorded before steps were numbered)",
+                before.summary()
+            ),
+            (None, None) => "a move recorded before steps were numbered".to_owned(),
         }
     }
 
@@ -378,6 +386,10 @@ mod tests {
         assert_eq!(old.records.len(), 2);
         assert_eq!(old.records[0].step, None);
         assert_eq!(old.records[0].before, Some(routing("2", None)));
+        assert_eq!(
+            old.records[0].summary(),
+            "a move from version 2 (recorded before steps were numbered)"
+        );
         let new = old.recorded(step(1, StepKind::Deploy), Some(routing("3", None)));
         let description = new.to_description();
         assert!(

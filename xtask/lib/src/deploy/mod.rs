@@ -286,14 +286,14 @@ async fn apply(
     let mut versions = Vec::new();
     for plan in plans {
         let actions = plan.actions();
-        let step = if actions.is_empty() {
+        let shown = if actions.is_empty() {
             progress::silent()
         } else {
             let subject = format!("{} ({})", plan.desired.function, actions.join(", "));
             progress::step("Deploying", &subject)
         };
         let prepared = engine::prepare(clients, plan).await;
-        drop(step);
+        drop(shown);
         match prepared {
             Ok(version) => {
                 println!("  {}: version {version} ready", plan.desired.function);

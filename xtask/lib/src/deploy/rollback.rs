@@ -185,7 +185,7 @@ pub fn rollback(args: AliasArgs) -> anyhow::Result<ExitCode> {
                 step_text(next.step),
                 next.restored().join(", ")
             ),
-            None => println!("Rolled back. Nothing earlier is recorded."),
+            None => println!("Rolled back. Nothing earlier is recorded to undo."),
         }
         Ok(ExitCode::SUCCESS)
     })
