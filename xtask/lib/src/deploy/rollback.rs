@@ -33,10 +33,8 @@ pub enum Undo {
 pub struct RollbackPlan {
     /// The step undone; `None` for a move recorded before steps were numbered.
     pub step: Option<Step>,
-    /// Each function that step changed, and what happens to it.
+    /// Each function that step changed, and what happens to it; the others stay as they are.
     pub undo: Vec<(String, Undo)>,
-    /// The functions that step did not change: they stay as they are.
-    pub unchanged: Vec<String>,
 }
 
 impl RollbackPlan {
@@ -64,20 +62,20 @@ pub fn what_rollback_undoes(aliases: &[(String, AliasHistory)]) -> Option<Rollba
     let mut plan = RollbackPlan {
         step: None,
         undo: Vec::new(),
-        unchanged: Vec::new(),
     };
     for (function, history) in aliases {
-        match history.latest() {
-            Some(record) if record.step.map(|step| step.number) == target => {
-                plan.step = plan.step.or(record.step);
-                let undo = match &record.before {
-                    Some(before) => Undo::Restore(before.clone()),
-                    None => Undo::NothingEarlier,
-                };
-                plan.undo.push((function.clone(), undo));
-            }
-            _ => plan.unchanged.push(function.clone()),
+        let Some(record) = history.latest() else {
+            continue;
+        };
+        if record.step.map(|step| step.number) != target {
+            continue;
         }
+        plan.step = plan.step.or(record.step);
+        let undo = match &record.before {
+            Some(before) => Undo::Restore(before.clone()),
+            None => Undo::NothingEarlier,
+        };
+        plan.undo.push((function.clone(), undo));
     }
     Some(plan)
 }
@@ -262,7 +260,6 @@ mod tests {
             RollbackPlan {
                 step: Some(deploy(3)),
                 undo: vec![("hello".to_owned(), Undo::Restore(version("2").unwrap()))],
-                unchanged: vec!["hello2".to_owned()],
             }
         );
 
@@ -319,7 +316,6 @@ mod tests {
                 ("new".to_owned(), Undo::NothingEarlier),
             ]
         );
-        assert_eq!(plan.unchanged, ["later"]);
     }
 
     /// Aliases deployed before steps were numbered: their last recorded move is undone on each
@@ -334,7 +330,10 @@ mod tests {
         ];
         let plan = what_rollback_undoes(&aliases).unwrap();
         assert_eq!(plan.step, Some(deploy(1)));
-        assert_eq!(plan.unchanged, ["b", "c"]);
+        assert_eq!(
+            plan.undo,
+            [("a".to_owned(), Undo::Restore(version("3").unwrap()))]
+        );
 
         let plan = what_rollback_undoes(&after(&aliases, &plan)).unwrap();
         assert_eq!(plan.step, None);
@@ -345,6 +344,5 @@ mod tests {
                 ("b".to_owned(), Undo::Restore(version("2").unwrap())),
             ]
         );
-        assert_eq!(plan.unchanged, ["c"]);
     }
 }
