@@ -14,7 +14,6 @@ use clap::{Parser, Subcommand};
 
 pub mod app_api;
 pub mod arch;
-pub mod bench;
 pub mod build;
 pub mod ci;
 pub mod deploy;
@@ -27,7 +26,6 @@ pub mod pipeline;
 mod progress;
 pub mod routes;
 pub mod serve;
-pub mod test;
 pub mod tools;
 pub mod workspace;
 
@@ -39,12 +37,10 @@ struct Cli {
     command: Command,
 }
 
+/// Every command. Public so that a workspace can add commands of its own next to these (with
+/// `#[command(flatten)]`) and hand the rest to [`run`], as this repository's own xtask does.
 #[derive(Debug, Subcommand)]
-enum Command {
-    /// Run a benchmark against its baseline and print ratios.
-    Bench(bench::Args),
-    /// Install what the tests need, then run the whole test suite (what CI runs).
-    Test(test::Args),
+pub enum Command {
     /// Build deployable bootstrap.zip files for arm64 and x86_64.
     Build(build::Args),
     /// Invoke a function once and print its answer: built and run on the local Lambda emulator,
@@ -78,8 +74,12 @@ enum Command {
 
 /// Parses the command line, runs the command and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli.command) {
+    exit_code(run(Cli::parse().command))
+}
+
+/// The exit code of a command's outcome; an error is printed with its cause chain.
+pub fn exit_code(outcome: anyhow::Result<ExitCode>) -> ExitCode {
+    match outcome {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -88,15 +88,14 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> anyhow::Result<ExitCode> {
+/// Runs one command.
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Bench(args) => bench::run(args),
-        Command::Test(args) => test::run(args),
         Command::Build(args) => build::run(args),
         Command::Invoke(args) => invoke::run(args),
         Command::Events(args) => events::run(args),
         Command::Serve(args) => serve::run(args),
-        Command::Ci(args) => ci::run(args),
+        Command::Ci(args) => ci::run(args, |_| Ok(())),
         Command::New(args) => new::run(args),
         Command::Pipeline(args) => pipeline::run(args),
         Command::Deploy(args) => deploy::deploy(args),

@@ -3,9 +3,9 @@
 //! what moto does not (alias `RevisionId`, throttling, failures at a chosen call).
 //!
 //! Each test runs the real CLI as a subprocess (its own environment: dummy credentials,
-//! `AWS_ENDPOINT_URL`, no instance metadata) on its own moto. Functions are tiny
-//! (`bare-echo`, x86_64 musl, dev profile); each test deploys under its own function keys so
-//! parallel tests never share a build output.
+//! `AWS_ENDPOINT_URL`, no instance metadata) on a moto server of its own (leased from the pool,
+//! reset). Functions are tiny (`bare-echo`, x86_64 musl, dev profile); each test deploys under
+//! its own function keys so parallel tests never share a build output.
 
 use lambda_stage_tests::deploy_stage::{assert_failed_with, assert_ok, variable, Stage, ACCOUNT};
 use lambda_stage_tests::fault_proxy::FaultKind;

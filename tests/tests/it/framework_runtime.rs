@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use lambda_stage_tests::bins::binary;
+use lambda_stage_tests::bins::{binary, workspace_root};
 use lambda_stage_tests::function::Function;
 use lambda_stage_tests::runtime_api::{Outcome, RuntimeApi};
 use serde_json::{json, Value};
@@ -210,11 +210,12 @@ async fn multi_stack_serves_its_one_environment() {
     function.stop().await.unwrap();
 }
 
-/// Release build: the profile must keep `panic = "unwind"` for this to pass.
+/// The dev profile unwinds like the release profile (which [`release_profile_unwinds`] checks),
+/// so this probe proves the runtime's panic handling without a release build of its own.
 #[tokio::test]
 async fn survives_panics_errors_and_malformed_events_and_never_prints_the_secret() {
     let api = RuntimeApi::start().await.unwrap();
-    let probe = binary("stage-probe", "release").unwrap();
+    let probe = binary("stage-probe", "dev").unwrap();
     let mut function = Function::start(
         &probe,
         api.address(),
@@ -349,4 +350,24 @@ async fn router_answers_under_a_named_api_gateway_stage() {
         );
     }
     function.stop().await.unwrap();
+}
+
+/// A handler panic becomes an invocation error only when it unwinds: `panic = "abort"` in the
+/// release profile (what is deployed) would kill the process and the next request would pay a
+/// cold start. Read from the workspace manifest, where the profile is set.
+#[test]
+fn release_profile_unwinds() {
+    let manifest: toml::Table = std::fs::read_to_string(workspace_root().join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let profiles = &manifest["profile"];
+    for profile in ["release", "dev"] {
+        let panic = profiles
+            .get(profile)
+            .and_then(|profile| profile.get("panic"))
+            .and_then(toml::Value::as_str)
+            .unwrap_or("unwind");
+        assert_eq!(panic, "unwind", "[profile.{profile}] must keep panic = \"unwind\"");
+    }
 }

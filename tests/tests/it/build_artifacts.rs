@@ -1,7 +1,7 @@
 //! `cargo xtask build`'s zips: their structure, their ELF binaries for both architectures, and
 //! that what would be deployed really answers an event on a Runtime API (arm64 under qemu-user).
 //!
-//! Needs what `cargo xtask test` installs first (`tools::setup_for_tests`): the musl targets, Zig
+//! Needs what `cargo xtask test` installs first (`lambda_stage_repo_xtask::setup`): the musl targets, Zig
 //! in the project venv, and `qemu-aarch64-static`.
 
 use std::path::Path;
@@ -16,6 +16,7 @@ use lambda_stage_tests::function::Function;
 use lambda_stage_tests::runtime_api::{Outcome, RuntimeApi};
 use lambda_stage_xtask::arch::Arch;
 use lambda_stage_xtask::build::{BuildOptions, BuildRecord, Toolchain};
+use lambda_stage_repo_xtask::setup;
 use lambda_stage_xtask::tools;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
@@ -152,11 +153,11 @@ async fn arm64_bootstrap_answers_an_event_under_qemu() {
 
 /// `qemu-aarch64-static <bootstrap>` with Lambda's variables; killed when dropped.
 fn start_under_qemu(bootstrap: &Path, runtime_api: &str) -> tokio::process::Child {
-    let qemu = tools::which(tools::QEMU_AARCH64).unwrap_or_else(|| {
+    let qemu = tools::which(setup::QEMU_AARCH64).unwrap_or_else(|| {
         panic!(
             "`{}` is missing: run `cargo xtask test`, which installs {}",
-            tools::QEMU_AARCH64,
-            tools::QEMU_PACKAGE
+            setup::QEMU_AARCH64,
+            setup::QEMU_PACKAGE
         )
     });
     tokio::process::Command::new(qemu)
