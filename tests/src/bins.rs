@@ -70,7 +70,13 @@ fn build_all(profile: &str, features: &str) -> anyhow::Result<HashMap<String, Pa
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(workspace_root())
-        .args(["build", "--quiet", "--message-format=json", "--profile", profile])
+        .args([
+            "build",
+            "--quiet",
+            "--message-format=json",
+            "--profile",
+            profile,
+        ])
         .args(["--workspace", "--bins", "--tests"])
         .args(["--features", features])
         .output()
@@ -85,12 +91,14 @@ fn build_all(profile: &str, features: &str) -> anyhow::Result<HashMap<String, Pa
     let copies = lambda_stage_xtask::workspace::target_dir(workspace_root())
         .join("test-bins")
         .join(profile)
-        .join(if features.is_empty() {
-            "default"
-        } else {
-            features
-        }
-        .replace(['/', ','], "+"));
+        .join(
+            if features.is_empty() {
+                "default"
+            } else {
+                features
+            }
+            .replace(['/', ','], "+"),
+        );
     std::fs::create_dir_all(&copies)
         .with_context(|| format!("could not create {}", copies.display()))?;
     let mut binaries = HashMap::new();
@@ -107,7 +115,11 @@ fn build_all(profile: &str, features: &str) -> anyhow::Result<HashMap<String, Pa
         ) else {
             continue;
         };
-        let copy = copies.join(Path::new(executable).file_name().context("a binary has a name")?);
+        let copy = copies.join(
+            Path::new(executable)
+                .file_name()
+                .context("a binary has a name")?,
+        );
         // Written beside and renamed: a test may be running the previous copy.
         let partial = copy.with_extension("partial");
         std::fs::copy(executable, &partial)

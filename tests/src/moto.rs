@@ -63,7 +63,9 @@ impl Moto {
                     port: server.port,
                     server: Some(server),
                 };
-                moto.reset().await.context("could not reset a pooled moto")?;
+                moto.reset()
+                    .await
+                    .context("could not reset a pooled moto")?;
                 return Ok(moto);
             }
         }
@@ -95,7 +97,10 @@ impl Moto {
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
         loop {
-            let server = self.server.as_mut().context("a leased moto has its server")?;
+            let server = self
+                .server
+                .as_mut()
+                .context("a leased moto has its server")?;
             if let Some(status) = server.child.try_wait()? {
                 bail!("moto_server exited during start-up ({status})");
             }
@@ -185,7 +190,14 @@ impl Server {
         .await??;
         let port = free_port()?;
         let mut child = Command::new(&python)
-            .args(["-c", SERVER_SCRIPT, "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-c",
+                SERVER_SCRIPT,
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

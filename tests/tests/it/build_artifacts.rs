@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use goblin::elf::Elf;
+use lambda_stage_repo_xtask::setup;
 use lambda_stage_tests::bins::workspace_root;
 use lambda_stage_tests::build_once::{self, artifact, entries, unpacked_bootstrap};
 use lambda_stage_tests::function::Function;
 use lambda_stage_tests::runtime_api::{Outcome, RuntimeApi};
 use lambda_stage_xtask::arch::Arch;
 use lambda_stage_xtask::build::{BuildOptions, BuildRecord, Toolchain};
-use lambda_stage_repo_xtask::setup;
 use lambda_stage_xtask::tools;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};

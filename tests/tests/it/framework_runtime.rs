@@ -368,6 +368,9 @@ fn release_profile_unwinds() {
             .and_then(|profile| profile.get("panic"))
             .and_then(toml::Value::as_str)
             .unwrap_or("unwind");
-        assert_eq!(panic, "unwind", "[profile.{profile}] must keep panic = \"unwind\"");
+        assert_eq!(
+            panic, "unwind",
+            "[profile.{profile}] must keep panic = \"unwind\""
+        );
     }
 }

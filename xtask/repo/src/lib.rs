@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     #[command(flatten)]
-    App(lambda_stage_xtask::Command),
+    App(Box<lambda_stage_xtask::Command>),
     /// Run a benchmark against its baseline and print ratios.
     Bench(bench::Args),
     /// Install what the tests need, then run the whole test suite (what CI runs).
@@ -36,10 +36,12 @@ enum Command {
 /// Parses the command line, runs the command and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
     lambda_stage_xtask::exit_code(match Cli::parse().command {
-        Command::App(lambda_stage_xtask::Command::Ci(args)) => {
-            lambda_stage_xtask::ci::run(args, setup::for_tests)
-        }
-        Command::App(command) => lambda_stage_xtask::run(command),
+        Command::App(command) => match *command {
+            lambda_stage_xtask::Command::Ci(args) => {
+                lambda_stage_xtask::ci::run(args, setup::for_tests)
+            }
+            command => lambda_stage_xtask::run(command),
+        },
         Command::Bench(args) => bench::run(args),
         Command::Test(args) => test::run(args),
     })

@@ -140,7 +140,10 @@ mod tests {
         );
         assert_eq!(first.sha256_hex, second.sha256_hex);
         assert_eq!(first.code_sha256, second.code_sha256);
-        assert_eq!(zip_bootstrap(&binary).unwrap(), zip_bootstrap(&binary).unwrap());
+        assert_eq!(
+            zip_bootstrap(&binary).unwrap(),
+            zip_bootstrap(&binary).unwrap()
+        );
         assert_ne!(
             zip_bootstrap(&binary).unwrap(),
             zip_bootstrap(&some_binary(8)).unwrap(),
