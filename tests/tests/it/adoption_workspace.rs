@@ -4,6 +4,9 @@
 //! `cargo xtask invoke`. Dependencies compiled for the repository are reused (see
 //! `lambda_stage_tests::scratch`).
 
+use std::process::{Command, Output};
+
+use lambda_stage_tests::bins::workspace_root;
 use lambda_stage_tests::scratch::Scratch;
 use serde_json::{json, Value};
 
@@ -20,7 +23,10 @@ publish = false
 lambda-stage-xtask.workspace = true
 "#;
 
-const ALIAS: &str = "[alias]\nxtask = \"run --quiet --package xtask --\"\n";
+/// This repository's `.cargo/config.toml`: the `cargo xtask` alias the README gives adopters.
+fn cargo_config() -> String {
+    std::fs::read_to_string(workspace_root().join(".cargo/config.toml")).unwrap()
+}
 
 const MANIFEST: &str = r#"# The adopting app: no functions yet, `cargo xtask new` adds them.
 app = "adopter"
@@ -41,7 +47,9 @@ fn a_user_workspace_adopts_the_xtask_library_and_invokes_a_new_function_locally(
     let scratch = Scratch::new(&["xtask"]).unwrap();
     scratch.write("xtask/Cargo.toml", XTASK_TOML).unwrap();
     scratch.write("xtask/src/main.rs", XTASK_MAIN).unwrap();
-    scratch.write(".cargo/config.toml", ALIAS).unwrap();
+    scratch
+        .write(".cargo/config.toml", &cargo_config())
+        .unwrap();
     scratch.write("lambda-stage.toml", MANIFEST).unwrap();
 
     scratch.cargo_ok(&["xtask", "new", "greeter"]).unwrap();
@@ -78,4 +86,74 @@ fn a_user_workspace_adopts_the_xtask_library_and_invokes_a_new_function_locally(
             json!({ "message": format!("{greeting}, Ada!"), "env": env })
         );
     }
+}
+
+/// Issue 14 #11: the `cargo xtask` alias keeps cargo quiet once xtask is built (no `Finished`,
+/// no `Running`), but shows cargo's progress while it compiles, so the first run, which
+/// compiles xtask for minutes, does not look hung (`--quiet` alone hides the progress bar).
+/// Shown with this repository's alias on a package named `xtask` whose build takes 1.5 s (a
+/// build script that sleeps): cargo draws its bar only after half a second.
+#[test]
+fn the_xtask_alias_shows_progress_while_compiling_and_nothing_once_built() {
+    let config = cargo_config();
+    let alias = config
+        .parse::<toml::Table>()
+        .unwrap()
+        .get("alias")
+        .and_then(|aliases| aliases.get("xtask"))
+        .and_then(|alias| alias.as_str())
+        .map(str::to_owned)
+        .expect("an `xtask` alias");
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("xtask = \"{alias}\"")),
+        "the README gives adopters the same alias: {alias}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "Cargo.toml",
+        "[package]\nname = \"xtask\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    );
+    write(
+        "build.rs",
+        "fn main() { std::thread::sleep(std::time::Duration::from_millis(1500)); }\n",
+    );
+    write("src/main.rs", "fn main() { println!(\"xtask ran\"); }\n");
+    write(".cargo/config.toml", &config);
+    let cargo_xtask = || -> Output {
+        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .arg("xtask")
+            .current_dir(dir.path())
+            .env("CARGO_TARGET_DIR", dir.path().join("target"))
+            .output()
+            .unwrap()
+    };
+
+    let first = cargo_xtask();
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&first.stdout), "xtask ran\n");
+    assert!(
+        stderr.contains("] 1/3: xtask(build)"),
+        "cargo's progress while compiling: {stderr:?}"
+    );
+    assert!(
+        !stderr.contains("Compiling") && !stderr.contains("Finished"),
+        "{stderr:?}"
+    );
+
+    let again = cargo_xtask();
+    assert!(again.status.success());
+    assert_eq!(String::from_utf8_lossy(&again.stdout), "xtask ran\n");
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr),
+        "",
+        "nothing once xtask is built"
+    );
 }

@@ -244,3 +244,29 @@ fn unknown_function_lists_the_known_ones() {
         "lists workspace functions: {err}"
     );
 }
+
+/// Issue 14 #18: without a terminal (how CI runs it), `cargo xtask build` says what it builds,
+/// one plain line per step on stderr as cargo does, and stdout keeps only the results.
+#[test]
+fn without_a_terminal_build_prints_one_line_per_step() {
+    let xtask = lambda_stage_tests::bins::binary("xtask", "dev").unwrap();
+    let output = std::process::Command::new(xtask)
+        .current_dir(workspace_root())
+        .args(["build", "bare-echo", "--arch", "x86_64"])
+        .args(["--profile", build_once::TEST_PROFILE])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>(),
+        ["    Building bare-echo (x86_64, dev)"],
+        "{stderr}"
+    );
+    assert!(
+        stdout.starts_with("bare-echo x86_64: ") && stdout.lines().count() == 1,
+        "{stdout}"
+    );
+}

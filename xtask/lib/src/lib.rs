@@ -24,6 +24,7 @@ pub mod logs;
 pub mod manifest;
 pub mod new;
 pub mod pipeline;
+mod progress;
 pub mod routes;
 pub mod serve;
 pub mod tools;
@@ -87,7 +88,7 @@ pub enum Command {
     Promote(deploy::PromoteArgs),
     /// Send all of an environment's traffic to its canary version.
     Finalize(deploy::AliasArgs),
-    /// Drop a canary, or return an environment's alias to its previous version.
+    /// Undo the environment's most recent deploy, promote or finalize, on the aliases it changed.
     Rollback(deploy::AliasArgs),
     /// Show what each environment runs, and its drift from the manifest.
     Status(deploy::status::StatusArgs),

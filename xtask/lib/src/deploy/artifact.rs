@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use serde::Deserialize;
 
 use crate::arch::Arch;
+use crate::build::BuildOptions;
 use crate::manifest::Manifest;
 use crate::workspace;
 
@@ -60,7 +61,8 @@ fn read_record(path: &Path) -> anyhow::Result<Artifact> {
     serde_json::from_str(&text).with_context(|| format!("{} is not a build record", path.display()))
 }
 
-/// Builds `function` for `arch` (a no-change rebuild re-uses everything) and returns its zip.
+/// Builds `function` for `arch` (a no-change rebuild re-uses everything), showing the build as
+/// a step, and returns its zip.
 pub fn build(
     root: &Path,
     manifest: &Manifest,
@@ -68,7 +70,12 @@ pub fn build(
     arch: Arch,
     profile: &str,
 ) -> anyhow::Result<Artifact> {
-    let record = crate::build::build_function(root, Some(manifest), function, arch, profile)?;
+    let options = BuildOptions {
+        profile: profile.to_owned(),
+        progress: true,
+        ..BuildOptions::default()
+    };
+    let record = crate::build::build_function_with(root, Some(manifest), function, arch, &options)?;
     Ok(Artifact {
         arch: record.arch,
         target: record.target,

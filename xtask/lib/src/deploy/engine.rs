@@ -15,7 +15,7 @@ use aws_sdk_lambda::types::{
 
 use super::artifact::Artifact;
 use super::aws::{describe, error_code, is_conflict, is_not_found, EnvClients};
-use super::history::{AliasHistory, VersionStamp};
+use super::history::{AliasHistory, Routing, VersionStamp};
 use super::role::{
     check_role_exists, create_role, managed_policy, put_role_policy, role_arn, role_policy,
     ROLE_PROPAGATION_LIMIT,
@@ -77,17 +77,16 @@ impl AliasState {
         AliasHistory::parse(self.description.as_deref())
     }
 
-    pub fn summary(&self) -> String {
-        let mut text = format!("version {}", self.version);
-        for (version, weight) in &self.weights {
-            let _ = write!(
-                text,
-                " ({:.0}%) + version {version} ({:.0}%)",
-                (1.0 - weight) * 100.0,
-                weight * 100.0
-            );
+    /// Where the alias sends its traffic.
+    pub fn routing(&self) -> Routing {
+        Routing {
+            version: self.version.clone(),
+            weights: self.weights.clone(),
         }
-        text
+    }
+
+    pub fn summary(&self) -> String {
+        self.routing().summary()
     }
 }
 
@@ -197,6 +196,34 @@ impl Plan {
             let _ = writeln!(out, "    alias:    {before} -> {after}");
         }
         out
+    }
+
+    /// What [`prepare`] writes for this plan, in words; empty when an existing version is
+    /// deployed as is.
+    pub fn actions(&self) -> Vec<&'static str> {
+        let mut actions = Vec::new();
+        if self.create_role {
+            actions.push("create role");
+        } else if self.update_role_policy {
+            actions.push("update role policy");
+        }
+        if self.create_function {
+            actions.push("create function");
+        } else {
+            if self.upload_code {
+                actions.push("upload code");
+            }
+            if !self.config_changes.is_empty() {
+                actions.push("update configuration");
+            }
+        }
+        if self.update_tags && !self.create_function {
+            actions.push("tag");
+        }
+        if self.reuse_version.is_none() {
+            actions.push("publish a version");
+        }
+        actions
     }
 
     /// True when applying the plan would write nothing.

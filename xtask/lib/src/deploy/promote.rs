@@ -8,9 +8,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use clap::Args as ClapArgs;
 
+use super::alias::{history_after, next_step};
 use super::aws::{self, EnvClients};
 use super::engine::{self, AliasState, AliasTarget, Desired};
-use super::history::VersionStamp;
+use super::history::{StepKind, VersionStamp};
 use super::preflight::{check_config, settings, tags};
 use super::{
     artifact, config_check, confirm, execute, load, move_and_wire, plan_triggers, print_header,
@@ -129,6 +130,7 @@ async fn promote_single(
         .collect::<Vec<_>>();
     config_check::check(root, manifest, &args.to, &clients.region, &subjects)?;
     let wiring = plan_triggers(manifest, clients, &functions).await?;
+    let step = next_step(clients, manifest, StepKind::Promote).await?;
     let mut moves = Vec::new();
     let mut problems = Vec::new();
     print_header(
@@ -177,13 +179,8 @@ async fn promote_single(
             continue;
         }
         println!("  {function} -> `{name}` alias `{alias}`: {summary} -> version {version}");
-        let history = before.as_ref().map(AliasState::history).unwrap_or_default();
-        let from = before
-            .as_ref()
-            .map(|b| b.version.as_str())
-            .filter(|v| *v != version);
         moves.push(AliasMove {
-            history: history.moved_from(from),
+            history: history_after(before.as_ref(), step),
             name,
             alias: alias.clone(),
             label: function,
@@ -290,7 +287,7 @@ async fn promote_multi(
         &wiring,
         args.dry_run,
         args.yes,
-        "promote",
+        StepKind::Promote,
     )
     .await
 }
