@@ -2,7 +2,8 @@
 //! linked once, and the harness's shared state (moto servers, builds done once per run) is
 //! shared by all of them. Each module is one area; its own doc says what it proves.
 //!
-//! Run one area with `cargo test -p lambda-stage-tests --test it <module>::`.
+//! Run one area with `cargo test --workspace --test it <module>::` (`--workspace`, so cargo
+//! resolves features as the full run does and reuses its builds).
 
 mod adoption_workspace;
 mod build_artifacts;
