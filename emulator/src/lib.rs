@@ -33,7 +33,8 @@
 //!   ([`FunctionConfig::env`]) set them; then the function's own variables. `AWS_EXECUTION_ENV` is *not* set: Lambda does not set it for
 //!   OS-only runtimes (`provided.al2023`), which is where a Rust bootstrap runs. From the host
 //!   only [`HOST_PASSTHROUGH`] is passed on (`PATH`, credentials and endpoint overrides standing in
-//!   for the execution role, log filters).
+//!   for the execution role, log filters), byte for byte. Each process runs in its own process
+//!   group, so a terminal's Ctrl-C goes to the program hosting the emulator, not to the function.
 //! - **Headers.** Every event carries `Lambda-Runtime-Aws-Request-Id`,
 //!   `Lambda-Runtime-Deadline-Ms` (now + the function timeout, epoch ms),
 //!   `Lambda-Runtime-Invoked-Function-Arn`
@@ -57,7 +58,8 @@
 //!   `Runtime.ExitError` when the process exits before asking for its first event, or
 //!   `Runtime.InvalidEntrypoint` when the binary cannot be started.
 //! - **Function errors** come back in Lambda's shape: the error JSON the runtime posted plus its
-//!   error type ([`Outcome::FunctionError`]), never an HTTP 500 of the emulator's own.
+//!   error type ([`Outcome::FunctionError`]: the JSON's `errorType`, else the
+//!   `Lambda-Runtime-Function-Error-Type` header), never an HTTP 500 of the emulator's own.
 //!
 //! # Concurrency: several sandboxes, then a queue
 //!

@@ -1,6 +1,7 @@
 //! One execution environment: a bootstrap process, its Runtime API, and the driver that turns
 //! what the runtime does into an [`Outcome`].
 
+use std::ffi::OsString;
 use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -186,6 +187,10 @@ impl Sandbox {
             .envs(lambda_variables(config, &address.to_string(), &task_root))
             .current_dir(&task_root)
             .stdin(Stdio::null())
+            // Its own process group: a terminal's Ctrl-C (SIGINT to the foreground group) reaches
+            // the program running the emulator, which decides how its invocations end (`serve`
+            // lets them finish), instead of killing the function mid-invocation.
+            .process_group(0)
             .kill_on_drop(true);
         let mut output = None;
         match config.logs {
@@ -473,9 +478,14 @@ fn lambda_variables(
 /// What Lambda sets but lets a function's own variables override.
 const OVERRIDABLE_DEFAULTS: &[(&str, &str)] = &[("TZ", ":UTC"), ("LANG", "en_US.UTF-8")];
 
-fn host_variables() -> impl Iterator<Item = (String, String)> {
-    std::env::vars().filter(|(key, _)| {
-        HOST_PASSTHROUGH.contains(&key.as_str()) || key.starts_with("AWS_ENDPOINT_URL_")
+/// The host's variables in [`HOST_PASSTHROUGH`], values as they are: read with `vars_os`, as a
+/// host variable that is not UTF-8 (a `PATH` entry, or any other variable) must not stop the
+/// function from starting.
+fn host_variables() -> impl Iterator<Item = (OsString, OsString)> {
+    std::env::vars_os().filter(|(key, _)| {
+        key.to_str().is_some_and(|key| {
+            HOST_PASSTHROUGH.contains(&key) || key.starts_with("AWS_ENDPOINT_URL_")
+        })
     })
 }
 

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::service::EventService;
 use crate::serving::{Serving, StartError};
 use crate::state::{Env, MakeState, NoState};
-use crate::{init_error, logging};
+use crate::{check, init_error, logging};
 
 /// What a handler knows about its invocation besides the event.
 pub struct Ctx<C, S = ()> {
@@ -163,11 +163,17 @@ impl<M> Options<M> {
     /// environment strategy, the config of every environment known at init, and what
     /// [`crate::state`] says is ready before the first invocation. A failure is logged, posted
     /// to `/runtime/init/error` and returned, so the process exits non-zero.
+    ///
+    /// In check mode ([`crate::check`]) the process checks its config, reports and exits here,
+    /// before any state constructor runs.
     pub(crate) async fn start<C>(self) -> Result<Arc<Serving<C, M>>, Error>
     where
         C: DeserializeOwned + Send + Sync + 'static,
         M: MakeState<C>,
     {
+        if check::requested() {
+            check::run::<C>(&self.prefix);
+        }
         logging::init();
         match self.serve(process_vars()).await {
             Ok(serving) => Ok(Arc::new(serving)),

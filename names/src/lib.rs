@@ -15,10 +15,16 @@ pub mod variables {
     pub const DEFAULT_ENV: &str = "LAMBDA_STAGE_DEFAULT_ENV";
     /// Seconds after which an environment's secret references are fetched again.
     pub const SECRETS_TTL: &str = "LAMBDA_STAGE_SECRETS_TTL";
+    /// `1`: the binary checks every environment's config, prints a report and exits (the
+    /// framework's check mode, which `cargo xtask deploy` runs before writing anything).
+    pub const CHECK_CONFIG: &str = "LAMBDA_STAGE_CHECK_CONFIG";
+    /// The key of the JSON object the check mode prints on stdout.
+    pub const CHECK_REPORT_KEY: &str = "lambdaStageCheck";
 
-    /// What `cargo xtask` sets from the manifest's strategy and environments, so a manifest may
-    /// not set them itself.
-    pub const SET_BY_DEPLOY: &[&str] = &[ENV, ENVS];
+    /// What `cargo xtask` sets itself (from the manifest's strategy and environments, or to run
+    /// the config check), so a manifest may not: a deployed `LAMBDA_STAGE_CHECK_CONFIG` would
+    /// make every cold start exit.
+    pub const SET_BY_LAMBDA_STAGE: &[&str] = &[ENV, ENVS, CHECK_CONFIG];
 
     /// The names Lambda sets itself and refuses in a function's configuration
     /// (<https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars-runtime.html>).

@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use lambda_stage_repo_xtask::setup::CHECK_JSONSCHEMA_REQUIREMENT;
 use lambda_stage_tests::bins::workspace_root;
 use lambda_stage_xtask::manifest::Manifest;
-use lambda_stage_xtask::pipeline::{self, Provider, CHECK_JSONSCHEMA_REQUIREMENT};
+use lambda_stage_xtask::pipeline::{self, Provider};
 use lambda_stage_xtask::tools;
 use serde_json::Value;
 

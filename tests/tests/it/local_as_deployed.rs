@@ -100,9 +100,10 @@ fn workspace(manifest: &str) -> Scratch {
 
 /// The shell's `APP_*` and `AWS_*` variables would change what the function gets.
 fn isolated(mut command: Command) -> Command {
-    for (key, _) in
-        std::env::vars().filter(|(key, _)| key.starts_with("APP_") || key.starts_with("AWS_"))
-    {
+    for (key, _) in std::env::vars_os().filter(|(key, _)| {
+        let key = key.to_string_lossy();
+        key.starts_with("APP_") || key.starts_with("AWS_")
+    }) {
         command.env_remove(key);
     }
     command

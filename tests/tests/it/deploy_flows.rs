@@ -3,9 +3,9 @@
 //! what moto does not (alias `RevisionId`, throttling, failures at a chosen call).
 //!
 //! Each test runs the real CLI as a subprocess (its own environment: dummy credentials,
-//! `AWS_ENDPOINT_URL`, no instance metadata) on its own moto. Functions are tiny
-//! (`bare-echo`, x86_64 musl, dev profile); each test deploys under its own function keys so
-//! parallel tests never share a build output.
+//! `AWS_ENDPOINT_URL`, no instance metadata) on a moto server of its own (leased from the pool,
+//! reset). Functions are tiny (`bare-echo`, x86_64 musl, dev profile); each test deploys under
+//! its own function keys so parallel tests never share a build output.
 
 use lambda_stage_tests::deploy_stage::{assert_failed_with, assert_ok, variable, Stage, ACCOUNT};
 use lambda_stage_tests::fault_proxy::FaultKind;
@@ -261,7 +261,7 @@ async fn canary_finalize_and_rollback() {
     let status: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(status[0]["functions"][0]["weights"]["2"], 0.1, "{status}");
 
-    // Finalize: 100% to version 2; the history remembers version 1.
+    // Finalize: 100% to version 2; the alias records the step and the canary it replaced.
     assert_ok(&stage.xtask(&["finalize", "--env", "prod", "--yes"]).await);
     let alias = stage.alias(name, "prod").await.unwrap();
     assert_eq!(alias["FunctionVersion"], "2", "{alias}");
@@ -270,16 +270,32 @@ async fn canary_finalize_and_rollback() {
         alias["Description"]
             .as_str()
             .unwrap()
-            .contains("previous=1"),
+            .ends_with(" steps=3f:1+2@0.1,2d:1,1d:-"),
         "{alias}"
     );
 
-    // Rollback: back to version 1, from the history stored in AWS.
+    // Rollback undoes exactly the finalize: the canary is back, from the history in AWS.
     assert_ok(&stage.xtask(&["rollback", "--env", "prod", "--yes"]).await);
+    let alias = stage.alias(name, "prod").await.unwrap();
+    assert_eq!(alias["FunctionVersion"], "1", "{alias}");
+    assert_eq!(
+        alias["RoutingConfig"]["AdditionalVersionWeights"]["2"], 0.1,
+        "{alias}"
+    );
+
+    // Finalize after a rollback finalizes the canary again.
+    assert_ok(&stage.xtask(&["finalize", "--env", "prod", "--yes"]).await);
     assert_eq!(
         stage.alias_version(name, "prod").await.as_deref(),
-        Some("1")
+        Some("2")
     );
+
+    // Two rollbacks walk back two steps: the finalize, then the canary deploy.
+    assert_ok(&stage.xtask(&["rollback", "--env", "prod", "--yes"]).await);
+    assert_ok(&stage.xtask(&["rollback", "--env", "prod", "--yes"]).await);
+    let alias = stage.alias(name, "prod").await.unwrap();
+    assert_eq!(alias["FunctionVersion"], "1", "{alias}");
+    assert_eq!(weights(&alias), 0, "{alias}");
 
     // A rollback during a canary drops the canary and keeps the primary version.
     let run = stage
@@ -318,8 +334,9 @@ package = "bare-echo"
 arch = "x86_64"
 create-role = true
 
+# `hello` (a new package for function a) also needs its API key to start.
 [environments.dev]
-vars = {{ APP_GREETING = "{greeting}" }}
+vars = {{ APP_GREETING = "{greeting}", APP_API_KEY = "test-key" }}
 "#
     )
 }
@@ -513,5 +530,298 @@ async fn throttling_is_retried_with_backoff() {
             .await
             .as_deref(),
         Some("2")
+    );
+}
+
+/// `rb-hello` and `rb-hello2` (and `rb-new` when `with_new`) in staging and prod; `hello_var`
+/// is a variable of `rb-hello` alone in staging, so changing it changes that function only.
+fn rollback_app(greeting: &str, hello_var: &str, with_new: bool) -> String {
+    let new = if with_new {
+        "[functions.rb-new]\npackage = \"bare-echo\"\narch = \"x86_64\"\ncreate-role = true\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"app = "demo"
+region = "us-east-1"
+account-id = "{ACCOUNT}"
+
+[functions.rb-hello]
+package = "bare-echo"
+arch = "x86_64"
+create-role = true
+
+[functions.rb-hello2]
+package = "bare-echo"
+arch = "x86_64"
+create-role = true
+
+{new}
+[environments.staging]
+vars = {{ APP_GREETING = "{greeting} staging" }}
+
+[environments.staging.functions.rb-hello]
+vars = {{ APP_ONLY_HELLO = "{hello_var}" }}
+
+[environments.prod]
+vars = {{ APP_GREETING = "{greeting} prod" }}
+"#
+    )
+}
+
+const HELLO: &str = "demo-rb-hello";
+const HELLO2: &str = "demo-rb-hello2";
+
+/// Issue 14 #4: after both functions are deployed twice and `hello` alone gets a canary,
+/// rollback drops that canary and leaves `hello2` alone; the next rollback undoes the second
+/// deploy of both; then nothing earlier is recorded, and rollback says so and writes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn rollback_undoes_only_the_latest_step_and_walks_back() {
+    let stage = Stage::start().await;
+    let staging = |more: &[&'static str]| args(&args(DEPLOY, &["--env", "staging"]), more);
+    stage.write_manifest(&rollback_app("One", "a", false));
+    assert_ok(&stage.xtask(&staging(&[])).await);
+    stage.write_manifest(&rollback_app("Two", "a", false));
+    assert_ok(&stage.xtask(&staging(&[])).await);
+    for function in [HELLO, HELLO2] {
+        assert_eq!(
+            stage.alias_version(function, "staging").await.as_deref(),
+            Some("2")
+        );
+    }
+    stage.write_manifest(&rollback_app("Two", "b", false));
+    assert_ok(&stage.xtask(&staging(&["rb-hello", "--canary", "10"])).await);
+    let alias = stage.alias(HELLO, "staging").await.unwrap();
+    assert_eq!(alias["FunctionVersion"], "2", "{alias}");
+    assert_eq!(
+        alias["RoutingConfig"]["AdditionalVersionWeights"]["3"], 0.1,
+        "{alias}"
+    );
+
+    // Status shows each alias's steps and what rollback would undo.
+    let run = stage.xtask(&["status", "--env", "staging"]).await;
+    assert_ok(&run);
+    assert!(
+        run.stdout.contains(
+            "history: #3 deploy from version 2, #2 deploy from version 1, #1 deploy created the alias"
+        ),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("history: #2 deploy from version 1, #1 deploy created the alias"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("rollback would undo step #3 (deploy) on rb-hello\n"),
+        "{run:?}"
+    );
+    let run = stage.xtask(&["status", "--env", "staging", "--json"]).await;
+    let status: Value = serde_json::from_str(&run.stdout).unwrap();
+    let hello = &status[0]["functions"][0];
+    assert_eq!(hello["function"], "rb-hello", "{status}");
+    assert_eq!(hello["history"][0]["step"]["number"], 3, "{status}");
+    assert_eq!(hello["history"][0]["step"]["kind"], "deploy", "{status}");
+    assert_eq!(hello["history"][0]["before"]["version"], "2", "{status}");
+    assert_eq!(hello["history"][2]["before"], Value::Null, "{status}");
+    assert_eq!(
+        status[0]["next_rollback"]["functions"],
+        serde_json::json!(["rb-hello"]),
+        "{status}"
+    );
+
+    // First rollback: the canary of `hello` is dropped; `hello2` is not even written.
+    let hello2_before = stage.alias(HELLO2, "staging").await.unwrap();
+    stage.proxy.reset_counts();
+    let run = stage.xtask(&["rollback", "--env", "staging"]).await;
+    assert_ok(&run);
+    assert!(run.stdout.contains("undo step #3 (deploy)"), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("rb-hello2: not changed by this step: stays on version 2"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("The next `rollback` would undo step #2 (deploy) on rb-hello, rb-hello2."),
+        "{run:?}"
+    );
+    assert_eq!(stage.proxy.writes(), ["UpdateAlias"]);
+    let alias = stage.alias(HELLO, "staging").await.unwrap();
+    assert_eq!(alias["FunctionVersion"], "2", "{alias}");
+    assert_eq!(weights(&alias), 0, "{alias}");
+    assert_eq!(stage.alias(HELLO2, "staging").await.unwrap(), hello2_before);
+
+    // Second rollback: the second deploy, on both.
+    let run = stage.xtask(&["rollback", "--env", "staging"]).await;
+    assert_ok(&run);
+    for function in [HELLO, HELLO2] {
+        assert_eq!(
+            stage.alias_version(function, "staging").await.as_deref(),
+            Some("1"),
+            "{run:?}"
+        );
+    }
+
+    // Third: only the creations are left, which have nothing earlier: exit 1, nothing written.
+    stage.proxy.reset_counts();
+    let run = stage.xtask(&["rollback", "--env", "staging"]).await;
+    assert_failed_with(
+        &run,
+        "nothing to roll back in `staging`, nothing was written",
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "rb-hello2: alias `staging` on version 1, history: #1 deploy created the alias"
+        ),
+        "{run:?}"
+    );
+    assert_eq!(stage.proxy.writes(), Vec::<String>::new());
+}
+
+/// A step that moves one alias and creates another: rollback moves the first back and reports
+/// that the new one has nothing earlier (exit 0). Promote is a step of the target environment
+/// only, and rollback undoes it there.
+#[tokio::test(flavor = "multi_thread")]
+async fn rollback_reports_created_aliases_and_undoes_a_promote() {
+    let stage = Stage::start().await;
+    let deploy_staging = args(DEPLOY, &["--env", "staging"]);
+    let promote = ["promote", "--from", "staging", "--to", "prod", "--yes"];
+    stage.write_manifest(&rollback_app("One", "a", false));
+    assert_ok(&stage.xtask(&deploy_staging).await);
+    // Step 2 moves both functions and creates `rb-new`.
+    stage.write_manifest(&rollback_app("Two", "a", true));
+    assert_ok(&stage.xtask(&deploy_staging).await);
+    assert_eq!(
+        stage
+            .alias_version("demo-rb-new", "staging")
+            .await
+            .as_deref(),
+        Some("1")
+    );
+
+    let run = stage.xtask(&["rollback", "--env", "staging"]).await;
+    assert_ok(&run);
+    assert!(
+        run.stdout.contains(
+            "rb-new: alias `staging` was created by this step, nothing earlier to return to: \
+             stays on version 1"
+        ),
+        "{run:?}"
+    );
+    for function in [HELLO, HELLO2] {
+        assert_eq!(
+            stage.alias_version(function, "staging").await.as_deref(),
+            Some("1"),
+            "{run:?}"
+        );
+    }
+    assert_eq!(
+        stage
+            .alias_version("demo-rb-new", "staging")
+            .await
+            .as_deref(),
+        Some("1")
+    );
+
+    // Promote creates prod's aliases (nothing earlier there), then moves them.
+    assert_ok(&stage.xtask(&deploy_staging).await);
+    assert_ok(&stage.xtask(&promote).await);
+    let run = stage.xtask(&["rollback", "--env", "prod"]).await;
+    assert_failed_with(&run, "nothing to roll back in `prod`");
+    stage.write_manifest(&rollback_app("Three", "a", true));
+    assert_ok(&stage.xtask(&deploy_staging).await);
+    assert_ok(&stage.xtask(&promote).await);
+    for function in [HELLO, HELLO2] {
+        assert_eq!(
+            stage.alias_version(function, "prod").await.as_deref(),
+            Some("3")
+        );
+    }
+    let run = stage.xtask(&["rollback", "--env", "prod"]).await;
+    assert_ok(&run);
+    assert!(run.stdout.contains("undo step #2 (promote)"), "{run:?}");
+    for (function, staging, prod) in [(HELLO, "3", "2"), (HELLO2, "3", "2")] {
+        assert_eq!(
+            stage.alias_version(function, "prod").await.as_deref(),
+            Some(prod),
+            "{run:?}"
+        );
+        assert_eq!(
+            stage.alias_version(function, "staging").await.as_deref(),
+            Some(staging),
+            "staging is another environment: {run:?}"
+        );
+    }
+}
+
+/// Issue 14 #18: without a terminal (how CI runs it), deploy prints one plain line per step on
+/// stderr, as cargo does, in the order the steps run: each build, then each function's update
+/// (only the functions that change), with no spinner drawn.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_terminal_deploy_prints_one_line_per_step() {
+    let stage = Stage::start().await;
+    let manifest = |greeting: &str| {
+        format!(
+            r#"app = "demo"
+region = "us-east-1"
+
+[functions.steps-a]
+package = "bare-echo"
+arch = "x86_64"
+create-role = true
+
+[functions.steps-b]
+package = "bare-echo"
+arch = "x86_64"
+create-role = true
+
+[environments.dev]
+vars = {{ APP_GREETING = "Hi" }}
+
+[environments.dev.functions.steps-b]
+vars = {{ APP_ONLY_B = "{greeting}" }}
+"#
+        )
+    };
+    let steps = |run: &lambda_stage_tests::deploy_stage::Run| -> Vec<String> {
+        assert!(
+            !run.stderr.contains('\r') && !run.stderr.contains('\u{1b}'),
+            "no spinner without a terminal: {run:?}"
+        );
+        run.stderr
+            .lines()
+            .filter(|line| line.starts_with("    Building") || line.starts_with("   Deploying"))
+            .map(str::to_owned)
+            .collect()
+    };
+    stage.write_manifest(&manifest("one"));
+    let run = stage.xtask(&args(DEPLOY, &["--env", "dev"])).await;
+    assert_ok(&run);
+    assert_eq!(
+        steps(&run),
+        [
+            "    Building steps-a (x86_64, dev)",
+            "    Building steps-b (x86_64, dev)",
+            "   Deploying steps-a (create role, create function, publish a version)",
+            "   Deploying steps-b (create role, create function, publish a version)",
+        ],
+        "{run:?}"
+    );
+
+    // Only `steps-b` changes: both are built (cargo finds them up to date), one is updated.
+    stage.write_manifest(&manifest("two"));
+    let run = stage.xtask(&args(DEPLOY, &["--env", "dev"])).await;
+    assert_ok(&run);
+    assert_eq!(
+        steps(&run),
+        [
+            "    Building steps-a (x86_64, dev)",
+            "    Building steps-b (x86_64, dev)",
+            "   Deploying steps-b (update configuration, publish a version)",
+        ],
+        "{run:?}"
     );
 }

@@ -20,7 +20,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::{tools, workspace};
+use lambda_stage_xtask::{tools, workspace};
 
 /// Requests per measurement (after the warm-up), split across the clients.
 const REQUESTS: usize = 3000;

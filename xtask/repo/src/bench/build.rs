@@ -13,9 +13,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context as _};
 
-use crate::arch::Arch;
-use crate::manifest::Manifest;
-use crate::{build, tools, workspace};
+use lambda_stage_xtask::arch::Arch;
+use lambda_stage_xtask::manifest::Manifest;
+use lambda_stage_xtask::{build, tools, workspace};
 
 const FUNCTIONS: [&str; 2] = ["hello", "http-api"];
 const CARGO_LAMBDA_REQUIREMENT: &str = "cargo-lambda==1.9.2";

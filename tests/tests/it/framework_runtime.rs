@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use lambda_stage_tests::bins::binary;
+use lambda_stage_tests::bins::{binary, workspace_root};
 use lambda_stage_tests::function::Function;
 use lambda_stage_tests::runtime_api::{Outcome, RuntimeApi};
 use serde_json::{json, Value};
@@ -210,11 +210,12 @@ async fn multi_stack_serves_its_one_environment() {
     function.stop().await.unwrap();
 }
 
-/// Release build: the profile must keep `panic = "unwind"` for this to pass.
+/// The dev profile unwinds like the release profile (which [`release_profile_unwinds`] checks),
+/// so this probe proves the runtime's panic handling without a release build of its own.
 #[tokio::test]
 async fn survives_panics_errors_and_malformed_events_and_never_prints_the_secret() {
     let api = RuntimeApi::start().await.unwrap();
-    let probe = binary("stage-probe", "release").unwrap();
+    let probe = binary("stage-probe", "dev").unwrap();
     let mut function = Function::start(
         &probe,
         api.address(),
@@ -349,4 +350,166 @@ async fn router_answers_under_a_named_api_gateway_stage() {
         );
     }
     function.stop().await.unwrap();
+}
+
+/// A handler panic becomes an invocation error only when it unwinds: `panic = "abort"` in the
+/// release profile (what is deployed) would kill the process and the next request would pay a
+/// cold start. Read from the workspace manifest, where the profile is set.
+#[test]
+fn release_profile_unwinds() {
+    let manifest: toml::Table = std::fs::read_to_string(workspace_root().join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let profiles = &manifest["profile"];
+    for profile in ["release", "dev"] {
+        let panic = profiles
+            .get(profile)
+            .and_then(|profile| profile.get("panic"))
+            .and_then(toml::Value::as_str)
+            .unwrap_or("unwind");
+        assert_eq!(
+            panic, "unwind",
+            "[profile.{profile}] must keep panic = \"unwind\""
+        );
+    }
+}
+
+/// The check mode deploy runs each function in: its own config code against the variables it
+/// would be deployed with, and an exit instead of the Runtime API (which would wait for events).
+fn check_report(output: &lambda_stage_tests::function::Output) -> Value {
+    output
+        .stdout
+        .lines()
+        .find_map(|line| serde_json::from_str::<Value>(line).ok())
+        .map(|report| report["lambdaStageCheck"].clone())
+        .unwrap_or_else(|| panic!("no check report on stdout: {output:?}"))
+}
+
+#[tokio::test]
+async fn check_mode_names_every_environment_and_variable_and_never_serves() {
+    let api = RuntimeApi::start().await.unwrap();
+    let hello = binary("hello", "dev").unwrap();
+    let function = Function::start(
+        &hello,
+        api.address(),
+        &[
+            ("LAMBDA_STAGE_CHECK_CONFIG", "1"),
+            ("LAMBDA_STAGE_ENVS", "staging,prod"),
+            ("APP_GREETING", "Hi"),
+            ("APP_STAGING__API_KEY", CANARY),
+            ("APP_PROD__SHOUT", "maybe"),
+        ],
+    )
+    .unwrap();
+    // It exits by itself: a runtime that reached `/next` would wait there for an event.
+    let output = function.wait_exit(Duration::from_secs(20)).await.unwrap();
+    assert!(!output.success, "{output:?}");
+    let report = check_report(&output);
+    assert_eq!(report["ok"], false, "{report}");
+    assert_eq!(report["environments"], json!(["staging", "prod"]));
+    let message = report["message"].as_str().unwrap();
+    assert!(message.contains("environment `prod`"), "{message}");
+    assert!(
+        message.contains("APP_PROD__API_KEY (or the shared APP_API_KEY): missing"),
+        "{message}"
+    );
+    assert!(
+        message.contains("APP_PROD__SHOUT: expected a boolean"),
+        "{message}"
+    );
+    assert!(!message.contains("`staging`"), "staging is fine: {message}");
+    assert!(output.stderr.contains("APP_PROD__API_KEY"), "{output:?}");
+    assert!(!output.all().contains(CANARY), "a value leaked: {output:?}");
+    assert!(
+        !output.all().contains("maybe"),
+        "a value leaked: {output:?}"
+    );
+    assert!(
+        api.init_errors().await.is_empty(),
+        "the check posts nothing"
+    );
+
+    let function = Function::start(
+        &hello,
+        api.address(),
+        &[
+            ("LAMBDA_STAGE_CHECK_CONFIG", "1"),
+            ("LAMBDA_STAGE_ENV", "prod"),
+            ("APP_GREETING", "Hi"),
+            ("APP_API_KEY", CANARY),
+        ],
+    )
+    .unwrap();
+    let output = function.wait_exit(Duration::from_secs(20)).await.unwrap();
+    assert!(output.success, "{output:?}");
+    assert_eq!(
+        check_report(&output),
+        json!({ "ok": true, "environments": ["prod"], "secretsFeature": false })
+    );
+}
+
+#[tokio::test]
+async fn check_mode_counts_references_as_present_only_with_the_secrets_feature() {
+    let api = RuntimeApi::start().await.unwrap();
+    let references = [
+        ("LAMBDA_STAGE_CHECK_CONFIG", "1"),
+        ("LAMBDA_STAGE_ENVS", "staging"),
+        ("APP_GREETING", "Hi"),
+        ("APP_STAGING__API_KEY", "ssm:/demo/staging/api-key"),
+    ];
+    // Nothing could resolve the reference here (no credentials, no endpoint): it is not read.
+    let with = lambda_stage_tests::bins::binary_with_features("hello", "dev", "secrets").unwrap();
+    let output = Function::start(&with, api.address(), &references)
+        .unwrap()
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert!(output.success, "{output:?}");
+    assert_eq!(check_report(&output)["secretsFeature"], true);
+
+    let without = binary("hello", "dev").unwrap();
+    let output = Function::start(&without, api.address(), &references)
+        .unwrap()
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert!(!output.success, "{output:?}");
+    let report = check_report(&output);
+    assert_eq!(report["secretsFeature"], false);
+    let message = report["message"].as_str().unwrap();
+    assert!(
+        message.contains("APP_STAGING__API_KEY: is a `ssm:` reference"),
+        "{message}"
+    );
+    assert!(message.contains("`secrets` feature"), "{message}");
+}
+
+#[tokio::test]
+async fn check_mode_covers_the_http_runners() {
+    let api = RuntimeApi::start().await.unwrap();
+    // `http-api` starts through `run_router`.
+    let http_api = binary("http-api", "dev").unwrap();
+    let output = Function::start(
+        &http_api,
+        api.address(),
+        &[
+            ("LAMBDA_STAGE_CHECK_CONFIG", "1"),
+            ("LAMBDA_STAGE_ENVS", "staging,prod"),
+            ("APP_STAGING__GREETING", "Hej"),
+        ],
+    )
+    .unwrap()
+    .wait_exit(Duration::from_secs(20))
+    .await
+    .unwrap();
+    assert!(!output.success, "{output:?}");
+    let message = check_report(&output)["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("APP_PROD__GREETING (or the shared APP_GREETING): missing"),
+        "{message}"
+    );
 }

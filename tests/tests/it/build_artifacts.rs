@@ -1,7 +1,7 @@
 //! `cargo xtask build`'s zips: their structure, their ELF binaries for both architectures, and
 //! that what would be deployed really answers an event on a Runtime API (arm64 under qemu-user).
 //!
-//! Needs what `cargo xtask test` installs first (`tools::setup_for_tests`): the musl targets, Zig
+//! Needs what `cargo xtask test` installs first (`lambda_stage_repo_xtask::setup`): the musl targets, Zig
 //! in the project venv, and `qemu-aarch64-static`.
 
 use std::path::Path;
@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use goblin::elf::Elf;
+use lambda_stage_repo_xtask::setup;
 use lambda_stage_tests::bins::workspace_root;
 use lambda_stage_tests::build_once::{self, artifact, entries, unpacked_bootstrap};
 use lambda_stage_tests::function::Function;
@@ -152,11 +153,11 @@ async fn arm64_bootstrap_answers_an_event_under_qemu() {
 
 /// `qemu-aarch64-static <bootstrap>` with Lambda's variables; killed when dropped.
 fn start_under_qemu(bootstrap: &Path, runtime_api: &str) -> tokio::process::Child {
-    let qemu = tools::which(tools::QEMU_AARCH64).unwrap_or_else(|| {
+    let qemu = tools::which(setup::QEMU_AARCH64).unwrap_or_else(|| {
         panic!(
             "`{}` is missing: run `cargo xtask test`, which installs {}",
-            tools::QEMU_AARCH64,
-            tools::QEMU_PACKAGE
+            setup::QEMU_AARCH64,
+            setup::QEMU_PACKAGE
         )
     });
     tokio::process::Command::new(qemu)
@@ -241,5 +242,31 @@ fn unknown_function_lists_the_known_ones() {
     assert!(
         err.contains("bare-echo"),
         "lists workspace functions: {err}"
+    );
+}
+
+/// Issue 14 #18: without a terminal (how CI runs it), `cargo xtask build` says what it builds,
+/// one plain line per step on stderr as cargo does, and stdout keeps only the results.
+#[test]
+fn without_a_terminal_build_prints_one_line_per_step() {
+    let xtask = lambda_stage_tests::bins::binary("xtask", "dev").unwrap();
+    let output = std::process::Command::new(xtask)
+        .current_dir(workspace_root())
+        .args(["build", "bare-echo", "--arch", "x86_64"])
+        .args(["--profile", build_once::TEST_PROFILE])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>(),
+        ["    Building bare-echo (x86_64, dev)"],
+        "{stderr}"
+    );
+    assert!(
+        stdout.starts_with("bare-echo x86_64: ") && stdout.lines().count() == 1,
+        "{stdout}"
     );
 }

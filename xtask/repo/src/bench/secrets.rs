@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use aws_sdk_ssm::types::ParameterType;
 
-use crate::{tools, workspace};
+use lambda_stage_xtask::{tools, workspace};
 
 /// Cold starts per variant, interleaved so drift hits every variant alike.
 const ROUNDS: usize = 15;
@@ -205,7 +205,7 @@ struct MotoServer {
 
 impl MotoServer {
     fn start(root: &Path) -> anyhow::Result<MotoServer> {
-        let server = tools::venv_bin(root, tools::MOTO_REQUIREMENT, "moto_server")?;
+        let server = tools::venv_bin(root, crate::setup::MOTO_REQUIREMENT, "moto_server")?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let child = Command::new(&server)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])

@@ -165,8 +165,10 @@ async fn function_errors_and_panics_come_back_in_lambdas_shape_and_keep_the_proc
     assert_eq!(outcome.function_error(), Some("Unhandled"));
     let error = json_of(payload);
     assert_eq!(error["errorMessage"], "boom");
-    // The type comes from the runtime's Lambda-Runtime-Function-Error-Type header.
-    assert!(!error_type.is_empty());
+    // The type is the one in the error the function posted (lambda_runtime's
+    // Lambda-Runtime-Function-Error-Type header says `unhandled` for every error).
+    assert_eq!(error_type, error["errorType"].as_str().unwrap(), "{error}");
+    assert_ne!(error_type, "unhandled");
 
     let outcome = invoke(&emulator, json!({"panic": "kaboom"})).await;
     let Outcome::FunctionError { payload, .. } = &outcome else {

@@ -343,3 +343,27 @@ async fn each_environment_s_sdk_client_reaches_its_own_queue_only() {
         assert_eq!(bodies, expected, "{url}");
     }
 }
+
+/// Check mode (`LAMBDA_STAGE_CHECK_CONFIG=1`, what deploy runs) checks configs and exits before
+/// any state constructor runs: constructors may need the network or the execution role.
+#[tokio::test]
+async fn check_mode_builds_no_state() {
+    let api = RuntimeApi::start().await.unwrap();
+    let vars = with_config(&[("LAMBDA_STAGE_ENV", "prod"), ("APP_STATE_FAILURES", "1")]);
+    let mut checked = vars.clone();
+    checked.push(("LAMBDA_STAGE_CHECK_CONFIG", "1"));
+    let output = probe(&api, &checked)
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert!(output.success, "the config is valid: {output:?}");
+    assert!(!output.all().contains("refused attempt"), "{output:?}");
+
+    // The same variables without the check: the constructor runs, and fails the cold start.
+    let output = probe(&api, &vars)
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert!(!output.success);
+    assert_eq!(api.init_errors().await.len(), 1);
+}

@@ -16,6 +16,16 @@ fn xtask() -> PathBuf {
 /// Runs `cargo xtask invoke <args>` in the workspace with only `app_vars` as the shell's
 /// `APP_*` variables.
 fn invoke(args: &[&str], app_vars: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    invoke_with(args, app_vars, stdin, |_| {})
+}
+
+/// [`invoke`], with `adjust` changing the command (variables that are not UTF-8) before it runs.
+fn invoke_with(
+    args: &[&str],
+    app_vars: &[(&str, &str)],
+    stdin: Option<&str>,
+    adjust: impl FnOnce(&mut Command),
+) -> Output {
     let mut command = Command::new(xtask());
     command
         .current_dir(bins::workspace_root())
@@ -28,14 +38,17 @@ fn invoke(args: &[&str], app_vars: &[(&str, &str)], stdin: Option<&str>) -> Outp
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for (key, _) in
-        std::env::vars().filter(|(key, _)| key.starts_with("APP_") || key.starts_with("AWS_"))
-    {
+    // `vars_os`: a variable of the test's own environment that is not UTF-8 must not panic here.
+    for (key, _) in std::env::vars_os().filter(|(key, _)| {
+        let key = key.to_string_lossy();
+        key.starts_with("APP_") || key.starts_with("AWS_")
+    }) {
         command.env_remove(key);
     }
     // A secret reference resolved through the AWS SDK stays on loopback (nothing listens there).
     command.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
     command.envs(app_vars.iter().copied());
+    adjust(&mut command);
     let mut child = command.spawn().expect("xtask starts");
     if let Some(input) = stdin {
         child
@@ -266,4 +279,107 @@ fn an_invalid_shell_variable_is_named_as_set_and_diagnosed_once_on_stderr() {
         stderr.contains("`hello` failed to initialise in `dev`"),
         "{stderr}"
     );
+}
+
+#[test]
+fn an_invalid_event_is_summed_up_with_the_frameworks_error_type() {
+    let output = invoke(
+        &["hello", "--event", "sqs"],
+        &[("APP_API_KEY", "local-key")],
+        None,
+    );
+    assert_exit(&output, 1);
+    assert_eq!(
+        stdout_json(&output)["errorType"],
+        "LambdaStage.InvalidEvent"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("error: `hello` answered with a function error (LambdaStage.InvalidEvent): the event is not a valid `hello::Request`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Error Type: LambdaStage.InvalidEvent"),
+        "the REPORT line: {stderr}"
+    );
+}
+
+#[test]
+fn a_shell_variable_that_is_not_utf8_is_named_never_shown_and_others_do_not_matter() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt as _;
+    let bytes = |bytes: &'static [u8]| OsStr::from_bytes(bytes);
+
+    // The app's variable: refused before anything is built, by name.
+    let output = invoke_with(
+        &["hello", "--data", r#"{"name":"Ada"}"#],
+        &[],
+        None,
+        |command| {
+            command.env("APP_API_KEY", bytes(b"CANARY\xff-secret"));
+        },
+    );
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("`APP_API_KEY`: its value is not valid UTF-8"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unset"), "says how to fix it: {stderr}");
+    assert!(!stderr.contains("CANARY"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("CANARY"));
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // Anyone else's variable, and one the emulator passes on to the function, are no obstacle.
+    let output = invoke_with(
+        &["hello", "--data", r#"{"name":"Ada"}"#],
+        &[("APP_API_KEY", "local-key")],
+        None,
+        |command| {
+            command
+                .env("LESS_TERMCAP_XX", bytes(b"\xfe\xff"))
+                .env("RUST_BACKTRACE", bytes(b"\xfe"));
+        },
+    );
+    assert_exit(&output, 0);
+    assert_eq!(
+        stdout_json(&output),
+        json!({"message": "Hello, Ada!", "env": "dev"})
+    );
+}
+
+/// A terminal's Ctrl-C goes to the whole foreground group; the function runs in a group of its
+/// own, so `invoke` itself must stop it.
+#[test]
+fn ctrl_c_stops_the_invocation_and_exits_130() {
+    use std::io::{BufRead as _, BufReader};
+    use std::os::unix::process::CommandExt as _;
+    let mut child = Command::new(xtask())
+        .current_dir(bins::workspace_root())
+        .args(["invoke", "chaos-fn", "--data", r#"{"sleep_ms":2500}"#])
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xtask starts");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("START RequestId") {
+        assert_ne!(stderr.read_line(&mut seen).unwrap(), 0, "{seen}");
+    }
+    let group = format!("-{}", child.id());
+    assert!(Command::new("kill")
+        .args(["-INT", "--", &group])
+        .status()
+        .unwrap()
+        .success());
+    let output = child.wait_with_output().unwrap();
+    std::io::Read::read_to_string(&mut stderr, &mut seen).unwrap();
+    assert_eq!(output.status.code(), Some(130), "{seen}");
+    assert!(
+        seen.contains("invoke: interrupted (Ctrl-C): `chaos-fn` was stopped"),
+        "{seen}"
+    );
+    assert!(output.stdout.is_empty(), "no answer on stdout");
 }

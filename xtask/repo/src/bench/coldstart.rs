@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 
-use crate::workspace;
+use lambda_stage_xtask::workspace;
 
 /// Cold starts measured per function, interleaved so drift hits every function alike.
 const ROUNDS: usize = 200;
