@@ -27,3 +27,4 @@ mod secrets_resolve;
 mod serve_invoke;
 mod serve_robustness;
 mod serve_watch;
+mod workspace_features;
