@@ -6,6 +6,7 @@
 //! moto, a cross build or an install. Every step passes `--workspace`, as the full run does, so
 //! cargo resolves the same features and reuses the same builds.
 
+use std::path::Path;
 use std::process::{Command, ExitCode};
 
 use anyhow::Context as _;
@@ -30,29 +31,70 @@ const QUICK_INTEGRATION_FILTER: &str = "emulator_";
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let root = workspace::root()?;
-    let steps: Vec<Vec<&str>> = if args.quick {
-        vec![
-            vec!["--lib", "--bins"],
-            vec!["--doc"],
-            vec!["--test", "it", QUICK_INTEGRATION_FILTER],
-        ]
-    } else {
-        if !args.no_setup {
-            crate::setup::for_tests(&root).context("could not install what the tests need")?;
+    if args.quick {
+        for step in [
+            &["--lib", "--bins"][..],
+            &["--doc"],
+            &["--test", "it", QUICK_INTEGRATION_FILTER],
+        ] {
+            if !cargo_test(&root, step, &args.cargo_args)? {
+                return Ok(ExitCode::FAILURE);
+            }
         }
-        vec![vec![]]
-    };
-    for step in steps {
-        let status = Command::new(workspace::cargo())
-            .current_dir(&root)
-            .args(["test", "--workspace"])
-            .args(step)
-            .args(&args.cargo_args)
-            .status()
-            .context("could not run cargo test")?;
-        if !status.success() {
-            return Ok(ExitCode::FAILURE);
-        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    // The installs (downloads and unpacking, mostly waiting) overlap the compile, which needs
+    // none of them: only the tests do.
+    let setup = (!args.no_setup).then(|| {
+        let root = root.clone();
+        std::thread::spawn(move || crate::setup::for_tests(&root))
+    });
+    let compiled = cargo_test(&root, &["--no-run"], cargo_options(&args.cargo_args))?;
+    if let Some(setup) = setup {
+        setup
+            .join()
+            .map_err(|_| anyhow::anyhow!("installing what the tests need panicked"))?
+            .context("could not install what the tests need")?;
+    }
+    if !compiled || !cargo_test(&root, &[], &args.cargo_args)? {
+        return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `cargo test --workspace <step> <extra>`; whether it passed.
+fn cargo_test(root: &Path, step: &[&str], extra: &[String]) -> anyhow::Result<bool> {
+    let status = Command::new(workspace::cargo())
+        .current_dir(root)
+        .args(["test", "--workspace"])
+        .args(step)
+        .args(extra)
+        .status()
+        .context("could not run cargo test")?;
+    Ok(status.success())
+}
+
+/// The options for cargo itself: what comes before `--` (after it: the test binaries').
+fn cargo_options(args: &[String]) -> &[String] {
+    let end = args
+        .iter()
+        .position(|arg| arg == "--")
+        .unwrap_or(args.len());
+    &args[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cargo_options;
+
+    #[test]
+    fn the_compile_step_gets_only_cargos_options() {
+        let args: Vec<String> = ["--release", "--", "--test-threads", "1"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(cargo_options(&args), ["--release"]);
+        assert_eq!(cargo_options(&args[..1]), ["--release"]);
+        assert!(cargo_options(&args[1..]).is_empty());
+    }
 }
