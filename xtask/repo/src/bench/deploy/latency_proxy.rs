@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -64,6 +65,7 @@ impl Busy {
 /// The proxy, on a free 127.0.0.1 port; stops when dropped.
 pub struct LatencyProxy {
     addr: SocketAddr,
+    settling_answers: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -74,6 +76,7 @@ struct Shared {
     client: Client<HttpConnector, Full<Bytes>>,
     /// By function name.
     busy: Arc<Mutex<HashMap<String, Busy>>>,
+    settling_answers: Arc<AtomicUsize>,
 }
 
 impl LatencyProxy {
@@ -87,17 +90,29 @@ impl LatencyProxy {
             timing,
             client: Client::builder(TokioExecutor::new()).build_http(),
             busy: Arc::default(),
+            settling_answers: Arc::default(),
         };
+        let settling_answers = shared.settling_answers.clone();
         let app = axum::Router::new().fallback(handle).with_state(shared);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(LatencyProxy { addr, task })
+        Ok(LatencyProxy {
+            addr,
+            settling_answers,
+            task,
+        })
     }
 
     /// `http://127.0.0.1:<port>`, for `AWS_ENDPOINT_URL`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// How many answers said `Pending` or `InProgress` so far: proof the deploys met, and
+    /// waited out, Lambda's update states.
+    pub fn settling_answers(&self) -> usize {
+        self.settling_answers.load(Ordering::Relaxed)
     }
 }
 
@@ -183,6 +198,7 @@ async fn handle(State(shared): State<Shared>, request: Request<Body>) -> Respons
     };
     match settling_answer(&answer, state, now) {
         Some(rewritten) => {
+            shared.settling_answers.fetch_add(1, Ordering::Relaxed);
             head.headers.remove("content-length");
             Response::from_parts(head, Body::from(rewritten))
         }

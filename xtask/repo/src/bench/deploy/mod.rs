@@ -133,10 +133,11 @@ pub fn run() -> anyhow::Result<()> {
             }
         }
     }
+    let settling_answers = proxy.settling_answers();
     drop(proxy);
 
     let machine_after = Machine::now(&root);
-    report::print(&machine_before, &machine_after, &samples);
+    report::print(&machine_before, &machine_after, &samples, settling_answers);
     Ok(())
 }
 

@@ -63,7 +63,8 @@ fn commit(root: &Path) -> String {
     }
 }
 
-pub fn print(before: &Machine, after: &Machine, samples: &Samples) {
+/// `settling_answers`: how many of the proxy's answers said `Pending` / `InProgress`.
+pub fn print(before: &Machine, after: &Machine, samples: &Samples, settling_answers: usize) {
     println!(
         "cargo xtask bench deploy: {}, {} cores, load average {} at the start, {} at the end; \
          commit {}",
@@ -109,6 +110,10 @@ pub fn print(before: &Machine, after: &Machine, samples: &Samples) {
             );
         }
     }
+    println!(
+        "  (the proxy answered {settling_answers} calls with Pending / InProgress, which the \
+         deploys waited out)"
+    );
 }
 
 fn heading(condition: Condition) -> String {
