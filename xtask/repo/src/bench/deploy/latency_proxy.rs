@@ -442,4 +442,74 @@ mod tests {
             Call::Other
         );
     }
+
+    /// An upstream that answers every request as moto answers for a settled `$LATEST`.
+    async fn settled_upstream() -> (String, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answer = moto_configuration("$LATEST").to_string();
+        let app = axum::Router::new().fallback(move || async move { answer });
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (format!("http://{addr}"), task)
+    }
+
+    async fn send(proxy: &LatencyProxy, method: Method, path: &str, body: &str) -> (u16, Value) {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", proxy.endpoint()))
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn a_created_function_is_pending_and_refuses_changes_until_it_settles() {
+        let (upstream, upstream_task) = settled_upstream().await;
+        let settle = Duration::from_millis(300);
+        let timing = Timing {
+            call_latency: Duration::ZERO,
+            settle,
+        };
+        let proxy = LatencyProxy::start(&upstream, timing).await.unwrap();
+        let functions = "/2015-03-31/functions";
+        let configuration = "/2015-03-31/functions/bench-deploybench-01/configuration";
+        let publish = "/2015-03-31/functions/bench-deploybench-01/versions";
+
+        let created = send(
+            &proxy,
+            Method::POST,
+            functions,
+            r#"{"FunctionName":"bench-deploybench-01"}"#,
+        )
+        .await;
+        assert_eq!((created.0, &created.1["State"]), (200, &json!("Pending")));
+        let read = send(&proxy, Method::GET, configuration, "").await;
+        assert_eq!(read.1["State"], "Pending");
+        let (status, refused) = send(&proxy, Method::POST, publish, "{}").await;
+        assert_eq!(status, 409);
+        assert!(
+            refused["message"].as_str().unwrap().contains("Pending"),
+            "{refused}"
+        );
+
+        tokio::time::sleep(settle).await;
+        let read = send(&proxy, Method::GET, configuration, "").await;
+        assert_eq!(read.1, moto_configuration("$LATEST"));
+        let updated = send(&proxy, Method::PUT, configuration, "{}").await;
+        assert_eq!(updated.1["LastUpdateStatus"], "InProgress");
+        let (status, _) = send(&proxy, Method::PUT, configuration, "{}").await;
+        assert_eq!(status, 409, "a second update while the first is applied");
+        // Another function is not held up.
+        let other = send(&proxy, Method::GET, "/2015-03-31/functions/other", "").await;
+        assert_eq!(other.1["State"], "Active");
+        // The create, the first read, the update; not the refused calls or other functions.
+        assert_eq!(proxy.settling_answers(), 3);
+        upstream_task.abort();
+    }
 }
