@@ -65,6 +65,7 @@ impl Busy {
 /// The proxy, on a free 127.0.0.1 port; stops when dropped.
 pub struct LatencyProxy {
     addr: SocketAddr,
+    calls: Arc<AtomicUsize>,
     settling_answers: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -76,6 +77,7 @@ struct Shared {
     client: Client<HttpConnector, Full<Bytes>>,
     /// By function name.
     busy: Arc<Mutex<HashMap<String, Busy>>>,
+    calls: Arc<AtomicUsize>,
     settling_answers: Arc<AtomicUsize>,
 }
 
@@ -90,8 +92,10 @@ impl LatencyProxy {
             timing,
             client: Client::builder(TokioExecutor::new()).build_http(),
             busy: Arc::default(),
+            calls: Arc::default(),
             settling_answers: Arc::default(),
         };
+        let calls = shared.calls.clone();
         let settling_answers = shared.settling_answers.clone();
         let app = axum::Router::new().fallback(handle).with_state(shared);
         let task = tokio::spawn(async move {
@@ -99,6 +103,7 @@ impl LatencyProxy {
         });
         Ok(LatencyProxy {
             addr,
+            calls,
             settling_answers,
             task,
         })
@@ -107,6 +112,11 @@ impl LatencyProxy {
     /// `http://127.0.0.1:<port>`, for `AWS_ENDPOINT_URL`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// How many calls reached the proxy so far.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// How many answers said `Pending` or `InProgress` so far: proof the deploys met, and
@@ -165,6 +175,7 @@ async fn handle(State(shared): State<Shared>, request: Request<Body>) -> Respons
         Ok(body) => body,
         Err(err) => return plain(StatusCode::BAD_REQUEST, &err.to_string()),
     };
+    shared.calls.fetch_add(1, Ordering::Relaxed);
     tokio::time::sleep(shared.timing.call_latency).await;
 
     let call = classify(&parts.method, parts.uri.path());
@@ -510,6 +521,7 @@ mod tests {
         assert_eq!(other.1["State"], "Active");
         // The create, the first read, the update; not the refused calls or other functions.
         assert_eq!(proxy.settling_answers(), 3);
+        assert_eq!(proxy.calls(), 7, "every call counts, refused ones too");
         upstream_task.abort();
     }
 }

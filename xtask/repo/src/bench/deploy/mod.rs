@@ -89,6 +89,8 @@ impl Scenario {
 
 /// Deploy times in seconds, by condition, function count and scenario.
 type Samples = BTreeMap<(Condition, usize, Scenario), Vec<f64>>;
+/// AWS calls one deploy makes, by function count and scenario (counted by the proxy).
+type CallCounts = BTreeMap<(usize, Scenario), usize>;
 
 pub fn run() -> anyhow::Result<()> {
     let root = workspace::root()?;
@@ -118,6 +120,7 @@ pub fn run() -> anyhow::Result<()> {
 
     let timed_started = Instant::now();
     let mut samples = Samples::new();
+    let mut calls = CallCounts::new();
     for round in 1..=ROUNDS {
         eprintln!("round {round}/{ROUNDS}...");
         for condition in CONDITIONS {
@@ -127,11 +130,14 @@ pub fn run() -> anyhow::Result<()> {
             };
             for functions in FUNCTION_COUNTS {
                 moto.reset()?;
-                for (scenario, seconds) in app.scenarios(&endpoint, functions)? {
+                for measured in app.scenarios(&endpoint, functions, &|| proxy.calls())? {
                     samples
-                        .entry((condition, functions, scenario))
+                        .entry((condition, functions, measured.scenario))
                         .or_default()
-                        .push(seconds);
+                        .push(measured.seconds);
+                    if condition == Condition::AwsTiming {
+                        calls.insert((functions, measured.scenario), measured.calls);
+                    }
                 }
             }
         }
@@ -140,7 +146,13 @@ pub fn run() -> anyhow::Result<()> {
     drop(proxy);
 
     let machine_after = Machine::now(&root);
-    report::print(&machine_before, &machine_after, &samples, settling_answers);
+    report::print(
+        &machine_before,
+        &machine_after,
+        &samples,
+        &calls,
+        settling_answers,
+    );
     println!(
         "(this run: {:.0} s for the untimed build and deploy, {:.0} s for the timed rounds)",
         build_time.as_secs_f64(),
@@ -186,32 +198,42 @@ impl ScratchApp {
             .with_context(|| format!("could not write {}", path.display()))
     }
 
-    /// The three timed deploys of an app of `functions` functions, on an empty AWS.
-    fn scenarios(&self, endpoint: &str, functions: usize) -> anyhow::Result<Vec<(Scenario, f64)>> {
+    /// The three timed deploys of an app of `functions` functions, on an empty AWS;
+    /// `proxy_calls` reads the proxy's call count (unchanged when the deploys bypass it).
+    fn scenarios(
+        &self,
+        endpoint: &str,
+        functions: usize,
+        proxy_calls: &dyn Fn() -> usize,
+    ) -> anyhow::Result<[Measured; 3]> {
+        let measure = |scenario: Scenario| {
+            let before = proxy_calls();
+            let deployed = self.deploy(endpoint, Output::Captured)?;
+            let measured = Measured {
+                scenario,
+                seconds: deployed.seconds,
+                calls: proxy_calls() - before,
+            };
+            anyhow::Ok((measured, deployed.stdout))
+        };
         self.write_manifest(functions, GREETING)?;
-        let first = self.deploy(endpoint, Output::Captured)?;
-        let unchanged = self.deploy(endpoint, Output::Captured)?;
-        if !unchanged.stdout.contains("Nothing to do") {
+        let (first, _) = measure(Scenario::First)?;
+        let (unchanged, plan) = measure(Scenario::Unchanged)?;
+        if !plan.contains("Nothing to do") {
             bail!(
                 "the redeploy of an unchanged app of {functions} function(s) planned changes, \
-                 so it would not measure an unchanged redeploy; its plan:\n{}",
-                unchanged.stdout
+                 so it would not measure an unchanged redeploy; its plan:\n{plan}"
             );
         }
         self.write_manifest(functions, CHANGED_GREETING)?;
-        let changed = self.deploy(endpoint, Output::Captured)?;
-        if changed.stdout.contains("Nothing to do") {
+        let (changed, plan) = measure(Scenario::VariableChanged)?;
+        if plan.contains("Nothing to do") {
             bail!(
                 "changing APP_GREETING changed nothing for an app of {functions} function(s); \
-                 its plan:\n{}",
-                changed.stdout
+                 its plan:\n{plan}"
             );
         }
-        Ok(vec![
-            (Scenario::First, first.seconds),
-            (Scenario::Unchanged, unchanged.seconds),
-            (Scenario::VariableChanged, changed.seconds),
-        ])
+        Ok([first, unchanged, changed])
     }
 
     /// `cargo xtask deploy --env staging --manifest <scratch>` against `endpoint`, timed.
@@ -261,6 +283,14 @@ impl ScratchApp {
         }
         Ok(Deployed { seconds, stdout })
     }
+}
+
+/// One timed deploy.
+struct Measured {
+    scenario: Scenario,
+    seconds: f64,
+    /// The AWS calls it made through the proxy.
+    calls: usize,
 }
 
 struct Deployed {

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::process::Command;
 
 use super::{
-    Condition, Samples, CALL_LATENCY, CONDITIONS, FUNCTION_COUNTS, PACKAGE, ROUNDS, SCENARIOS,
-    SETTLE_TIME, TARGET_RATIO,
+    CallCounts, Condition, Samples, CALL_LATENCY, CONDITIONS, FUNCTION_COUNTS, PACKAGE, ROUNDS,
+    SCENARIOS, SETTLE_TIME, TARGET_RATIO,
 };
 
 /// What the figures depend on besides the code: when, how busy, which commit.
@@ -64,7 +64,14 @@ fn commit(root: &Path) -> String {
 }
 
 /// `settling_answers`: how many of the proxy's answers said `Pending` / `InProgress`.
-pub fn print(before: &Machine, after: &Machine, samples: &Samples, settling_answers: usize) {
+/// `calls`: AWS calls per deploy under AWS-like timing.
+pub fn print(
+    before: &Machine,
+    after: &Machine,
+    samples: &Samples,
+    calls: &CallCounts,
+    settling_answers: usize,
+) {
     println!(
         "cargo xtask bench deploy: {}, {} cores, load average {} at the start, {} at the end; \
          commit {}",
@@ -109,6 +116,14 @@ pub fn print(before: &Machine, after: &Machine, samples: &Samples, settling_answ
                 seconds(&samples[&(condition, large, scenario)])
             );
         }
+    }
+    for scenario in SCENARIOS {
+        println!(
+            "    {} AWS calls: {small} fn {} | {large} fns {}",
+            scenario.label(),
+            calls[&(small, scenario)],
+            calls[&(large, scenario)]
+        );
     }
     println!(
         "  (the proxy answered {settling_answers} calls with Pending / InProgress, which the \
