@@ -273,12 +273,16 @@ impl ScratchApp {
         let seconds = started.elapsed().as_secs_f64();
         let stdout = String::from_utf8_lossy(&finished.stdout).into_owned();
         if !finished.status.success() {
+            let stderr = match output {
+                Output::ShowBuild => "(printed above)".into(),
+                Output::Captured => String::from_utf8_lossy(&finished.stderr),
+            };
             bail!(
-                "`cargo xtask deploy --env {ENV}` of the benchmark app failed ({}); manifest \
-                 {}\n--- stdout\n{stdout}--- stderr\n{}",
-                finished.status,
+                "`cargo xtask deploy --env {ENV}` of the benchmark app ({}) failed ({}); fix \
+                 what its output says, then re-run the benchmark\n--- stdout\n{stdout}--- \
+                 stderr\n{stderr}",
                 self.manifest_path().display(),
-                String::from_utf8_lossy(&finished.stderr)
+                finished.status,
             );
         }
         Ok(Deployed { seconds, stdout })
