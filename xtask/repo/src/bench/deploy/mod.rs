@@ -42,13 +42,13 @@ const FUNCTION_COUNTS: [usize; 2] = [1, 10];
 /// Deploys of each scenario per condition and app size; the median is reported.
 const ROUNDS: usize = 3;
 /// A Lambda or IAM control-plane call seen from a CI runner: an HTTPS round trip to the
-/// region's endpoint plus the service's own work. AWS publishes no figure; 50 ms is the low
-/// end of what SDK calls from the same region take, so the benchmark understates AWS rather
-/// than flatters concurrency.
+/// region's endpoint plus the service's own work. An assumption (AWS publishes no figure and
+/// this machine cannot reach AWS): 50 ms is a low estimate for a runner in the same region,
+/// so the benchmark errs on the side of understating AWS.
 const CALL_LATENCY: Duration = Duration::from_millis(50);
 /// How long a zip function without a VPC stays `Pending` after `CreateFunction`, or
-/// `InProgress` after an update: about a second (a VPC makes it up to a minute). The SDK's
-/// `function_updated_v2` / `function_active_v2` waiters poll every second for the same reason.
+/// `InProgress` after an update: about a second, also an assumption (with a VPC it can be a
+/// minute). The SDK's `function_updated_v2` / `function_active_v2` waiters poll once a second.
 const SETTLE_TIME: Duration = Duration::from_millis(1000);
 /// The target: 10 functions deploy in at most twice the time of one.
 const TARGET_RATIO: f64 = 2.0;
