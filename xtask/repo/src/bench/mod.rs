@@ -7,7 +7,9 @@ use clap::{Args as ClapArgs, ValueEnum};
 
 mod build;
 mod coldstart;
+mod deploy;
 mod emulator;
+mod moto;
 mod secrets;
 
 #[derive(Debug, ClapArgs)]
@@ -23,6 +25,9 @@ pub enum Benchmark {
     /// hello vs `cargo lambda new`'s template and a bare lambda_runtime function: exec to first
     /// `/next`, binary size.
     Coldstart,
+    /// `cargo xtask deploy` of 1 and of 10 functions (first, unchanged, one variable changed), on
+    /// moto and behind a proxy with AWS-like latency and update states.
+    Deploy,
     /// Invoke round trip and throughput of `serve` vs cargo-lambda's `watch`, 1 and 8 clients.
     Emulator,
     /// Init time added by resolving 1 and 20 secret references, batched vs one call each.
@@ -33,6 +38,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.name {
         Benchmark::Build => build::run()?,
         Benchmark::Coldstart => coldstart::run()?,
+        Benchmark::Deploy => deploy::run()?,
         Benchmark::Emulator => emulator::run()?,
         Benchmark::Secrets => secrets::run()?,
     }

@@ -10,16 +10,16 @@
 //! parameters fetched in-process one `GetParameter` call at a time (what a naive loader pays)
 //! and in 2 batched calls.
 
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 use aws_sdk_ssm::types::ParameterType;
 
-use lambda_stage_xtask::{tools, workspace};
+use lambda_stage_xtask::workspace;
+
+use super::moto::MotoServer;
 
 /// Cold starts per variant, interleaved so drift hits every variant alike.
 const ROUNDS: usize = 15;
@@ -195,56 +195,4 @@ fn build(root: &Path, features: &str) -> anyhow::Result<PathBuf> {
 fn median(samples: &mut [f64]) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]
-}
-
-/// moto's server on a free port, stopped on drop.
-struct MotoServer {
-    child: Child,
-    port: u16,
-}
-
-impl MotoServer {
-    fn start(root: &Path) -> anyhow::Result<MotoServer> {
-        let server = tools::venv_bin(root, crate::setup::MOTO_REQUIREMENT, "moto_server")?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new(&server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("could not start {}", server.display()))?;
-        let moto = MotoServer { child, port };
-        let started = Instant::now();
-        while !moto.answers() {
-            if started.elapsed() > Duration::from_secs(60) {
-                bail!("moto_server did not answer on port {port} within 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(moto)
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn answers(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let request =
-            "GET /moto-api/data.json HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-        let mut reply = [0u8; 12];
-        stream.write_all(request.as_bytes()).is_ok()
-            && stream.read_exact(&mut reply).is_ok()
-            && reply.ends_with(b"200")
-    }
-}
-
-impl Drop for MotoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
