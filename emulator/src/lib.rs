@@ -76,6 +76,7 @@
 //! SnapStart, no response streaming.
 
 mod clock;
+mod delivery;
 mod runtime_api;
 mod sandbox;
 
@@ -88,6 +89,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
+use crate::delivery::Delivery;
 use crate::sandbox::{Attempt, Sandbox};
 
 /// Lambda's synchronous request payload limit (6 MB, as Lambda counts it).
@@ -421,7 +423,7 @@ impl Emulator {
             .map_err(|_| InvokeError::ShutDown {
                 function: inner.config.name.clone(),
             })?;
-        let delivery = sandbox::Delivery::new(&inner.config, invocation);
+        let delivery = Delivery::new(&inner.config, invocation);
         loop {
             let generation = inner.generation.load(Ordering::SeqCst);
             let warm = inner.idle.lock().expect("idle sandboxes").pop();

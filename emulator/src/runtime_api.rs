@@ -18,7 +18,7 @@ use http_body_util::BodyExt as _;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::sandbox::Delivery;
+use crate::delivery::Delivery;
 use crate::MAX_RESPONSE_BYTES;
 
 /// What the runtime did, in the order it did it.

@@ -14,9 +14,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::timeout_at;
 
+use crate::delivery::Delivery;
 use crate::runtime_api::{self, ApiState, SandboxEvent};
 use crate::{
-    FunctionConfig, Invocation, Logs, Outcome, HOST_PASSTHROUGH, INIT_TIMEOUT, MAX_LOG_TAIL_BYTES,
+    FunctionConfig, Logs, Outcome, HOST_PASSTHROUGH, INIT_TIMEOUT, MAX_LOG_TAIL_BYTES,
     MAX_RESPONSE_BYTES, VERSION,
 };
 
@@ -24,32 +25,6 @@ pub(crate) const TIMEOUT_ERROR_TYPE: &str = "Sandbox.Timedout";
 pub(crate) const EXIT_ERROR_TYPE: &str = "Runtime.ExitError";
 const ENTRYPOINT_ERROR_TYPE: &str = "Runtime.InvalidEntrypoint";
 const RESPONSE_TOO_LARGE_ERROR_TYPE: &str = "Function.ResponseSizeTooLarge";
-
-/// An invocation as `/next` hands it out.
-#[derive(Debug, Clone)]
-pub(crate) struct Delivery {
-    pub(crate) request_id: String,
-    pub(crate) payload: Bytes,
-    pub(crate) invoked_arn: String,
-    pub(crate) trace_id: String,
-    pub(crate) client_context: Option<String>,
-    pub(crate) cognito_identity: Option<String>,
-}
-
-impl Delivery {
-    pub(crate) fn new(config: &FunctionConfig, invocation: Invocation) -> Self {
-        Self {
-            request_id: invocation
-                .request_id
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-            invoked_arn: config.arn(invocation.qualifier.as_deref()),
-            trace_id: invocation.trace_id.unwrap_or_else(new_trace_id),
-            payload: invocation.payload,
-            client_context: invocation.client_context,
-            cognito_identity: invocation.cognito_identity,
-        }
-    }
-}
 
 pub(crate) enum SpawnError {
     Listen(std::io::Error),
@@ -507,20 +482,6 @@ fn describe_exit(status: Option<std::process::ExitStatus>) -> String {
 
 fn error_json(error_type: &str, message: &str) -> Bytes {
     Bytes::from(json!({"errorType": error_type, "errorMessage": message}).to_string())
-}
-
-/// An X-Ray trace header like Lambda's (`Root=1-<epoch hex>-<96-bit hex>;Parent=…;Sampled=0`).
-fn new_trace_id() -> String {
-    let epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    let root = uuid::Uuid::new_v4().simple().to_string();
-    let parent = uuid::Uuid::new_v4().simple().to_string();
-    format!(
-        "Root=1-{epoch:08x}-{};Parent={};Sampled=0",
-        &root[..24],
-        &parent[..16]
-    )
 }
 
 /// The process's peak resident memory (Linux `VmHWM`), for the `REPORT` line.
