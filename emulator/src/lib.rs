@@ -77,6 +77,8 @@
 
 mod clock;
 mod delivery;
+mod log_stream;
+mod report;
 mod runtime_api;
 mod sandbox;
 
@@ -423,7 +425,7 @@ impl Emulator {
             .map_err(|_| InvokeError::ShutDown {
                 function: inner.config.name.clone(),
             })?;
-        let delivery = Delivery::new(&inner.config, invocation);
+        let delivery = Arc::new(Delivery::new(&inner.config, invocation));
         loop {
             let generation = inner.generation.load(Ordering::SeqCst);
             let warm = inner.idle.lock().expect("idle sandboxes").pop();
