@@ -2,8 +2,9 @@
 //! `watch` emulator, in the same run, on the same release build of `hello`.
 //!
 //! Besides the client's view (throughput, p50, p99), each server's own CPU time per invocation
-//! (user + system, from `/proc`, the function processes excluded): the round trip also contains
-//! the client, the function and the kernel, which are the same for both servers.
+//! (user + system, and the system part alone, from `/proc`, the function processes excluded):
+//! the round trip also contains the client, the function and the kernel, which are the same for
+//! both servers.
 //!
 //! Both servers run as their own processes, their output and their functions' going to log files
 //! in `target/bench-emulator/` (ours copies each function line through itself, for
@@ -137,8 +138,8 @@ pub fn run() -> anyhow::Result<()> {
             println!("{clients} client(s):");
             for (server, figures) in servers.iter().zip(&best) {
                 println!(
-                    "  {:<20} {:>8.0} inv/s  p50 {:>7.3} ms  p99 {:>7.3} ms  server CPU {:>6.1} us/inv",
-                    server.name, figures.throughput, figures.p50_ms, figures.p99_ms, figures.server_cpu_us
+                    "  {:<20} {:>8.0} inv/s  p50 {:>7.3} ms  p99 {:>7.3} ms  server CPU {:>6.1} us/inv ({:.0} in the kernel)",
+                    server.name, figures.throughput, figures.p50_ms, figures.p99_ms, figures.server_cpu_us, figures.server_system_us
                 );
             }
             let (ours, theirs) = (&best[0], &best[1]);
@@ -317,25 +318,54 @@ struct Figures {
     throughput: f64,
     p50_ms: f64,
     p99_ms: f64,
-    /// The server process's CPU time per invocation, in microseconds.
+    /// The server process's CPU time per invocation, in microseconds (user + system).
     server_cpu_us: f64,
+    /// Of which in the kernel.
+    server_system_us: f64,
 }
 
-/// CPU time (user + system) process `pid` has used so far, from `/proc/<pid>/stat`.
-fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("could not read /proc/{pid}/stat"))?;
-    // Field 2, the command name, may hold spaces: count from its closing parenthesis.
-    let after_name = stat
-        .rfind(')')
-        .map(|end| &stat[end + 1..])
-        .context("/proc/<pid>/stat has no command name")?;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12th and 13th after the name.
-    let ticks: u64 = fields.get(11).context("no utime")?.parse::<u64>()?
-        + fields.get(12).context("no stime")?.parse::<u64>()?;
-    // In USER_HZ, which Linux fixes at 100 for user space.
-    Ok(Duration::from_millis(ticks * 10))
+/// The CPU time process `pid` has used so far, from `/proc/<pid>/stat`.
+#[derive(Clone, Copy)]
+struct CpuTime {
+    user: Duration,
+    system: Duration,
+}
+
+impl CpuTime {
+    fn of(pid: u32) -> anyhow::Result<CpuTime> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .with_context(|| format!("could not read /proc/{pid}/stat"))?;
+        // Field 2, the command name, may hold spaces: count from its closing parenthesis.
+        let after_name = stat
+            .rfind(')')
+            .map(|end| &stat[end + 1..])
+            .context("/proc/<pid>/stat has no command name")?;
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line, 12th and 13th after the name, in
+        // USER_HZ, which Linux fixes at 100 for user space.
+        let ticks = |index: usize, name: &str| -> anyhow::Result<Duration> {
+            let ticks: u64 = fields
+                .get(index)
+                .with_context(|| format!("/proc/{pid}/stat has no {name}"))?
+                .parse()?;
+            Ok(Duration::from_millis(ticks * 10))
+        };
+        Ok(CpuTime {
+            user: ticks(11, "utime")?,
+            system: ticks(12, "stime")?,
+        })
+    }
+
+    /// The time used since `earlier`, per invocation, in microseconds: (user, system).
+    fn per_invocation_since(self, earlier: CpuTime, invocations: usize) -> (f64, f64) {
+        let per = |now: Duration, then: Duration| {
+            now.saturating_sub(then).as_secs_f64() * 1e6 / invocations as f64
+        };
+        (
+            per(self.user, earlier.user),
+            per(self.system, earlier.system),
+        )
+    }
 }
 
 async fn measure(port: u16, server_pid: u32, clients: usize) -> anyhow::Result<Figures> {
@@ -346,7 +376,7 @@ async fn measure(port: u16, server_pid: u32, clients: usize) -> anyhow::Result<F
         invoke_ok(&client, port).await?;
     }
     let per_client = REQUESTS / clients;
-    let cpu_before = cpu_time(server_pid)?;
+    let cpu_before = CpuTime::of(server_pid)?;
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
@@ -367,13 +397,15 @@ async fn measure(port: u16, server_pid: u32, clients: usize) -> anyhow::Result<F
         latencies.extend(task.await??);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let server_cpu = cpu_time(server_pid)?.saturating_sub(cpu_before);
+    let (server_user_us, server_system_us) =
+        CpuTime::of(server_pid)?.per_invocation_since(cpu_before, latencies.len());
     latencies.sort_by(f64::total_cmp);
     let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
     Ok(Figures {
         throughput: latencies.len() as f64 / elapsed,
         p50_ms: at(0.50),
         p99_ms: at(0.99),
-        server_cpu_us: server_cpu.as_secs_f64() * 1e6 / latencies.len() as f64,
+        server_cpu_us: server_user_us + server_system_us,
+        server_system_us,
     })
 }
