@@ -29,11 +29,12 @@
 //!   `AWS_LAMBDA_LOG_STREAM_NAME` (`YYYY/MM/DD/[$LATEST]<hex>`),
 //!   `AWS_LAMBDA_INITIALIZATION_TYPE=on-demand`, `LAMBDA_TASK_ROOT` and `LAMBDA_RUNTIME_DIR`
 //!   (the binary's directory, also the working directory, as `/var/task` is on Lambda),
-//!   `_HANDLER=bootstrap`, `TZ=:UTC`, `LANG=en_US.UTF-8`; then the function's own variables
-//!   ([`FunctionConfig::env`]). `AWS_EXECUTION_ENV` is *not* set: Lambda does not set it for
+//!   `_HANDLER=bootstrap`; `TZ=:UTC` and `LANG=en_US.UTF-8` unless the function's own variables
+//!   ([`FunctionConfig::env`]) set them; then the function's own variables. `AWS_EXECUTION_ENV` is *not* set: Lambda does not set it for
 //!   OS-only runtimes (`provided.al2023`), which is where a Rust bootstrap runs. From the host
 //!   only [`HOST_PASSTHROUGH`] is passed on (`PATH`, credentials and endpoint overrides standing in
-//!   for the execution role, log filters).
+//!   for the execution role, log filters), byte for byte. Each process runs in its own process
+//!   group, so a terminal's Ctrl-C goes to the program hosting the emulator, not to the function.
 //! - **Headers.** Every event carries `Lambda-Runtime-Aws-Request-Id`,
 //!   `Lambda-Runtime-Deadline-Ms` (now + the function timeout, epoch ms),
 //!   `Lambda-Runtime-Invoked-Function-Arn`
@@ -57,7 +58,8 @@
 //!   `Runtime.ExitError` when the process exits before asking for its first event, or
 //!   `Runtime.InvalidEntrypoint` when the binary cannot be started.
 //! - **Function errors** come back in Lambda's shape: the error JSON the runtime posted plus its
-//!   error type ([`Outcome::FunctionError`]), never an HTTP 500 of the emulator's own.
+//!   error type ([`Outcome::FunctionError`]: the JSON's `errorType`, else the
+//!   `Lambda-Runtime-Function-Error-Type` header), never an HTTP 500 of the emulator's own.
 //!
 //! # Concurrency: several sandboxes, then a queue
 //!
@@ -134,24 +136,9 @@ pub const HOST_PASSTHROUGH: &[&str] = &[
     "RUST_BACKTRACE",
 ];
 
-/// Variables the emulator sets itself, as Lambda does; a function may not configure them.
-pub const RESERVED_VARIABLES: &[&str] = &[
-    "_HANDLER",
-    "_X_AMZN_TRACE_ID",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE",
-    "AWS_LAMBDA_LOG_GROUP_NAME",
-    "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_LAMBDA_RUNTIME_API",
-    "LAMBDA_TASK_ROOT",
-    "LAMBDA_RUNTIME_DIR",
-    "TZ",
-];
+/// Variables the emulator sets itself, as Lambda does; a function may not configure them
+/// (`TZ` and `LANG` it sets too, but a function may override them, as on Lambda).
+pub use lambda_stage_names::variables::RESERVED_BY_LAMBDA as RESERVED_VARIABLES;
 
 /// How one function runs: what Lambda's function configuration says.
 #[derive(Debug, Clone)]

@@ -275,8 +275,11 @@ async fn init_error(state: &ApiState, request: Request<Incoming>) -> ApiResponse
     accepted()
 }
 
-/// The error type (`Lambda-Runtime-Function-Error-Type`, else the body's `errorType`) and the
+/// The error type (the body's `errorType`, else `Lambda-Runtime-Function-Error-Type`) and the
 /// error JSON Lambda hands the invoker.
+///
+/// The body comes first: its `errorType` is the one the function chose and the one the invoker
+/// reads, while lambda_runtime's header says `unhandled` for every error it reports.
 fn error_report(headers: &HeaderMap, body: Result<Bytes, usize>) -> (String, Bytes) {
     let from_header = headers
         .get("lambda-runtime-function-error-type")
@@ -291,8 +294,8 @@ fn error_report(headers: &HeaderMap, body: Result<Bytes, usize>) -> (String, Byt
     let from_body = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|value| value.get("errorType")?.as_str().map(str::to_owned));
-    let error_type = from_header
-        .or(from_body)
+    let error_type = from_body
+        .or(from_header)
         .unwrap_or_else(|| "Unhandled".to_owned());
     (error_type, body)
 }

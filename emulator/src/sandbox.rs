@@ -1,6 +1,7 @@
 //! One execution environment: a bootstrap process, its Runtime API, and the driver that turns
 //! what the runtime does into an [`Outcome`].
 
+use std::ffi::OsString;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -97,10 +98,15 @@ impl Sandbox {
         command
             .env_clear()
             .envs(host_variables())
+            .envs(OVERRIDABLE_DEFAULTS.iter().copied())
             .envs(&config.env)
             .envs(lambda_variables(config, &address.to_string(), &task_root))
             .current_dir(&task_root)
             .stdin(Stdio::null())
+            // Its own process group: a terminal's Ctrl-C (SIGINT to the foreground group) reaches
+            // the program running the emulator, which decides how its invocations end (`serve`
+            // lets them finish), instead of killing the function mid-invocation.
+            .process_group(0)
             .kill_on_drop(true);
         let mut output = None;
         match config.logs {
@@ -359,17 +365,23 @@ fn lambda_variables(
         ("LAMBDA_TASK_ROOT", task_root.clone()),
         ("LAMBDA_RUNTIME_DIR", task_root),
         ("_HANDLER", "bootstrap".to_owned()),
-        ("TZ", ":UTC".to_owned()),
         // Lambda has no instance metadata service: an AWS SDK without credentials must fail at
         // once instead of probing 169.254.169.254 from a developer's machine.
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ("LANG", "en_US.UTF-8".to_owned()),
     ]
 }
 
-fn host_variables() -> impl Iterator<Item = (String, String)> {
-    std::env::vars().filter(|(key, _)| {
-        HOST_PASSTHROUGH.contains(&key.as_str()) || key.starts_with("AWS_ENDPOINT_URL_")
+/// What Lambda sets but lets a function's own variables override.
+const OVERRIDABLE_DEFAULTS: &[(&str, &str)] = &[("TZ", ":UTC"), ("LANG", "en_US.UTF-8")];
+
+/// The host's variables in [`HOST_PASSTHROUGH`], values as they are: read with `vars_os`, as a
+/// host variable that is not UTF-8 (a `PATH` entry, or any other variable) must not stop the
+/// function from starting.
+fn host_variables() -> impl Iterator<Item = (OsString, OsString)> {
+    std::env::vars_os().filter(|(key, _)| {
+        key.to_str().is_some_and(|key| {
+            HOST_PASSTHROUGH.contains(&key) || key.starts_with("AWS_ENDPOINT_URL_")
+        })
     })
 }
 

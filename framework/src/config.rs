@@ -4,10 +4,14 @@
 //! unparsable variable (envy stops at the first) and reports them all in one
 //! [`ConfigError`], by their exact variable names and without any value.
 
+mod fields;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::DeserializeOwned;
+
+pub(crate) use fields::{declared, is_declared};
 
 /// Which variables feed a config.
 #[derive(Debug, Clone, Copy)]

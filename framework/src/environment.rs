@@ -11,15 +11,23 @@
 
 use std::fmt;
 
-pub const ENV_VAR: &str = "LAMBDA_STAGE_ENV";
-pub const ENVS_VAR: &str = "LAMBDA_STAGE_ENVS";
-pub const DEFAULT_ENV_VAR: &str = "LAMBDA_STAGE_DEFAULT_ENV";
+use lambda_stage_names::variables;
+
+/// Multi-stack: the one environment this function serves.
+pub const ENV_VAR: &str = variables::ENV;
+/// Single-stack: the aliases (environments) allowed, comma-separated.
+pub const ENVS_VAR: &str = variables::ENVS;
+/// Single-stack: the environment of invocations whose ARN names no alias.
+pub const DEFAULT_ENV_VAR: &str = variables::DEFAULT_ENV;
 
 /// How this function learns its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Strategy {
     /// One function per environment.
-    MultiStack { env: String },
+    MultiStack {
+        /// `LAMBDA_STAGE_ENV`: the environment every invocation belongs to.
+        env: String,
+    },
     /// One function, one alias per environment.
     SingleStack {
         /// `LAMBDA_STAGE_ENVS`, when set: every other alias is refused.
@@ -135,17 +143,33 @@ fn qualifier(arn: &str) -> Qualifier<'_> {
 /// Why an invocation's ARN names no environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
+    /// Invoked through `$LATEST`.
     Latest,
+    /// Invoked through a bare version number.
     Version(String),
+    /// Invoked through the function's ARN without a qualifier.
     Unqualified,
+    /// The invoked ARN is not a Lambda function ARN.
     NotAnArn,
 }
 
 /// An invocation that cannot be served because its environment is unknown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvironmentError {
-    NoAlias { refusal: Refusal, arn: String },
-    UnknownAlias { alias: String, allowed: Vec<String> },
+    /// The ARN names no alias and no `LAMBDA_STAGE_DEFAULT_ENV` is set.
+    NoAlias {
+        /// What the ARN names instead.
+        refusal: Refusal,
+        /// The invoked ARN.
+        arn: String,
+    },
+    /// The alias is not one of `LAMBDA_STAGE_ENVS`.
+    UnknownAlias {
+        /// The alias invoked.
+        alias: String,
+        /// `LAMBDA_STAGE_ENVS`.
+        allowed: Vec<String>,
+    },
 }
 
 impl fmt::Display for EnvironmentError {

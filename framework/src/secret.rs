@@ -22,6 +22,7 @@ pub struct Secret<T: Zeroize>(SecretBox<T>);
 const REDACTED: &str = "[redacted]";
 
 impl<T: Zeroize> Secret<T> {
+    /// Wraps `value`, which from now on prints as `[redacted]`.
     pub fn new(value: T) -> Self {
         Secret(SecretBox::new(Box::new(value)))
     }

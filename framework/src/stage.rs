@@ -15,6 +15,8 @@ use crate::secrets::{self, SecretError, Secrets};
 pub struct Stage<C> {
     strategy: Strategy,
     prefix: String,
+    /// The fields `C` declares (see [`config::declared`]): only their references are resolved.
+    declared: Option<&'static [&'static str]>,
     /// The process environment as it was at cold start.
     vars: Vec<(String, String)>,
     /// Each environment's config, with the generation of the secret values it was built from.
@@ -41,12 +43,13 @@ impl<C: DeserializeOwned> Stage<C> {
         let stage = Stage {
             strategy: Strategy::from_vars(&vars),
             prefix: prefix.to_owned(),
+            declared: config::declared::<C>(),
             vars,
             configs: RwLock::default(),
             secrets: Secrets::new(ttl),
         };
         if !cfg!(feature = "secrets") {
-            let problems = secrets::unsupported(&stage.vars, prefix);
+            let problems = secrets::unsupported(&stage.vars, prefix, stage.declared);
             if !problems.is_empty() {
                 failures.push(ConfigError {
                     env: "*".to_owned(),
@@ -66,57 +69,27 @@ impl<C: DeserializeOwned> Stage<C> {
         }
     }
 
+    /// How this function learns each invocation's environment.
     pub fn strategy(&self) -> &Strategy {
         &self.strategy
     }
 
-    /// Cold start: [`Stage::new`], then a multi-stack function resolves its environment's
-    /// secret references, so a missing one fails the init. (A single-stack function resolves
-    /// each environment's on that environment's first invocation.)
-    pub(crate) async fn start(
-        vars: Vec<(String, String)>,
-        prefix: &str,
-    ) -> Result<Self, StartError> {
-        let stage = Stage::new(vars, prefix).map_err(StartError::Config)?;
-        if let Strategy::MultiStack { env } = &stage.strategy {
-            stage.prepare(env).await.map_err(StartError::Secret)?;
-            stage
-                .config(env)
-                .map_err(|err| StartError::Config(InitError(vec![err])))?;
-        }
-        Ok(stage)
-    }
-
-    /// The environment and its config for an invocation through `invoked_arn`.
-    ///
-    /// On an environment's first invocation, its secret references are fetched while this
-    /// thread waits (a multi-thread tokio runtime is required for that); prefer
-    /// [`Stage::resolve_async`] where you can await.
-    pub fn resolve(&self, invoked_arn: &str) -> Result<(String, Arc<C>), InvocationError> {
+    /// The environment and its config for an invocation through `invoked_arn`. On the
+    /// environment's first use its secret references are fetched (awaited: no thread blocks,
+    /// so any tokio runtime flavour serves it).
+    pub async fn resolve(&self, invoked_arn: &str) -> Result<(String, Arc<C>), InvocationError> {
         let env = self.environment(invoked_arn)?;
-        // Completes at once unless references must be fetched (a refresh past the TTL runs in
-        // the background); a fetch cut short here holds no state and is simply redone.
-        match futures_util::FutureExt::now_or_never(self.prepare(env)) {
-            Some(prepared) => prepared.map_err(|err| secret_error(&err))?,
-            None => self.prepare_blocking(env)?,
-        }
-        let config = self
-            .config(env)
-            .map_err(|err| InvocationError::config(&err))?;
+        let config = self.ready(env).await.map_err(|err| match err {
+            NotReady::Secret(err) => InvocationError::secret(&err),
+            NotReady::Config(err) => InvocationError::config(&err),
+        })?;
         Ok((env.to_owned(), config))
     }
 
-    /// [`Stage::resolve`], awaiting the environment's secret references on its first invocation.
-    pub async fn resolve_async(
-        &self,
-        invoked_arn: &str,
-    ) -> Result<(String, Arc<C>), InvocationError> {
-        let env = self.environment(invoked_arn)?;
-        self.prepare(env).await.map_err(|err| secret_error(&err))?;
-        let config = self
-            .config(env)
-            .map_err(|err| InvocationError::config(&err))?;
-        Ok((env.to_owned(), config))
+    /// `env`'s config with its secret references resolved (fetched on first use).
+    pub(crate) async fn ready(&self, env: &str) -> Result<Arc<C>, NotReady> {
+        self.prepare(env).await.map_err(NotReady::Secret)?;
+        self.config(env).map_err(NotReady::Config)
     }
 
     fn environment<'a>(&'a self, invoked_arn: &'a str) -> Result<&'a str, InvocationError> {
@@ -128,26 +101,8 @@ impl<C: DeserializeOwned> Stage<C> {
     /// Fetches `env`'s references on first use (no AWS call when it has none).
     async fn prepare(&self, env: &str) -> Result<(), SecretError> {
         let scope = self.scope(env);
-        let wanted = || secrets::wanted(&self.vars, &self.prefix, scope).0;
+        let wanted = || secrets::wanted(&self.vars, &self.prefix, scope, self.declared).0;
         self.secrets.prepare(env, wanted).await
-    }
-
-    fn prepare_blocking(&self, env: &str) -> Result<(), InvocationError> {
-        use tokio::runtime::{Handle, RuntimeFlavor};
-        match Handle::try_current() {
-            Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| handle.block_on(self.prepare(env)))
-                    .map_err(|err| secret_error(&err))
-            }
-            _ => Err(InvocationError {
-                error_type: SecretError::ERROR_TYPE.to_owned(),
-                message: format!(
-                    "the secret references of environment `{env}` must be fetched before its \
-                     first invocation, which needs a multi-thread tokio runtime here: use \
-                     `#[tokio::main]` (not `flavor = \"current_thread\"`)"
-                ),
-            }),
-        }
     }
 
     fn scope<'a>(&self, env: &'a str) -> Scope<'a> {
@@ -161,7 +116,7 @@ impl<C: DeserializeOwned> Stage<C> {
     /// resolved, so only the other variables' problems (and malformed references) count.
     fn check(&self, env: &str) -> Result<(), ConfigError> {
         let scope = self.scope(env);
-        let (wanted, malformed) = secrets::wanted(&self.vars, &self.prefix, scope);
+        let (wanted, malformed) = secrets::wanted(&self.vars, &self.prefix, scope, self.declared);
         if wanted.is_empty() && malformed.is_empty() {
             return self.config(env).map(drop);
         }
@@ -203,7 +158,7 @@ impl<C: DeserializeOwned> Stage<C> {
             }
             _ => {
                 // A reference must never reach the app as if it were the value.
-                let (wanted, _) = secrets::wanted(&self.vars, &self.prefix, scope);
+                let (wanted, _) = secrets::wanted(&self.vars, &self.prefix, scope, self.declared);
                 if !wanted.is_empty() {
                     return Err(ConfigError {
                         env: env.to_owned(),
@@ -242,7 +197,8 @@ impl<C: DeserializeOwned> Stage<C> {
 pub struct InitError(pub Vec<ConfigError>);
 
 impl InitError {
-    pub const ERROR_TYPE: &'static str = "LambdaStage.ConfigError";
+    /// The `errorType` posted to `/runtime/init/error`.
+    pub const ERROR_TYPE: &'static str = crate::error_type::CONFIG;
 }
 
 impl std::fmt::Display for InitError {
@@ -254,39 +210,12 @@ impl std::fmt::Display for InitError {
 
 impl std::error::Error for InitError {}
 
-fn secret_error(err: &SecretError) -> InvocationError {
-    InvocationError {
-        error_type: SecretError::ERROR_TYPE.to_owned(),
-        message: err.to_string(),
-    }
-}
-
-/// Why a cold start failed: the config, or a secret reference.
+/// Why an environment's config is not ready.
 #[derive(Debug)]
-pub(crate) enum StartError {
-    Config(InitError),
+pub(crate) enum NotReady {
     Secret(SecretError),
+    Config(ConfigError),
 }
-
-impl StartError {
-    pub(crate) fn error_type(&self) -> &'static str {
-        match self {
-            StartError::Config(_) => InitError::ERROR_TYPE,
-            StartError::Secret(_) => SecretError::ERROR_TYPE,
-        }
-    }
-}
-
-impl std::fmt::Display for StartError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StartError::Config(err) => err.fmt(f),
-            StartError::Secret(err) => err.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for StartError {}
 
 #[cfg(test)]
 mod tests {
@@ -322,21 +251,21 @@ mod tests {
         assert!(!text.contains("`staging`"), "{text}");
     }
 
-    #[test]
-    fn caches_one_config_per_environment() {
+    #[tokio::test(flavor = "current_thread")]
+    async fn caches_one_config_per_environment() {
         let stage = Stage::<Config>::new(
             vars(&[("APP_STAGING__GREETING", "s"), ("APP_PROD__GREETING", "p")]),
             "APP_",
         )
         .unwrap();
         let arn = "arn:aws:lambda:eu-west-1:1:function:f";
-        let (env, staging) = stage.resolve(&format!("{arn}:staging")).unwrap();
+        let (env, staging) = stage.resolve(&format!("{arn}:staging")).await.unwrap();
         assert_eq!((env.as_str(), staging.greeting.as_str()), ("staging", "s"));
-        let (_, prod) = stage.resolve(&format!("{arn}:prod")).unwrap();
+        let (_, prod) = stage.resolve(&format!("{arn}:prod")).await.unwrap();
         assert_eq!(prod.greeting, "p");
-        let (_, again) = stage.resolve(&format!("{arn}:staging")).unwrap();
+        let (_, again) = stage.resolve(&format!("{arn}:staging")).await.unwrap();
         assert!(Arc::ptr_eq(&staging, &again));
-        let err = stage.resolve(&format!("{arn}:qa")).unwrap_err();
+        let err = stage.resolve(&format!("{arn}:qa")).await.unwrap_err();
         assert_eq!(err.error_type, "LambdaStage.ConfigError");
     }
 }

@@ -1,9 +1,15 @@
-//! Builds workspace binaries once per test process and hands out their paths.
+//! Builds the workspace's binaries once per test process and hands out their paths.
+//!
+//! Every build passes `--workspace --bins --tests`: the same packages and targets as
+//! `cargo test --workspace`, so cargo resolves the same features and every dependency is the
+//! build the test run already made. (`cargo build -p hello` would resolve hello's features alone
+//! and compile tokio, hyper and friends once more.) Binaries are copied out of cargo's output
+//! directory, so a later build with other features never swaps one under a running test.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{bail, Context as _};
 
@@ -15,26 +21,52 @@ pub fn workspace_root() -> &'static Path {
 }
 
 /// The path of `package`'s binary built with `profile` (`dev` or `release`) for the host,
-/// building it on first use. Cargo is fast when it is up to date.
+/// building every workspace binary on first use.
 pub fn binary(package: &str, profile: &str) -> anyhow::Result<PathBuf> {
     binary_with_features(package, profile, "")
 }
 
-/// [`binary`] built with cargo `features` (comma list, `""` for none). A featured build is
-/// copied to `<binary>+<features>`, so it never replaces the plain binary other tests run.
+/// [`binary`] with cargo `features` of that package (comma list, `""` for none).
 pub fn binary_with_features(
     package: &str,
     profile: &str,
     features: &str,
 ) -> anyhow::Result<PathBuf> {
-    /// (package, profile, features) → binary.
-    type Built = HashMap<(String, String, String), PathBuf>;
-    static BUILT: OnceLock<Mutex<Built>> = OnceLock::new();
-    let mut built = BUILT.get_or_init(Mutex::default).lock().unwrap();
-    let key = (package.to_owned(), profile.to_owned(), features.to_owned());
-    if let Some(path) = built.get(&key) {
-        return Ok(path.clone());
+    let built = built(profile, package, features)?;
+    built
+        .get(package)
+        .cloned()
+        .with_context(|| format!("the workspace has no binary package `{package}`"))
+}
+
+/// package → binary, for one build.
+type Binaries = Arc<HashMap<String, PathBuf>>;
+
+/// Every workspace binary of one (profile, features) build, built on first use.
+fn built(profile: &str, package: &str, features: &str) -> anyhow::Result<Binaries> {
+    // Only the featured package's binary differs between featured builds; one build per key.
+    let key = (profile.to_owned(), features_key(package, features));
+    static BUILDS: OnceLock<Mutex<HashMap<(String, String), Binaries>>> = OnceLock::new();
+    let mut builds = BUILDS.get_or_init(Mutex::default).lock().unwrap();
+    if let Some(binaries) = builds.get(&key) {
+        return Ok(binaries.clone());
     }
+    let binaries = Arc::new(build_all(profile, &key.1)?);
+    builds.insert(key, binaries.clone());
+    Ok(binaries)
+}
+
+/// `hello/secrets,hello/x` for cargo's `--features`; `""` without features.
+fn features_key(package: &str, features: &str) -> String {
+    features
+        .split(',')
+        .filter(|feature| !feature.is_empty())
+        .map(|feature| format!("{package}/{feature}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn build_all(profile: &str, features: &str) -> anyhow::Result<HashMap<String, PathBuf>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(workspace_root())
@@ -44,35 +76,91 @@ pub fn binary_with_features(
             "--message-format=json",
             "--profile",
             profile,
-            "-p",
-            package,
         ])
+        .args(["--workspace", "--bins", "--tests"])
         .args(["--features", features])
         .output()
-        .with_context(|| format!("could not run cargo build for {package}"))?;
+        .context("could not run cargo build")?;
     if !output.status.success() {
         bail!(
-            "cargo build -p {package} --profile {profile} failed:\n{}",
+            "cargo build --workspace --bins --tests --profile {profile} --features '{features}' \
+             failed:\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let path = String::from_utf8(output.stdout)?
+    let copies = lambda_stage_xtask::workspace::target_dir(workspace_root())
+        .join("test-bins")
+        .join(profile)
+        .join(
+            if features.is_empty() {
+                "default"
+            } else {
+                features
+            }
+            .replace(['/', ','], "+"),
+        );
+    std::fs::create_dir_all(&copies)
+        .with_context(|| format!("could not create {}", copies.display()))?;
+    let mut binaries = HashMap::new();
+    for message in String::from_utf8(output.stdout)?
         .lines()
-        .rev()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|message| message["reason"] == "compiler-artifact")
         .filter(|message| message["target"]["kind"][0] == "bin")
-        .filter_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .next()
-        .with_context(|| format!("cargo built no binary for {package}"))?;
-    let path = if features.is_empty() {
-        path
-    } else {
-        let copy = PathBuf::from(format!("{}+{}", path.display(), features.replace(',', "+")));
-        std::fs::copy(&path, &copy)
-            .with_context(|| format!("could not copy {}", path.display()))?;
-        copy
-    };
-    built.insert(key, path.clone());
-    Ok(path)
+        .filter(|message| message["profile"]["test"] == false)
+    {
+        let (Some(executable), Some(package)) = (
+            message["executable"].as_str(),
+            message["package_id"].as_str().and_then(package_name),
+        ) else {
+            continue;
+        };
+        let copy = copies.join(
+            Path::new(executable)
+                .file_name()
+                .context("a binary has a name")?,
+        );
+        // Written beside and renamed: a test may be running the previous copy.
+        let partial = copy.with_extension("partial");
+        std::fs::copy(executable, &partial)
+            .with_context(|| format!("could not copy {executable}"))?;
+        std::fs::rename(&partial, &copy)
+            .with_context(|| format!("could not write {}", copy.display()))?;
+        binaries.insert(package, copy);
+    }
+    Ok(binaries)
+}
+
+/// The package name in a cargo package id: `path+file:///…/hello#0.1.0` or
+/// `path+file:///…/xtask/lib#lambda-stage-xtask@0.1.0`.
+fn package_name(id: &str) -> Option<String> {
+    let (path, fragment) = id.rsplit_once('#')?;
+    Some(match fragment.split_once('@') {
+        Some((name, _)) => name.to_owned(),
+        None => path.rsplit('/').next()?.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_names_from_cargo_package_ids() {
+        assert_eq!(
+            package_name("path+file:///w/examples/hello#0.1.0").as_deref(),
+            Some("hello")
+        );
+        assert_eq!(
+            package_name("path+file:///w/tests/functions/chaos#chaos-fn@0.1.0").as_deref(),
+            Some("chaos-fn")
+        );
+    }
+
+    #[test]
+    fn features_are_named_for_their_package() {
+        assert_eq!(features_key("hello", ""), "");
+        assert_eq!(features_key("hello", "secrets"), "hello/secrets");
+        assert_eq!(features_key("a", "x,y"), "a/x,a/y");
+    }
 }

@@ -111,8 +111,8 @@ impl Stage {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("AWS_") {
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("AWS_") {
                 command.env_remove(key);
             }
         }

@@ -247,13 +247,14 @@ impl Drop for FaultProxy {
     }
 }
 
-/// Whether `operation` changes state: anything but Get/List/Describe. Unrecognised requests,
+/// Whether `operation` changes state: anything but Get/List/Describe (and IAM's policy
+/// simulation, which only reads). Unrecognised requests,
 /// named `<METHOD> <path>`, are judged by their method.
 pub fn is_write(operation: &str) -> bool {
     if let Some((method, _)) = operation.split_once(' ') {
         return !matches!(method, "GET" | "HEAD");
     }
-    !["Get", "List", "Describe"]
+    !["Get", "List", "Describe", "Simulate"]
         .iter()
         .any(|read| operation.starts_with(read))
 }
@@ -765,6 +766,7 @@ mod tests {
             "ListTargetsByRule",
             "DescribeRule",
             "GetQueueUrl",
+            "SimulatePrincipalPolicy",
             "GET /v2/domainnames",
         ] {
             assert!(!is_write(read), "{read} is a read");

@@ -1,4 +1,4 @@
-//! Shared harness for the cross-crate integration tests in `tests/tests/`.
+//! Shared harness for the cross-crate integration tests in `tests/tests/it/` (one binary).
 
 pub mod bins;
 pub mod build_once;

@@ -1,11 +1,15 @@
-//! moto's server on a free 127.0.0.1 port, as the local AWS API for the deploy tests.
+//! moto's servers on free 127.0.0.1 ports, as the local AWS API for the deploy tests.
 //!
-//! `Moto::start` turns Lambda's Docker mode off before anything is created (moto keeps
-//! Docker-mode functions in another store), waits until the server answers, and the process is
-//! stopped when the value is dropped.
+//! Starting moto costs about a second of CPU, so servers are pooled for the whole test process:
+//! [`Moto::start`] leases an idle server (starting one only when every server is in use, so there
+//! are at most as many as tests run at once) and resets it, so each test sees an empty AWS. The
+//! lease goes back to the pool when dropped. Lambda's Docker mode is off on every server (moto
+//! keeps Docker-mode functions in another store). A server exits when the test process does: it
+//! watches its stdin, whose other end only this process holds.
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -17,35 +21,59 @@ use hyper_util::rt::TokioExecutor;
 /// How long moto may take to start answering.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub struct Moto {
+/// moto's server, run so that it exits when its stdin closes (this process ended).
+const SERVER_SCRIPT: &str = "\
+import os, sys, threading
+def exit_with_the_tests():
+    sys.stdin.buffer.read()
+    os._exit(0)
+threading.Thread(target=exit_with_the_tests, daemon=True).start()
+from moto.server import main
+main(sys.argv[1:])
+";
+
+/// Servers no test holds right now.
+static IDLE: Mutex<Vec<Server>> = Mutex::new(Vec::new());
+
+/// One running moto server.
+struct Server {
     child: Child,
+    /// Held open for the server's lifetime: its end of file tells the server to exit.
+    _lifeline: ChildStdin,
+    port: u16,
+}
+
+/// A moto server leased to one test: empty when leased, back in the pool when dropped.
+pub struct Moto {
+    server: Option<Server>,
     port: u16,
 }
 
 impl Moto {
-    /// Starts moto (installing it in the project venv if `cargo xtask test` has not).
+    /// Leases an idle server, or starts one (installing moto in the project venv if
+    /// `cargo xtask test` has not), with every resource forgotten.
     pub async fn start() -> anyhow::Result<Moto> {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .context("tests/ has a parent")?
-            .to_path_buf();
-        let server = tokio::task::spawn_blocking(move || {
-            lambda_stage_xtask::tools::venv_bin(
-                &root,
-                lambda_stage_xtask::tools::MOTO_REQUIREMENT,
-                "moto_server",
-            )
-        })
-        .await??;
-        let port = free_port()?;
-        let child = Command::new(&server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("could not start {}", server.display()))?;
-        let mut moto = Moto { child, port };
+        let idle = IDLE
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .pop();
+        if let Some(mut server) = idle {
+            if server.child.try_wait()?.is_none() {
+                let moto = Moto {
+                    port: server.port,
+                    server: Some(server),
+                };
+                moto.reset()
+                    .await
+                    .context("could not reset a pooled moto")?;
+                return Ok(moto);
+            }
+        }
+        let server = Server::start().await?;
+        let mut moto = Moto {
+            port: server.port,
+            server: Some(server),
+        };
         moto.wait_ready().await?;
         moto.post("/moto-api/config", r#"{"lambda":{"use_docker":false}}"#)
             .await
@@ -69,7 +97,11 @@ impl Moto {
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
         loop {
-            if let Some(status) = self.child.try_wait()? {
+            let server = self
+                .server
+                .as_mut()
+                .context("a leased moto has its server")?;
+            if let Some(status) = server.child.try_wait()? {
                 bail!("moto_server exited during start-up ({status})");
             }
             if request(
@@ -133,8 +165,50 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(server) = self.server.take() {
+            IDLE.lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .push(server);
+        }
+    }
+}
+
+impl Server {
+    async fn start() -> anyhow::Result<Server> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .context("tests/ has a parent")?
+            .to_path_buf();
+        let python = tokio::task::spawn_blocking(move || {
+            lambda_stage_xtask::tools::venv_bin(
+                &root,
+                lambda_stage_repo_xtask::setup::MOTO_REQUIREMENT,
+                "moto_server",
+            )
+            .map(|server| server.with_file_name("python"))
+        })
+        .await??;
+        let port = free_port()?;
+        let mut child = Command::new(&python)
+            .args([
+                "-c",
+                SERVER_SCRIPT,
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("could not start moto's server with {}", python.display()))?;
+        let lifeline = child.stdin.take().context("moto's stdin is piped")?;
+        Ok(Server {
+            child,
+            _lifeline: lifeline,
+            port,
+        })
     }
 }
 

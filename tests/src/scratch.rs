@@ -163,6 +163,7 @@ fn dev_profiles() -> anyhow::Result<String> {
                 "lambda-stage-xtask",
                 "lambda-stage-events",
                 "lambda-stage-emulator",
+                "lambda-stage-names",
             ] {
                 let mut settings = toml::Table::new();
                 settings.insert("debug".into(), debug.clone());

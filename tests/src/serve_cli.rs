@@ -2,8 +2,9 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::process::CommandExt as _;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::scratch::Scratch;
 
@@ -17,8 +18,10 @@ pub struct ServeCli {
 impl Drop for ServeCli {
     fn drop(&mut self) {
         // The server's process group: the server and the function processes it started.
+        // (Quietly: a server that already exited has no group left to kill.)
         let _ = Command::new("kill")
             .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
             .status();
         let _ = self.child.wait();
     }
@@ -68,6 +71,41 @@ impl ServeCli {
     /// Everything the server wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// The server's process id, which is also its process group's (it leads its own group,
+    /// as a shell's foreground job does).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `within` until the server's stderr contains `text`; fails with its stderr.
+    pub fn wait_for_stderr(&self, text: &str, within: Duration) {
+        let started = Instant::now();
+        while !self.stderr().contains(text) {
+            assert!(
+                started.elapsed() < within,
+                "`{text}` not on the server's stderr within {within:?}:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits up to `within` for the server to exit; fails with its stderr if it does not.
+    pub fn wait_for_exit(&mut self, within: Duration) -> ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the server's status") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < within,
+                "the server did not exit within {within:?}:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Whether the server process is still the one that started.

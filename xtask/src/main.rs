@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    lambda_stage_xtask::main()
+    lambda_stage_repo_xtask::main()
 }

@@ -78,8 +78,8 @@ mod tests {
     use http::StatusCode;
     use http_body_util::BodyExt as _;
     use lambda_http::request::LambdaRequest;
+    use lambda_runtime::tower::ServiceExt as _;
     use serde_json::{json, Value};
-    use tower::ServiceExt as _;
 
     use super::*;
 

@@ -12,8 +12,10 @@
 //! (SSM `GetParameters` in batches of 10, Secrets Manager `GetSecretValue`, all concurrently),
 //! once per environment: a multi-stack function at init, a single-stack function on each
 //! environment's first invocation (the init cannot know which alias the sandbox will serve, so
-//! a sandbox serving `staging` never fetches `prod`'s references). An environment without
-//! references makes no AWS call. With `LAMBDA_STAGE_SECRETS_TTL=<seconds>`, the first
+//! a sandbox serving `staging` never fetches `prod`'s references), except that a function with
+//! per-environment state resolves every environment of `LAMBDA_STAGE_ENVS` at init, as its
+//! state is built there ([`crate::state`]). Only the variables of fields the config type
+//! declares are looked at. An environment without references makes no AWS call. With `LAMBDA_STAGE_SECRETS_TTL=<seconds>`, the first
 //! invocation past the time-to-live starts a refresh in the background and is served the
 //! cached values; later invocations get the new ones (a failed refresh keeps the old values).
 //!
@@ -31,18 +33,25 @@ use std::time::{Duration, Instant};
 use crate::config::{self, Scope};
 use crate::Secret;
 
-pub const SSM_PREFIX: &str = "ssm:";
-pub const SECRETS_MANAGER_PREFIX: &str = "secretsmanager:";
+pub use lambda_stage_names::reference::{SECRETS_MANAGER_PREFIX, SSM_PREFIX};
 /// Seconds after which an environment's references are fetched again (unset: never).
-pub const TTL_VAR: &str = "LAMBDA_STAGE_SECRETS_TTL";
+pub const TTL_VAR: &str = lambda_stage_names::variables::SECRETS_TTL;
 
 /// A parsed reference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reference {
     /// `ssm:<name>`, where `<name>` may end in a `:<version>` or `:<label>` selector.
-    Ssm { name: String },
+    Ssm {
+        /// The parameter's name, with its selector.
+        name: String,
+    },
     /// `secretsmanager:<name or ARN>[#<json key>]`.
-    SecretsManager { id: String, key: Option<String> },
+    SecretsManager {
+        /// The secret's name or ARN.
+        id: String,
+        /// The key of a JSON secret whose value is wanted, rather than the whole secret.
+        key: Option<String>,
+    },
 }
 
 impl Reference {
@@ -95,20 +104,28 @@ impl fmt::Display for Reference {
 /// A config variable whose value is a reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
+    /// The variable, e.g. `APP_PROD__API_KEY`.
     pub variable: String,
+    /// What it refers to.
     pub reference: Reference,
 }
 
-/// The references among the variables that feed `scope`'s config; malformed ones as
+/// The references among the variables that feed `scope`'s config, for the fields the config
+/// type `declared` (every variable when `None`, see [`config::declared`]); malformed ones as
 /// `(variable, problem)`.
 pub(crate) fn wanted(
     vars: &[(String, String)],
     prefix: &str,
     scope: Scope<'_>,
+    declared: Option<&[&str]>,
 ) -> (Vec<Wanted>, Vec<(String, String)>) {
     let mut wanted = Vec::new();
     let mut malformed = Vec::new();
-    for found in config::select(vars, prefix, scope).into_values() {
+    let selected = config::select(vars, prefix, scope);
+    let fields = selected
+        .into_iter()
+        .filter(|(field, _)| config::is_declared(declared, field));
+    for (_, found) in fields {
         match Reference::parse(&found.value) {
             None => {}
             Some(Ok(reference)) => wanted.push(Wanted {
@@ -121,11 +138,27 @@ pub(crate) fn wanted(
     (wanted, malformed)
 }
 
-/// Every reference variable with the app's prefix, for every environment: what a function
-/// built without the `secrets` feature refuses at init.
-pub(crate) fn unsupported(vars: &[(String, String)], prefix: &str) -> Vec<(String, String)> {
+/// Every reference variable of a declared field (see [`wanted`]), for every environment: what a
+/// function built without the `secrets` feature refuses at init.
+pub(crate) fn unsupported(
+    vars: &[(String, String)],
+    prefix: &str,
+    declared: Option<&[&str]>,
+) -> Vec<(String, String)> {
+    // `APP_<ENV>__<FIELD>` or `APP_<FIELD>`.
+    let field = |name: &str| {
+        let rest = name.strip_prefix(prefix)?;
+        Some(
+            rest.split_once("__")
+                .map_or(rest, |(_, field)| field)
+                .to_owned(),
+        )
+    };
     vars.iter()
-        .filter(|(name, value)| name.starts_with(prefix) && Reference::parse(value).is_some())
+        .filter(|(name, value)| {
+            field(name).is_some_and(|field| config::is_declared(declared, &field))
+                && Reference::parse(value).is_some()
+        })
         .map(|(name, value)| {
             let kind = value.split(':').next().unwrap_or_default();
             (
@@ -144,21 +177,26 @@ pub(crate) fn unsupported(vars: &[(String, String)], prefix: &str) -> Vec<(Strin
 /// One reference that could not be resolved: the variable, the reference, why (never a value).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretProblem {
+    /// The variable that holds the reference.
     pub variable: String,
+    /// The reference, as written (`ssm:/orders/prod/key`).
     pub reference: String,
+    /// Why it could not be resolved, and what to do.
     pub problem: String,
 }
 
 /// Every reference of one environment that could not be resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretError {
+    /// The environment whose references these are.
     pub env: String,
+    /// One entry per reference that failed.
     pub problems: Vec<SecretProblem>,
 }
 
 impl SecretError {
     /// The `errorType` reported to the Runtime API.
-    pub const ERROR_TYPE: &'static str = "LambdaStage.SecretError";
+    pub const ERROR_TYPE: &'static str = crate::error_type::SECRET;
 }
 
 impl fmt::Display for SecretError {
@@ -381,7 +419,7 @@ mod tests {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let (wanted, malformed) = wanted(&vars, "APP_", Scope::Environment("staging"));
+        let (wanted, malformed) = wanted(&vars, "APP_", Scope::Environment("staging"), None);
         let mut names: Vec<String> = wanted.iter().map(|w| w.reference.to_string()).collect();
         names.sort();
         assert_eq!(names, ["secretsmanager:app/db#url", "ssm:/app/staging/key"]);
@@ -467,6 +505,31 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("`secrets` feature"), "{err}");
+    }
+
+    /// A reference in a variable no field reads is not the config's business: it is neither
+    /// fetched nor refused, with or without the `secrets` feature.
+    #[test]
+    fn only_references_of_declared_fields_are_wanted() {
+        let stage = stage(&[
+            ("LAMBDA_STAGE_ENVS", "staging"),
+            ("APP_PORT", "1"),
+            ("APP_API_KEY", "k"),
+            ("APP_UNRELATED", "ssm:/someone/elses"),
+            ("APP_STAGING__OTHER", "secretsmanager:not/ours"),
+        ])
+        .expect("an undeclared reference fails nothing");
+        let config = stage.config("staging").expect("nothing to resolve");
+        assert_eq!(config.port, 1);
+        let vars: Vec<(String, String)> =
+            [("APP_API_KEY", "ssm:/ours"), ("APP_UNRELATED", "ssm:/x")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        let declared = crate::config::declared::<Config>();
+        let (wanted, _) = wanted(&vars, "APP_", Scope::Shared, declared);
+        assert_eq!(wanted.len(), 1, "{wanted:?}");
+        assert_eq!(wanted[0].variable, "APP_API_KEY");
     }
 
     #[test]

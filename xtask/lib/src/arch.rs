@@ -24,6 +24,17 @@ impl Arch {
         }
     }
 
+    /// The architecture of the machine this runs on, when Lambda has it.
+    pub fn host() -> Option<Arch> {
+        if cfg!(target_arch = "x86_64") {
+            Some(Arch::X86_64)
+        } else if cfg!(target_arch = "aarch64") {
+            Some(Arch::Arm64)
+        } else {
+            None
+        }
+    }
+
     /// The static musl target that needs no C toolchain.
     pub fn musl_target(self) -> &'static str {
         match self {

@@ -9,12 +9,12 @@
 //! ```
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 
 pub mod app_api;
 pub mod arch;
-pub mod bench;
 pub mod build;
 pub mod ci;
 pub mod deploy;
@@ -24,9 +24,9 @@ pub mod logs;
 pub mod manifest;
 pub mod new;
 pub mod pipeline;
+mod progress;
 pub mod routes;
 pub mod serve;
-pub mod test;
 pub mod tools;
 pub mod workspace;
 
@@ -34,16 +34,39 @@ pub mod workspace;
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", bin_name = "cargo xtask", version, about)]
 struct Cli {
+    #[command(flatten)]
+    globals: GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
 
+/// The options every command takes.
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Say more when something fails: the AWS SDK's full error detail, for a bug report.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+impl GlobalArgs {
+    /// Makes the options take effect for the rest of the process.
+    pub fn apply(&self) {
+        VERBOSE.store(self.verbose, Ordering::Relaxed);
+    }
+}
+
+/// `-v`/`--verbose`, for the code that words errors.
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Whether the command line asked for `--verbose`.
+pub fn verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
+}
+
+/// Every command. Public so that a workspace can add commands of its own next to these (with
+/// `#[command(flatten)]`) and hand the rest to [`run`], as this repository's own xtask does.
 #[derive(Debug, Subcommand)]
-enum Command {
-    /// Run a benchmark against its baseline and print ratios.
-    Bench(bench::Args),
-    /// Install what the tests need, then run the whole test suite (what CI runs).
-    Test(test::Args),
+pub enum Command {
     /// Build deployable bootstrap.zip files for arm64 and x86_64.
     Build(build::Args),
     /// Invoke a function once and print its answer: built and run on the local Lambda emulator,
@@ -65,7 +88,7 @@ enum Command {
     Promote(deploy::PromoteArgs),
     /// Send all of an environment's traffic to its canary version.
     Finalize(deploy::AliasArgs),
-    /// Drop a canary, or return an environment's alias to its previous version.
+    /// Undo the environment's most recent deploy, promote or finalize, on the aliases it changed.
     Rollback(deploy::AliasArgs),
     /// Show what each environment runs, and its drift from the manifest.
     Status(deploy::status::StatusArgs),
@@ -78,7 +101,13 @@ enum Command {
 /// Parses the command line, runs the command and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command) {
+    cli.globals.apply();
+    exit_code(run(cli.command))
+}
+
+/// The exit code of a command's outcome; an error is printed with its cause chain.
+pub fn exit_code(outcome: anyhow::Result<ExitCode>) -> ExitCode {
+    match outcome {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -87,15 +116,14 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> anyhow::Result<ExitCode> {
+/// Runs one command.
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Bench(args) => bench::run(args),
-        Command::Test(args) => test::run(args),
         Command::Build(args) => build::run(args),
         Command::Invoke(args) => invoke::run(args),
         Command::Events(args) => events::run(args),
         Command::Serve(args) => serve::run(args),
-        Command::Ci(args) => ci::run(args),
+        Command::Ci(args) => ci::run(args, |_| Ok(())),
         Command::New(args) => new::run(args),
         Command::Pipeline(args) => pipeline::run(args),
         Command::Deploy(args) => deploy::deploy(args),
@@ -126,7 +154,11 @@ mod tests {
     #[test]
     fn help_says_cargo_xtask_and_every_flag_of_promote_finalize_rollback_has_text() {
         let top = help(&["--help"]);
-        assert!(top.contains("Usage: cargo xtask <COMMAND>"), "{top}");
+        assert!(
+            top.contains("Usage: cargo xtask [OPTIONS] <COMMAND>"),
+            "{top}"
+        );
+        assert!(top.contains("-v, --verbose"), "{top}");
         let mut cli = Cli::command();
         for (command, flags) in [
             ("promote", &["from", "to", "yes", "dry_run"][..]),

@@ -1,7 +1,7 @@
-//! The tools the project installs for itself, so a fresh machine needs nothing by hand:
-//! Rust targets (rustup), Python tools in the project venv `<root>/.venv` (pip) and Debian
-//! packages (apt). Each `ensure_*` is a fast no-op when the tool is already there, and prints one
-//! line on stderr for each thing it installs.
+//! The tools a build installs for itself, so a fresh machine needs nothing by hand: Rust
+//! targets (rustup) and Python tools in the project venv `<root>/.venv` (pip: Zig for functions
+//! with C dependencies). Each `ensure_*` is a fast no-op when the tool is already there, and
+//! prints one line on stderr for each thing it installs.
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -12,17 +12,10 @@ use std::sync::Mutex;
 use anyhow::{bail, Context as _};
 use fs4::fs_std::FileExt as _;
 
-use crate::arch::Arch;
-
 /// Zig as a cross C compiler and linker, for functions with C dependencies.
 pub const ZIGLANG_REQUIREMENT: &str = "ziglang==0.15.2";
 /// Drives cargo with Zig as the linker (`cargo zigbuild`).
 pub const CARGO_ZIGBUILD_REQUIREMENT: &str = "cargo-zigbuild==0.24.1";
-/// The local AWS API the deploy tests run against.
-pub const MOTO_REQUIREMENT: &str = "moto[server]==5.*";
-/// Runs arm64 Linux binaries on an x86_64 machine.
-pub const QEMU_PACKAGE: &str = "qemu-user-static";
-pub const QEMU_AARCH64: &str = "qemu-aarch64-static";
 
 /// The project's Python virtual environment (git-ignored).
 pub fn venv_dir(root: &Path) -> PathBuf {
@@ -154,67 +147,6 @@ fn installed_rust_targets() -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
-/// Ensures the Debian package `pkg` is installed, unless `probe_binary` is already on `PATH`.
-/// Runs `apt-get update` once per process before the first install; needs root.
-pub fn ensure_apt_package(pkg: &str, probe_binary: &str) -> anyhow::Result<()> {
-    static APT: Mutex<bool> = Mutex::new(false);
-    if which(probe_binary).is_some() {
-        return Ok(());
-    }
-    let mut updated = APT.lock().unwrap_or_else(|poison| poison.into_inner());
-    if which(probe_binary).is_some() {
-        return Ok(());
-    }
-    if which("apt-get").is_none() {
-        bail!("`{probe_binary}` is missing and this is not a Debian-like system: install `{pkg}` (or whatever provides `{probe_binary}`) by hand");
-    }
-    if !is_root()? {
-        bail!("`{probe_binary}` is missing; install it as root: `sudo apt-get install -y {pkg}`");
-    }
-    if !*updated {
-        run_quiet(
-            Command::new("apt-get").args(["update", "-q"]),
-            "update the apt package lists (`apt-get update`)",
-        )?;
-        *updated = true;
-    }
-    eprintln!("Installing the Debian package {pkg} (apt-get install -y {pkg})");
-    run_quiet(
-        Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends", pkg])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-        &format!("install `{pkg}` with apt-get"),
-    )?;
-    if which(probe_binary).is_none() {
-        bail!("installed `{pkg}`, but `{probe_binary}` is still not on PATH");
-    }
-    Ok(())
-}
-
-fn is_root() -> anyhow::Result<bool> {
-    let output = Command::new("id")
-        .arg("-u")
-        .output()
-        .context("could not run `id -u`")?;
-    Ok(String::from_utf8_lossy(&output.stdout).trim() == "0")
-}
-
-/// Everything the test suite needs, installed once before `cargo test --workspace`.
-pub fn setup_for_tests(root: &Path) -> anyhow::Result<()> {
-    for arch in Arch::ALL {
-        ensure_rust_target(arch.musl_target())?;
-    }
-    venv_bin(root, MOTO_REQUIREMENT, "moto_server")?;
-    ensure_zig(root)?;
-    ensure_apt_package(QEMU_PACKAGE, QEMU_AARCH64)?;
-    venv_bin(
-        root,
-        crate::pipeline::CHECK_JSONSCHEMA_REQUIREMENT,
-        "check-jsonschema",
-    )?;
-    Ok(())
-}
-
 /// Finds `name` on `PATH`.
 pub fn which(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
@@ -223,7 +155,7 @@ pub fn which(name: &str) -> Option<PathBuf> {
 }
 
 /// Runs a command with its output captured; on failure the error carries that output.
-fn run_quiet(command: &mut Command, what: &str) -> anyhow::Result<()> {
+pub fn run_quiet(command: &mut Command, what: &str) -> anyhow::Result<()> {
     let output = command
         .stdin(Stdio::null())
         .output()

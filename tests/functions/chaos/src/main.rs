@@ -47,8 +47,14 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     if let Some(size) = payload.get("huge").and_then(Value::as_u64) {
         return Ok(Value::String("x".repeat(size as usize)));
     }
-    let env: serde_json::Map<String, Value> = std::env::vars()
-        .map(|(key, value)| (key, Value::String(value)))
+    // Lossy: a variable that is not UTF-8 must not panic the probe that reports it.
+    let env: serde_json::Map<String, Value> = std::env::vars_os()
+        .map(|(key, value)| {
+            (
+                key.to_string_lossy().into_owned(),
+                Value::String(value.to_string_lossy().into_owned()),
+            )
+        })
         .collect();
     Ok(json!({
         "event": payload,

@@ -5,15 +5,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead as _, BufReader, IsTerminal as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use cargo_metadata::{DependencyKind, Message, Metadata, MetadataCommand, Package, PackageId};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
-use crate::{tools, workspace};
+use crate::{progress, tools, workspace};
 
 /// `provided.al2023` ships glibc 2.34: glibc builds must not need anything newer.
 pub const GLIBC_VERSION: &str = "2.34";
@@ -174,6 +172,7 @@ pub struct Invocation<'a> {
     pub toolchain: Toolchain,
     /// For messages only.
     pub function: &'a str,
+    /// Report the build as a step (a spinner on a terminal, a line otherwise).
     pub progress: bool,
     pub target_dir: &'a Path,
 }
@@ -226,12 +225,16 @@ pub fn build(root: &Path, invocation: &Invocation) -> anyhow::Result<PathBuf> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
 
-    let spinner = spinner(progress, &format!("{function} {arch}"));
+    let step = if progress {
+        progress::step("Building", &format!("{function} ({arch}, {profile})"))
+    } else {
+        progress::silent()
+    };
     let mut child = command
         .spawn()
         .with_context(|| format!("could not start {command:?}"))?;
     let stderr = child.stderr.take().context("cargo's stderr is not piped")?;
-    let stderr_spinner = spinner.clone();
+    let show_detail = step.detail_setter();
     // cargo's own lines ("Compiling x", "Blocking waiting for file lock"): progress, and the
     // explanation if the build fails.
     let stderr_reader = std::thread::spawn(move || {
@@ -239,7 +242,7 @@ pub fn build(root: &Path, invocation: &Invocation) -> anyhow::Result<PathBuf> {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let trimmed = line.trim_start();
             if trimmed.starts_with("Compiling") || trimmed.starts_with("Blocking") {
-                stderr_spinner.set_message(trimmed.to_owned());
+                show_detail(trimmed.to_owned());
             }
             lines.push(line);
         }
@@ -257,7 +260,7 @@ pub fn build(root: &Path, invocation: &Invocation) -> anyhow::Result<PathBuf> {
             }
             Message::CompilerMessage(message) => {
                 if let Some(rendered) = message.message.rendered {
-                    spinner.suspend(|| eprint!("{rendered}"));
+                    step.suspend(|| eprint!("{rendered}"));
                 }
             }
             _ => {}
@@ -265,7 +268,7 @@ pub fn build(root: &Path, invocation: &Invocation) -> anyhow::Result<PathBuf> {
     }
     let status = child.wait().context("cargo did not finish")?;
     let cargo_lines = stderr_reader.join().unwrap_or_default();
-    spinner.finish_and_clear();
+    drop(step);
     if !status.success() {
         for line in &cargo_lines {
             eprintln!("{line}");
@@ -325,20 +328,6 @@ fn message_format() -> &'static str {
     } else {
         "json"
     }
-}
-
-fn spinner(progress: bool, prefix: &str) -> ProgressBar {
-    if !progress {
-        return ProgressBar::hidden();
-    }
-    let spinner = ProgressBar::new_spinner().with_prefix(prefix.to_owned());
-    spinner.set_style(
-        ProgressStyle::with_template("{spinner} {prefix:.bold} [{elapsed}] {wide_msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    spinner.set_message("building");
-    spinner.enable_steady_tick(Duration::from_millis(120));
-    spinner
 }
 
 #[cfg(test)]

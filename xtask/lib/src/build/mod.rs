@@ -22,6 +22,7 @@ use crate::manifest::{Manifest, FILE_NAME};
 use crate::workspace;
 
 pub use cargo::Toolchain;
+pub use package::ENTRY_NAME;
 
 /// The file beside each zip that describes the build.
 pub const RECORD_FILE: &str = "build.json";
@@ -108,7 +109,7 @@ pub struct BuildOptions {
     pub profile: String,
     /// Build with Zig even if no dependency compiles C.
     pub force_zig: bool,
-    /// Show a spinner while cargo runs (only drawn on a terminal).
+    /// Report the build as a step: a spinner on a terminal, one line on stderr otherwise.
     pub progress: bool,
     /// Build in this target directory instead of the workspace's (`CARGO_TARGET_DIR` or
     /// `<root>/target`); the zip goes under it too.

@@ -104,3 +104,67 @@ pub fn zip_bootstrap(binary: &[u8]) -> anyhow::Result<Vec<u8>> {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+
+    use super::*;
+
+    /// Stands in for a binary: enough bytes for deflate to have choices to make.
+    fn some_binary(seed: u8) -> Vec<u8> {
+        (0..64 * 1024u32)
+            .map(|i| (i.wrapping_mul(31) as u8) ^ seed)
+            .collect()
+    }
+
+    #[test]
+    fn the_same_binary_gives_the_same_zip_bytes_wherever_it_is_packaged() {
+        let binary = some_binary(7);
+        let first = tempfile::tempdir().unwrap();
+        let second = tempfile::tempdir().unwrap();
+        let first_binary = first.path().join("bootstrap-built");
+        std::fs::write(&first_binary, &binary).unwrap();
+        // A later write: another mtime, another path, the same bytes.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let second_binary = second.path().join("elsewhere").join("other-name");
+        std::fs::create_dir_all(second_binary.parent().unwrap()).unwrap();
+        std::fs::write(&second_binary, &binary).unwrap();
+
+        let first = package(&first_binary, &first.path().join("out")).unwrap();
+        let second = package(&second_binary, &second.path().join("deeper").join("out")).unwrap();
+
+        assert_eq!(
+            std::fs::read(&first.zip_path).unwrap(),
+            std::fs::read(&second.zip_path).unwrap()
+        );
+        assert_eq!(first.sha256_hex, second.sha256_hex);
+        assert_eq!(first.code_sha256, second.code_sha256);
+        assert_eq!(
+            zip_bootstrap(&binary).unwrap(),
+            zip_bootstrap(&binary).unwrap()
+        );
+        assert_ne!(
+            zip_bootstrap(&binary).unwrap(),
+            zip_bootstrap(&some_binary(8)).unwrap(),
+            "a different binary must give a different zip"
+        );
+    }
+
+    #[test]
+    fn the_zip_holds_one_executable_bootstrap_with_fixed_metadata() {
+        let binary = some_binary(1);
+        let zip = zip_bootstrap(&binary).unwrap();
+        let mut archive = zip::ZipArchive::new(Cursor::new(zip)).unwrap();
+        assert_eq!(archive.len(), 1);
+        let mut entry = archive.by_index(0).unwrap();
+        assert_eq!(entry.name().unwrap(), ENTRY_NAME);
+        assert!(entry.is_file());
+        assert_eq!(entry.unix_mode().map(|mode| mode & 0o777), Some(ENTRY_MODE));
+        assert_eq!(entry.last_modified(), Some(entry_timestamp()));
+        assert_eq!(entry.extra_data().map_or(0, |data| data.len()), 0);
+        let mut unpacked = Vec::new();
+        entry.read_to_end(&mut unpacked).unwrap();
+        assert_eq!(unpacked, binary);
+    }
+}

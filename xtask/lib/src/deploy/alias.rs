@@ -7,8 +7,40 @@ use std::collections::BTreeMap;
 use aws_sdk_lambda::types::AliasRoutingConfiguration;
 
 use super::aws::{describe, is_conflict, EnvClients};
-use super::engine::AliasState;
-use super::history::AliasHistory;
+use super::engine::{self, AliasState};
+use super::history::{next_step_number, AliasHistory, Step, StepKind};
+use crate::manifest::Manifest;
+
+/// The step a command that moves aliases of `clients.env` is: numbered one past the highest
+/// step recorded on any alias of the environment (every function of the manifest, not only
+/// the ones this command moves), so `rollback` can tell which command came last.
+pub async fn next_step(
+    clients: &EnvClients,
+    manifest: &Manifest,
+    kind: StepKind,
+) -> anyhow::Result<Step> {
+    let alias = manifest.alias(&clients.env);
+    let mut histories = Vec::new();
+    for function in manifest.functions.keys() {
+        let name = manifest.function_name(function, &clients.env);
+        if let Some(state) = engine::get_alias(clients, &name, &alias).await? {
+            histories.push(state.history());
+        }
+    }
+    Ok(Step {
+        number: next_step_number(&histories),
+        kind,
+    })
+}
+
+/// The history an alias carries after `step` moves it away from `before` (`None`: the step
+/// creates it).
+pub fn history_after(before: Option<&AliasState>, step: Step) -> AliasHistory {
+    match before {
+        Some(before) => before.history().recorded(step, Some(before.routing())),
+        None => AliasHistory::default().recorded(step, None),
+    }
+}
 
 /// Moves one alias (or creates it) with the `RevisionId` read at plan time, so a concurrent
 /// move is detected instead of overwritten. Returns the new state.

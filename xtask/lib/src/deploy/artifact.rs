@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use serde::Deserialize;
 
 use crate::arch::Arch;
+use crate::build::BuildOptions;
 use crate::manifest::Manifest;
 use crate::workspace;
 
@@ -14,6 +15,8 @@ use crate::workspace;
 #[derive(Debug, Clone, Deserialize)]
 pub struct Artifact {
     pub arch: Arch,
+    /// The Rust target triple the binary was built for.
+    pub target: String,
     pub git_commit: Option<String>,
     #[serde(default)]
     pub git_dirty: bool,
@@ -58,7 +61,8 @@ fn read_record(path: &Path) -> anyhow::Result<Artifact> {
     serde_json::from_str(&text).with_context(|| format!("{} is not a build record", path.display()))
 }
 
-/// Builds `function` for `arch` (a no-change rebuild re-uses everything) and returns its zip.
+/// Builds `function` for `arch` (a no-change rebuild re-uses everything), showing the build as
+/// a step, and returns its zip.
 pub fn build(
     root: &Path,
     manifest: &Manifest,
@@ -66,9 +70,15 @@ pub fn build(
     arch: Arch,
     profile: &str,
 ) -> anyhow::Result<Artifact> {
-    let record = crate::build::build_function(root, Some(manifest), function, arch, profile)?;
+    let options = BuildOptions {
+        profile: profile.to_owned(),
+        progress: true,
+        ..BuildOptions::default()
+    };
+    let record = crate::build::build_function_with(root, Some(manifest), function, arch, &options)?;
     Ok(Artifact {
         arch: record.arch,
+        target: record.target,
         git_commit: record.git_commit,
         git_dirty: record.git_dirty,
         zip_path: record.zip_path,

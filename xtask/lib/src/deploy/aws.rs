@@ -7,7 +7,7 @@ use anyhow::{bail, Context as _};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
-use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 
 use crate::manifest::{is_plausible_region, Manifest, FILE_NAME};
 
@@ -24,6 +24,8 @@ pub struct EnvClients {
     pub account: String,
     pub lambda: aws_sdk_lambda::Client,
     pub iam: aws_sdk_iam::Client,
+    /// Finds secrets' ARNs (never their values) for a named role's access check.
+    pub secrets_manager: aws_sdk_secretsmanager::Client,
     /// The triggers: HTTP APIs, queues, schedules.
     pub apigw: aws_sdk_apigatewayv2::Client,
     pub sqs: aws_sdk_sqs::Client,
@@ -98,7 +100,7 @@ pub async fn connect(manifest: &Manifest, env: &str) -> anyhow::Result<EnvClient
                  check or renew them, then re-run"
             )
         };
-        anyhow::anyhow!("{advice}. Nothing was written. ({detail})")
+        anyhow::anyhow!("{advice}. Nothing was written.\nCause: {detail}")
     })?;
     let account = identity
         .account()
@@ -127,6 +129,7 @@ impl EnvClients {
             account: account.to_owned(),
             lambda: aws_sdk_lambda::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
+            secrets_manager: aws_sdk_secretsmanager::Client::new(config),
             apigw: aws_sdk_apigatewayv2::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
             events: aws_sdk_eventbridge::Client::new(config),
@@ -135,24 +138,49 @@ impl EnvClients {
     }
 }
 
-/// An AWS error as one line: the service's code and message when it answered, the whole
-/// cause chain otherwise.
+/// An AWS error in words: the service's code and message when it answered, else the cause
+/// chain ([`cause_chain`]). The SDK's `Debug` form (request ids, headers, bodies) only follows
+/// with `--verbose`.
 pub fn describe<E, R>(err: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    match err {
+    let words = match err {
         SdkError::ServiceError(service) => {
             let inner = service.err();
             match (inner.code(), inner.message()) {
                 (Some(code), Some(message)) => format!("{code}: {message}"),
                 (Some(code), None) => code.to_owned(),
-                _ => DisplayErrorContext(err).to_string(),
+                _ => cause_chain(err),
             }
         }
-        _ => DisplayErrorContext(err).to_string(),
+        _ => cause_chain(err),
+    };
+    if crate::verbose() {
+        format!("{words}\nSDK detail (--verbose): {err:?}")
+    } else {
+        words
     }
+}
+
+/// An error and its sources, each one's `Display` once, joined by `: `. A source whose text
+/// an outer error already includes adds nothing and is left out.
+pub fn cause_chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut add = |text: String| {
+        let text = text.trim();
+        if !text.is_empty() && !parts.iter().any(|part| part.contains(text)) {
+            parts.push(text.to_owned());
+        }
+    };
+    add(err.to_string());
+    let mut next = err.source();
+    while let Some(current) = next {
+        add(current.to_string());
+        next = current.source();
+    }
+    parts.join(": ")
 }
 
 /// The service's error code, when the service answered.
@@ -190,4 +218,44 @@ pub fn is_conflict<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
         error_code(err),
         Some("PreconditionFailedException" | "ResourceConflictException" | "ConflictException")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error with an optional source, for building chains.
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn the_cause_chain_is_each_sources_words_once_and_no_debug_form() {
+        let err = Layer(
+            "dispatch failure",
+            Some(Box::new(Layer(
+                "other",
+                Some(Box::new(Layer(
+                    "no credentials found in chain: IMDS disabled",
+                    Some(Box::new(Layer("IMDS disabled", None))),
+                ))),
+            ))),
+        );
+        assert_eq!(
+            cause_chain(&err),
+            "dispatch failure: other: no credentials found in chain: IMDS disabled"
+        );
+        assert_eq!(cause_chain(&Layer("", None)), "");
+    }
 }

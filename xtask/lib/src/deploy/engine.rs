@@ -15,7 +15,7 @@ use aws_sdk_lambda::types::{
 
 use super::artifact::Artifact;
 use super::aws::{describe, error_code, is_conflict, is_not_found, EnvClients};
-use super::history::{AliasHistory, VersionStamp};
+use super::history::{AliasHistory, Routing, VersionStamp};
 use super::role::{
     check_role_exists, create_role, managed_policy, put_role_policy, role_arn, role_policy,
     ROLE_PROPAGATION_LIMIT,
@@ -77,17 +77,16 @@ impl AliasState {
         AliasHistory::parse(self.description.as_deref())
     }
 
-    pub fn summary(&self) -> String {
-        let mut text = format!("version {}", self.version);
-        for (version, weight) in &self.weights {
-            let _ = write!(
-                text,
-                " ({:.0}%) + version {version} ({:.0}%)",
-                (1.0 - weight) * 100.0,
-                weight * 100.0
-            );
+    /// Where the alias sends its traffic.
+    pub fn routing(&self) -> Routing {
+        Routing {
+            version: self.version.clone(),
+            weights: self.weights.clone(),
         }
-        text
+    }
+
+    pub fn summary(&self) -> String {
+        self.routing().summary()
     }
 }
 
@@ -108,6 +107,9 @@ pub struct Plan {
     /// The managed role's policy differs from what the function needs now (new secret
     /// references, new queues).
     pub update_role_policy: bool,
+    /// A named role that may not read the function's secret references, or could not be
+    /// checked ([`super::role_access`]).
+    pub role_warnings: Vec<String>,
     pub create_function: bool,
     pub upload_code: bool,
     pub config_changes: Vec<String>,
@@ -127,6 +129,9 @@ impl Plan {
             "  {} -> function `{}`, alias `{}`\n",
             d.function, d.name, d.alias
         );
+        for warning in &self.role_warnings {
+            let _ = writeln!(out, "    role:     {warning}");
+        }
         if let RoleSpec::Managed { name } = &d.settings.role {
             if self.create_role {
                 let _ = writeln!(out, "    role:     create `{name}` ({})", access_summary(d));
@@ -193,6 +198,34 @@ impl Plan {
         out
     }
 
+    /// What [`prepare`] writes for this plan, in words; empty when an existing version is
+    /// deployed as is.
+    pub fn actions(&self) -> Vec<&'static str> {
+        let mut actions = Vec::new();
+        if self.create_role {
+            actions.push("create role");
+        } else if self.update_role_policy {
+            actions.push("update role policy");
+        }
+        if self.create_function {
+            actions.push("create function");
+        } else {
+            if self.upload_code {
+                actions.push("upload code");
+            }
+            if !self.config_changes.is_empty() {
+                actions.push("update configuration");
+            }
+        }
+        if self.update_tags && !self.create_function {
+            actions.push("tag");
+        }
+        if self.reuse_version.is_none() {
+            actions.push("publish a version");
+        }
+        actions
+    }
+
     /// True when applying the plan would write nothing.
     pub fn is_noop(&self) -> bool {
         !self.create_role
@@ -253,14 +286,20 @@ pub async fn plan(
             zip_size / (1024 * 1024)
         );
     }
-    let (create_role, update_role_policy) = match &desired.settings.role {
+    let (create_role, update_role_policy, role_warnings) = match &desired.settings.role {
         RoleSpec::Existing(arn) => {
             check_role_exists(clients, arn).await?;
-            (false, false)
+            let warnings =
+                super::role_access::warnings(clients, arn, &desired.settings.variables).await;
+            (false, false, warnings)
         }
         RoleSpec::Managed { name } => match role_policy(clients, name).await? {
-            None => (true, false),
-            Some(current) => (false, current != Some(managed_policy(clients, &desired))),
+            None => (true, false, Vec::new()),
+            Some(current) => (
+                false,
+                current != Some(managed_policy(clients, &desired)),
+                Vec::new(),
+            ),
         },
     };
 
@@ -321,6 +360,7 @@ pub async fn plan(
         desired,
         create_role,
         update_role_policy,
+        role_warnings,
         create_function,
         upload_code,
         config_changes,

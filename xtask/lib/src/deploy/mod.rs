@@ -16,11 +16,12 @@ use anyhow::{bail, Context as _};
 use clap::Args as ClapArgs;
 
 use crate::manifest::{self, Manifest};
-use crate::workspace;
+use crate::{progress, workspace};
 
 pub mod alias;
 pub mod artifact;
 pub mod aws;
+pub mod config_check;
 pub mod destroy;
 pub mod engine;
 pub mod finalize;
@@ -29,19 +30,22 @@ mod preflight;
 pub mod previews;
 pub mod promote;
 pub mod role;
+pub mod role_access;
+mod rollback;
 pub mod secrets;
 pub mod status;
 pub mod triggers;
 
 use aws::EnvClients;
 use engine::{AliasState, AliasTarget, Desired, Plan};
-use history::VersionStamp;
+use history::{StepKind, VersionStamp};
 
-pub use finalize::{finalize, rollback, AliasArgs};
+pub use finalize::{finalize, AliasArgs};
 pub use preflight::check_config;
 pub(crate) use preflight::managed_role_name;
 use preflight::{settings, tags};
 pub use promote::{promote, PromoteArgs};
+pub use rollback::rollback;
 
 /// Options every deploy command shares.
 #[derive(Debug, Clone, ClapArgs)]
@@ -155,6 +159,9 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     manifest.require_environment(&args.env)?;
     let functions = select_functions(&manifest, &args.functions)?;
     check_config(&manifest, &args.env, &functions)?;
+    let runtime = runtime()?;
+    // Credentials before the build: a missing login costs seconds, not a release build.
+    let clients = runtime.block_on(aws::connect(&manifest, &args.env))?;
     let mut artifacts = Vec::new();
     for function in &functions {
         let arch = manifest.arch(function, &args.env);
@@ -163,12 +170,25 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("could not build `{function}` for {arch}"))?,
         );
     }
+    let subjects = functions
+        .iter()
+        .zip(&artifacts)
+        .map(|(function, artifact)| {
+            Ok(config_check::Subject {
+                function: function.clone(),
+                name: manifest.function_name(function, &args.env),
+                variables: manifest.function_variables(function, &args.env)?,
+                memory_mb: manifest.memory_mb(function, &args.env),
+                code: config_check::Code::Artifact(artifact.clone()),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    config_check::check(&root, &manifest, &args.env, &clients.region, &subjects)?;
     let target = match args.canary {
         Some(percent) => AliasTarget::Canary(f64::from(percent) / 100.0),
         None => AliasTarget::Full,
     };
-    runtime()?.block_on(async {
-        let clients = aws::connect(&manifest, &args.env).await?;
+    runtime.block_on(async {
         // Secrets engineer's hook: every secret reference of the environment exists.
         secrets::preflight(&manifest, &clients).await?;
         let mut plans = Vec::new();
@@ -206,7 +226,7 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
             &wiring,
             args.dry_run,
             args.yes,
-            "deploy",
+            StepKind::Deploy,
         )
         .await
     })
@@ -238,7 +258,8 @@ async fn plan_triggers(
     Ok(Wiring { targets, plan })
 }
 
-/// Prints the plans, stops for `--dry-run` or a no-op, confirms, applies.
+/// Prints the plans, stops for `--dry-run` or a no-op, confirms, applies as one step of the
+/// environment's history.
 async fn execute(
     manifest: &Manifest,
     clients: &EnvClients,
@@ -246,8 +267,9 @@ async fn execute(
     wiring: &Wiring,
     dry_run: bool,
     yes: bool,
-    verb: &str,
+    kind: StepKind,
 ) -> anyhow::Result<ExitCode> {
+    let verb = kind.as_str();
     print_header(manifest, clients, &format!("Plan to {verb} to"));
     for plan in plans {
         print!("{}", plan.describe());
@@ -265,17 +287,32 @@ async fn execute(
         return Ok(ExitCode::SUCCESS);
     }
     confirm(manifest, &clients.env, yes, verb)?;
-    apply(clients, plans, wiring).await?;
+    let step = alias::next_step(clients, manifest, kind).await?;
+    apply(clients, plans, wiring, step).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prepares every function's version, wires the triggers, then moves every alias; on any
-/// failure the aliases already moved by this command are put back, so every alias ends where
-/// it was.
-async fn apply(clients: &EnvClients, plans: &[Plan], wiring: &Wiring) -> anyhow::Result<()> {
+/// Prepares every function's version, wires the triggers, then moves every alias, recording
+/// `step` on each alias it changes; on any failure the aliases already moved by this command
+/// are put back, so every alias ends where it was.
+async fn apply(
+    clients: &EnvClients,
+    plans: &[Plan],
+    wiring: &Wiring,
+    step: history::Step,
+) -> anyhow::Result<()> {
     let mut versions = Vec::new();
     for plan in plans {
-        match engine::prepare(clients, plan).await {
+        let actions = plan.actions();
+        let shown = if actions.is_empty() {
+            progress::silent()
+        } else {
+            let subject = format!("{} ({})", plan.desired.function, actions.join(", "));
+            progress::step("Deploying", &subject)
+        };
+        let prepared = engine::prepare(clients, plan).await;
+        drop(shown);
+        match prepared {
             Ok(version) => {
                 println!("  {}: version {version} ready", plan.desired.function);
                 versions.push(version);
@@ -286,7 +323,7 @@ async fn apply(clients: &EnvClients, plans: &[Plan], wiring: &Wiring) -> anyhow:
     let mut moves = Vec::new();
     for (plan, version) in plans.iter().zip(&versions) {
         let before = plan.alias_before.as_ref();
-        let (primary, weights, history) = match (plan.alias_target, before) {
+        let (primary, weights) = match (plan.alias_target, before) {
             (AliasTarget::Canary(weight), Some(before)) => {
                 if before.version == *version {
                     continue;
@@ -294,18 +331,16 @@ async fn apply(clients: &EnvClients, plans: &[Plan], wiring: &Wiring) -> anyhow:
                 (
                     before.version.clone(),
                     BTreeMap::from([(version.clone(), weight)]),
-                    before.history().moved_from(None),
                 )
             }
             _ => {
                 if before.is_some_and(|b| b.version == *version && b.weights.is_empty()) {
                     continue;
                 }
-                let from = before.map(|b| b.version.as_str()).filter(|v| v != version);
-                let history = before.map(AliasState::history).unwrap_or_default();
-                (version.clone(), BTreeMap::new(), history.moved_from(from))
+                (version.clone(), BTreeMap::new())
             }
         };
+        let history = alias::history_after(before, step);
         moves.push(AliasMove {
             name: plan.desired.name.clone(),
             alias: plan.desired.alias.clone(),

@@ -8,13 +8,14 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use clap::Args as ClapArgs;
 
+use super::alias::{history_after, next_step};
 use super::aws::{self, EnvClients};
 use super::engine::{self, AliasState, AliasTarget, Desired};
-use super::history::VersionStamp;
+use super::history::{StepKind, VersionStamp};
 use super::preflight::{check_config, settings, tags};
 use super::{
-    artifact, confirm, execute, load, move_and_wire, plan_triggers, print_header, runtime, secrets,
-    select_functions, triggers, AliasMove, Loaded, ManifestArg,
+    artifact, config_check, confirm, execute, load, move_and_wire, plan_triggers, print_header,
+    runtime, secrets, select_functions, triggers, AliasMove, Loaded, ManifestArg,
 };
 use crate::manifest::{self, Manifest, Strategy};
 
@@ -82,7 +83,7 @@ pub fn promote(args: PromoteArgs) -> anyhow::Result<ExitCode> {
             sources.push((function.clone(), name, state.version.clone(), version));
         }
         match manifest.strategy {
-            Strategy::SingleStack => promote_single(&manifest, &to, &args, sources).await,
+            Strategy::SingleStack => promote_single(&root, &manifest, &to, &args, sources).await,
             Strategy::MultiStack => promote_multi(&root, &manifest, &to, &args, sources).await,
         }
     })
@@ -90,6 +91,7 @@ pub fn promote(args: PromoteArgs) -> anyhow::Result<ExitCode> {
 
 /// Single-stack: the target alias moves to the very version the source alias runs.
 async fn promote_single(
+    root: &Path,
     manifest: &Manifest,
     clients: &EnvClients,
     args: &PromoteArgs,
@@ -102,7 +104,33 @@ async fn promote_single(
 ) -> anyhow::Result<ExitCode> {
     let alias = manifest.alias(&args.to);
     let functions: Vec<String> = sources.iter().map(|s| s.0.clone()).collect();
+    // The version froze its variables: its cold start checks them all, and so does this.
+    let subjects = sources
+        .iter()
+        .map(|(function, name, version, config)| config_check::Subject {
+            function: function.clone(),
+            name: name.clone(),
+            variables: engine::variables_of(config),
+            memory_mb: config
+                .memory_size()
+                .and_then(|mb| u32::try_from(mb).ok())
+                .unwrap_or(manifest::DEFAULT_MEMORY_MB),
+            code: match artifact::find_by_code_sha(
+                root,
+                function,
+                config.code_sha256().unwrap_or_default(),
+            ) {
+                Some(artifact) => config_check::Code::Artifact(artifact),
+                None => config_check::Code::WorkingTree {
+                    version: version.clone(),
+                    built_from: VersionStamp::parse(config.description()).git_commit,
+                },
+            },
+        })
+        .collect::<Vec<_>>();
+    config_check::check(root, manifest, &args.to, &clients.region, &subjects)?;
     let wiring = plan_triggers(manifest, clients, &functions).await?;
+    let step = next_step(clients, manifest, StepKind::Promote).await?;
     let mut moves = Vec::new();
     let mut problems = Vec::new();
     print_header(
@@ -114,7 +142,10 @@ async fn promote_single(
         // The version froze every environment's variables when it was published: it must
         // carry the target's configuration.
         let vars = engine::variables_of(&config);
-        let served = vars.get("LAMBDA_STAGE_ENVS").cloned().unwrap_or_default();
+        let served = vars
+            .get(lambda_stage_names::variables::ENVS)
+            .cloned()
+            .unwrap_or_default();
         if !served.split(',').any(|a| a == alias) {
             problems.push(format!(
                 "version {version} of `{name}` was published without environment `{}` \
@@ -151,13 +182,8 @@ async fn promote_single(
             continue;
         }
         println!("  {function} -> `{name}` alias `{alias}`: {summary} -> version {version}");
-        let history = before.as_ref().map(AliasState::history).unwrap_or_default();
-        let from = before
-            .as_ref()
-            .map(|b| b.version.as_str())
-            .filter(|v| *v != version);
         moves.push(AliasMove {
-            history: history.moved_from(from),
+            history: history_after(before.as_ref(), step),
             name,
             alias: alias.clone(),
             label: function,
@@ -205,7 +231,8 @@ async fn promote_multi(
 ) -> anyhow::Result<ExitCode> {
     let functions: Vec<String> = sources.iter().map(|s| s.0.clone()).collect();
     check_config(manifest, &args.to, &functions)?;
-    let mut plans = Vec::new();
+    let mut wanted = Vec::new();
+    let mut subjects = Vec::new();
     for (function, name, version, config) in sources {
         let code_sha = config.code_sha256().unwrap_or_default().to_owned();
         let artifact =
@@ -241,6 +268,18 @@ async fn promote_multi(
             artifact,
             stamp,
         };
+        subjects.push(config_check::Subject {
+            function,
+            name: desired.name.clone(),
+            variables: desired.settings.variables.clone(),
+            memory_mb: manifest.memory_mb(&desired.function, &args.to),
+            code: config_check::Code::Artifact(desired.artifact.clone()),
+        });
+        wanted.push(desired);
+    }
+    config_check::check(root, manifest, &args.to, &clients.region, &subjects)?;
+    let mut plans = Vec::new();
+    for desired in wanted {
         plans.push(engine::plan(clients, desired, AliasTarget::Full).await?);
     }
     let wiring = plan_triggers(manifest, clients, &functions).await?;
@@ -251,7 +290,7 @@ async fn promote_multi(
         &wiring,
         args.dry_run,
         args.yes,
-        "promote",
+        StepKind::Promote,
     )
     .await
 }

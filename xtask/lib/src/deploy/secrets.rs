@@ -14,7 +14,7 @@ use aws_sdk_ssm::error::ProvideErrorMetadata;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use super::aws::EnvClients;
+use super::aws::{describe, EnvClients};
 use crate::manifest::{Manifest, APP_PREFIX};
 
 /// SSM's cap on names per `GetParameters` call.
@@ -214,21 +214,6 @@ pub async fn missing(
         .collect()
 }
 
-fn describe<E, R>(err: &aws_sdk_ssm::error::SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match err.as_service_error() {
-        Some(service) => format!(
-            "{}: {}",
-            service.code().unwrap_or("error"),
-            service.message().unwrap_or_default()
-        ),
-        None => aws_sdk_ssm::error::DisplayErrorContext(err).to_string(),
-    }
-}
-
 /// The partition of a region's ARNs.
 fn partition(region: &str) -> &'static str {
     if region.starts_with("cn-") {
@@ -241,7 +226,7 @@ fn partition(region: &str) -> &'static str {
 }
 
 /// The ARN of an SSM parameter reference, without its `:version`/`:label` selector.
-fn parameter_arn(name: &str, region: &str, account: &str) -> String {
+pub(crate) fn parameter_arn(name: &str, region: &str, account: &str) -> String {
     if name.starts_with("arn:") {
         return match name.split_once(":parameter/") {
             Some((head, tail)) => format!("{head}:parameter/{}", strip_selector(tail)),

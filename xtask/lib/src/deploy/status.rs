@@ -9,8 +9,9 @@ use serde::Serialize;
 use super::artifact;
 use super::aws;
 use super::engine;
-use super::history::VersionStamp;
+use super::history::{AliasHistory, Step, StepRecord, VersionStamp};
 use super::previews;
+use super::rollback::{step_text, what_rollback_undoes};
 use super::triggers;
 use super::{load, runtime, settings, ManifestArg};
 use crate::manifest::Manifest;
@@ -44,6 +45,16 @@ pub struct EnvironmentStatus {
     pub triggers: Vec<triggers::TriggerStatus>,
     /// Set for a preview environment: its template and age.
     pub preview: Option<previews::Preview>,
+    /// What `rollback --env <env>` would undo now; `None` when nothing is recorded to undo.
+    pub next_rollback: Option<NextRollback>,
+}
+
+/// The step `rollback` would undo, and the functions it would move back.
+#[derive(Debug, Serialize)]
+pub struct NextRollback {
+    /// `None` for a move recorded before steps were numbered.
+    pub step: Option<Step>,
+    pub functions: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -59,8 +70,9 @@ pub struct FunctionStatus {
     pub code_sha256: Option<String>,
     pub git_commit: Option<String>,
     pub deployed_at: Option<String>,
-    /// Earlier versions, most recent first (what `rollback` returns to).
-    pub previous: Vec<String>,
+    /// What each recorded step changed on the alias, most recent first: the step, and the
+    /// routing before it (`null` when the step created the alias).
+    pub history: Vec<StepRecord>,
     /// Differences between the manifest and the deployed version.
     pub drift: Vec<String>,
 }
@@ -143,6 +155,7 @@ async fn environment_status(
         functions: Vec::new(),
         triggers: Vec::new(),
         preview: None,
+        next_rollback: None,
     };
     let clients = match aws::connect(manifest, env).await {
         Ok(clients) => clients,
@@ -162,6 +175,7 @@ async fn environment_status(
             }
         }
     }
+    status.next_rollback = next_rollback(&status.functions);
     let functions: Vec<String> = manifest.functions.keys().cloned().collect();
     let wired = match triggers::EnvTargets::new(manifest, env, &functions) {
         Ok(targets) => triggers::status(&clients, &targets).await,
@@ -193,7 +207,7 @@ async fn function_status(
         code_sha256: None,
         git_commit: None,
         deployed_at: None,
-        previous: Vec::new(),
+        history: Vec::new(),
         drift: Vec::new(),
     };
     let Some(state) = engine::get_alias(clients, &name, &alias).await? else {
@@ -219,7 +233,7 @@ async fn function_status(
     status.code_sha256 = version.code_sha256().map(str::to_owned);
     status.git_commit = stamp.git_commit;
     status.deployed_at = history.moved_at;
-    status.previous = history.previous;
+    status.history = history.records;
     Ok(status)
 }
 
@@ -270,16 +284,30 @@ fn print_status(status: &EnvironmentStatus) {
             f.function, f.name, f.alias
         );
         println!(
-            "    code sha256 {}, git {}, deployed {}, {}",
+            "    code sha256 {}, git {}, deployed {}",
             f.code_sha256.as_deref().unwrap_or("?"),
             f.git_commit.as_deref().unwrap_or("unknown"),
             f.deployed_at.as_deref().unwrap_or("unknown"),
-            previous_text(&f.previous)
         );
+        let history = AliasHistory {
+            moved_at: None,
+            records: f.history.clone(),
+        };
+        println!("    {}", history.summary());
         if f.drift.is_empty() {
             println!("    drift: none");
         } else {
             println!("    drift: {}", f.drift.join("; "));
+        }
+    }
+    if status.error.is_none() && status.functions.iter().any(|f| f.deployed) {
+        match &status.next_rollback {
+            Some(next) => println!(
+                "  rollback would undo {} on {}",
+                step_text(next.step),
+                next.functions.join(", ")
+            ),
+            None => println!("  rollback: nothing recorded to undo"),
         }
     }
     for t in &status.triggers {
@@ -296,26 +324,22 @@ fn print_status(status: &EnvironmentStatus) {
     }
 }
 
-/// The rollback history as `status` prints it: `previous: none` when there is nothing to roll
-/// back to (never an empty `[]`), otherwise the versions. The JSON keeps the list as it is.
-fn previous_text(previous: &[String]) -> String {
-    if previous.is_empty() {
-        "previous: none".to_string()
-    } else {
-        format!("previous: {}", previous.join(", "))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn previous_text_says_none_for_an_empty_history() {
-        assert_eq!(previous_text(&[]), "previous: none");
-        assert_eq!(
-            previous_text(&["4".to_string(), "3".to_string()]),
-            "previous: 4, 3"
-        );
-    }
+/// What `rollback` would undo, from the deployed functions' histories.
+fn next_rollback(functions: &[FunctionStatus]) -> Option<NextRollback> {
+    let histories: Vec<(String, AliasHistory)> = functions
+        .iter()
+        .filter(|f| f.deployed)
+        .map(|f| {
+            let history = AliasHistory {
+                moved_at: None,
+                records: f.history.clone(),
+            };
+            (f.function.clone(), history)
+        })
+        .collect();
+    let plan = what_rollback_undoes(&histories)?;
+    Some(NextRollback {
+        step: plan.step,
+        functions: plan.restored(),
+    })
 }

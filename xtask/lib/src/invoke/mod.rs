@@ -7,18 +7,21 @@
 //!   (single-stack: `APP_GREETING` from the shell replaces the manifest's `APP_<ENV>__GREETING`
 //!   of the invoked environment, so the function reads, and a config error names, the variable
 //!   the user set). With no manifest, or a function it does not list, the shell's `APP_*`
-//!   variables are all the function gets.
+//!   variables are all the function gets. A shell `APP_*` variable that is not UTF-8 is refused
+//!   by name before anything is built (Lambda's variables are text); its value is never shown.
 //! - Environment: single-stack, the invoked ARN carries the environment's alias as qualifier;
 //!   multi-stack, the function is deployed per environment with `LAMBDA_STAGE_ENV` (from the
 //!   manifest's variables) and invoked through its alias.
 //! - Event: `--data`, `--event` (a catalogue name, a file, `-`); with neither, what the
 //!   function's own trigger in the environment sends ([`trigger_event`]), else `{}`.
 //! - Exit code: 0 with the response on stdout; 1 with the error JSON on stdout for a function
-//!   error (including a timeout or a crash); 2 with the error JSON on stdout for an init error.
+//!   error (including a timeout or a crash); 2 with the error JSON on stdout for an init error;
+//!   130 after Ctrl-C, which stops the function's process too.
 //!   Build output, the function's logs and Lambda's `START`/`END`/`REPORT` lines go to stderr.
 //! - `--remote`: the same event goes to the environment's deployed alias instead ([`remote`]).
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -44,6 +47,8 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 pub const FUNCTION_ERROR_EXIT: u8 = 1;
 /// Exit code of an invocation whose function failed to initialise.
 pub const INIT_ERROR_EXIT: u8 = 2;
+/// Exit code after Ctrl-C (128 + SIGINT), as a shell reports a program it interrupted.
+pub const INTERRUPTED_EXIT: u8 = 130;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -93,7 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         manifest.as_ref(),
         &args.function,
         &args.env,
-        shell_app_variables(),
+        shell_app_variables()?,
     )?;
     let account = manifest
         .as_ref()
@@ -101,13 +106,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .unwrap_or(trigger_event::PLACEHOLDER_ACCOUNT);
     let payload = payload(&args, manifest.as_ref(), &plan.region, account)?;
     let binary = build_host_binary(&root, &plan.package, &plan.features, args.release)?;
-    let outcome = tokio::runtime::Builder::new_multi_thread()
+    let invoked = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("could not start the async runtime")?
-        .block_on(plan.invoke(binary, payload))?;
-    report(&args.function, &args.env, &outcome)
+        .block_on(async {
+            // The function runs in a process group of its own, so a terminal's Ctrl-C reaches
+            // only us: stopping the invocation here stops (kills) its process too.
+            tokio::select! {
+                outcome = plan.invoke(binary, payload) => outcome.map(Some),
+                _ = tokio::signal::ctrl_c() => Ok(None),
+            }
+        })?;
+    match invoked {
+        Some(outcome) => report(&args.function, &args.env, &outcome),
+        None => {
+            eprintln!(
+                "invoke: interrupted (Ctrl-C): `{}` was stopped",
+                args.function
+            );
+            Ok(ExitCode::from(INTERRUPTED_EXIT))
+        }
+    }
 }
 
 /// With a manifest, `function` must be one of its functions or a workspace package that builds a
@@ -244,11 +265,42 @@ impl Plan {
     }
 }
 
-/// The calling shell's `APP_*` variables.
-pub fn shell_app_variables() -> Vec<(String, String)> {
-    std::env::vars()
-        .filter(|(key, _)| key.starts_with(APP_PREFIX))
-        .collect()
+/// The calling shell's `APP_*` variables, or an error naming each one that is not UTF-8.
+pub fn shell_app_variables() -> anyhow::Result<Vec<(String, String)>> {
+    app_variables(std::env::vars_os())
+}
+
+/// The `APP_*` variables among `vars`. Lambda's variables are UTF-8 text, so a name or value
+/// that is not cannot reach the function: each such variable is named in the error (its name
+/// lossily decoded when the name itself is the bad part), and its value is never shown, as it
+/// may be a secret.
+fn app_variables(
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut app = Vec::new();
+    let mut not_utf8 = Vec::new();
+    for (key, value) in vars {
+        if !key.to_string_lossy().starts_with(APP_PREFIX) {
+            continue;
+        }
+        match (key.into_string(), value.into_string()) {
+            (Ok(key), Ok(value)) => app.push((key, value)),
+            (Ok(key), Err(_)) => not_utf8.push(format!("`{key}`: its value is not valid UTF-8")),
+            (Err(key), _) => not_utf8.push(format!(
+                "`{}`: its name is not valid UTF-8 (its bad bytes shown as U+FFFD)",
+                key.to_string_lossy()
+            )),
+        }
+    }
+    if !not_utf8.is_empty() {
+        bail!(
+            "the shell's {APP_PREFIX}* variables reach the function as Lambda variables, which are \
+             UTF-8 text, but:\n  {}\nset each to UTF-8 text, or remove it from the environment \
+             (`unset <NAME>`, or `env -u <NAME> cargo xtask ...`)",
+            not_utf8.join("\n  ")
+        );
+    }
+    Ok(app)
 }
 
 /// The event to deliver: `--event` or `--data`, else what the function's trigger in `--env`
@@ -516,6 +568,37 @@ vars = { APP_GREETING = "Hello from staging" }
         assert_eq!(plan.variables["LAMBDA_STAGE_ENV"], "staging");
         assert_eq!(plan.variables["APP_GREETING"], "Hello from staging");
         assert_eq!(plan.variables["APP_SHOUT"], "true");
+    }
+
+    #[test]
+    fn shell_variables_that_are_not_utf8_are_named_and_their_values_never_shown() {
+        use std::os::unix::ffi::OsStringExt as _;
+        let os = |bytes: &[u8]| OsString::from_vec(bytes.to_vec());
+        let vars = vec![
+            (os(b"APP_GREETING"), os(b"Hi")),
+            (os(b"APP_API_KEY"), os(b"CANARY\xff")),
+            (os(b"APP_\xffODD"), os(b"CANARY-TOO")),
+            // Not the app's: none of invoke's business, whatever its bytes.
+            (os(b"LESSOPEN"), os(b"\xfe")),
+        ];
+        let message = format!("{:#}", app_variables(vars).unwrap_err());
+        assert!(
+            message.contains("`APP_API_KEY`: its value is not valid UTF-8"),
+            "{message}"
+        );
+        assert!(message.contains("`APP_\u{FFFD}ODD`: its name"), "{message}");
+        assert!(!message.contains("CANARY"), "{message}");
+        assert!(!message.contains("LESSOPEN"), "{message}");
+        assert!(message.contains("unset"), "says how to fix it: {message}");
+
+        let fine = vec![
+            (os(b"APP_GREETING"), os(b"Hi")),
+            (os(b"LESSOPEN"), os(b"\xfe")),
+        ];
+        assert_eq!(
+            app_variables(fine).unwrap(),
+            shell(&[("APP_GREETING", "Hi")])
+        );
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! `lambda-stage.toml`: the one file that describes the app, its functions and environments.
 //!
-//! Loading validates it: serde catches unknown keys, wrong types and unknown architectures;
-//! [`Manifest::validate`] then checks what serde cannot (variable names, reserved Lambda names,
-//! the 4 KB variable budget, strategy rules). Every problem names the file, line, column and key.
+//! Loading validates it: a file that is not UTF-8 is refused at its first bad byte; serde catches
+//! unknown keys, wrong types and unknown architectures; `problems` then checks what serde cannot
+//! (strategy rules and settings here; variables, packages and features in `check_values`;
+//! triggers in `check_triggers`). Every problem names the file, line, column and key
+//! (`problem`).
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -15,9 +15,13 @@ use serde::Deserialize;
 use crate::arch::Arch;
 
 mod check_triggers;
+mod check_values;
 pub mod previews;
+mod problem;
 pub mod triggers;
 
+use problem::{printable, utf8_text, Locator};
+pub use problem::{ManifestError, Problem};
 pub use triggers::Triggers;
 use triggers::{HttpSpec, ScheduleSpec, SqsSpec, TriggerSpecs, UrlSpec};
 
@@ -37,32 +41,17 @@ pub const DEFAULT_MULTI_STACK_NAME: &str = "{app}-{function}-{env}";
 /// Lambda's cap on the total size of a function's environment variables (keys plus values).
 pub const MAX_VARIABLES_BYTES: usize = 4096;
 
-/// Names Lambda sets itself and refuses in a function's configuration.
-pub const RESERVED_LAMBDA_VARIABLES: &[&str] = &[
-    "_HANDLER",
-    "_X_AMZN_TRACE_ID",
-    "AWS_REGION",
-    "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE",
-    "AWS_LAMBDA_LOG_GROUP_NAME",
-    "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API",
-    "LAMBDA_TASK_ROOT",
-    "LAMBDA_RUNTIME_DIR",
-    "TZ",
-];
+/// Names Lambda sets itself and refuses in a function's configuration (the emulator's list too).
+pub use lambda_stage_names::variables::RESERVED_BY_LAMBDA as RESERVED_LAMBDA_VARIABLES;
 
-/// Variables lambda-stage sets itself (see [`Manifest::function_variables`]).
-pub const RESERVED_STAGE_VARIABLES: &[&str] = &["LAMBDA_STAGE_ENV", "LAMBDA_STAGE_ENVS"];
+/// Variables lambda-stage sets itself (see [`Manifest::function_variables`]); with the check
+/// mode's, a deployed function would exit at every cold start.
+pub use lambda_stage_names::variables::SET_BY_LAMBDA_STAGE as RESERVED_STAGE_VARIABLES;
 
 /// Prefixes of a secret reference, resolved by the framework at cold start.
-pub const SECRET_REFERENCE_PREFIXES: &[&str] = &["ssm:", "secretsmanager:"];
+pub use lambda_stage_names::reference::PREFIXES as SECRET_REFERENCE_PREFIXES;
+
+use lambda_stage_names::variables::{ENV as STAGE_ENV_VAR, ENVS as STAGE_ENVS_VAR};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -207,9 +196,10 @@ impl Manifest {
 
     /// Reads and validates the manifest at `path`.
     pub fn load_file(path: &Path) -> anyhow::Result<Manifest> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("could not read {}", path.display()))?;
-        Manifest::parse(path, &text).map_err(anyhow::Error::from)
+        let bytes =
+            std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?;
+        let text = utf8_text(path, &bytes)?;
+        Manifest::parse(path, text).map_err(anyhow::Error::from)
     }
 
     /// Parses and validates manifest text; `path` only names the file in errors.
@@ -425,7 +415,7 @@ impl Manifest {
             Strategy::MultiStack => {
                 self.require_environment(env)?;
                 vars.extend(self.env_function_vars(function, env));
-                vars.insert("LAMBDA_STAGE_ENV".to_owned(), env.to_owned());
+                vars.insert(STAGE_ENV_VAR.to_owned(), env.to_owned());
             }
             Strategy::SingleStack => {
                 let names = self.environment_names(env);
@@ -443,7 +433,7 @@ impl Manifest {
                     }
                 }
                 let aliases: Vec<String> = names.iter().map(|e| self.alias(e)).collect();
-                vars.insert("LAMBDA_STAGE_ENVS".to_owned(), aliases.join(","));
+                vars.insert(STAGE_ENVS_VAR.to_owned(), aliases.join(","));
             }
         }
         Ok(vars)
@@ -609,14 +599,6 @@ impl Manifest {
                 ),
                 _ => {}
             }
-            for var in &function.required_vars {
-                if !is_legal_variable_name(var) {
-                    problem(
-                        &path("required-vars"),
-                        format!("`{var}` is not a legal variable name ([a-zA-Z][a-zA-Z0-9_]+)"),
-                    );
-                }
-            }
         }
 
         let mut regions = BTreeMap::new();
@@ -676,47 +658,6 @@ impl Manifest {
             {
                 problem(&["environments", env, "alias"], format!("`{alias}` is not a legal alias name (letters, digits, `-`, `_`; not only digits)"));
             }
-            // The environment's variables, then each function's own in this environment.
-            let mut tables = vec![(
-                vec!["environments", env.as_str()],
-                &spec.vars,
-                &spec.secrets,
-            )];
-            for (function, over) in &spec.functions {
-                tables.push((
-                    vec!["environments", env.as_str(), "functions", function.as_str()],
-                    &over.vars,
-                    &over.secrets,
-                ));
-            }
-            for (prefix, plain, secret) in tables {
-                for (table, vars) in [("vars", plain), ("secrets", secret)] {
-                    for (key, value) in vars {
-                        let mut at = prefix.clone();
-                        at.extend([table, key.as_str()]);
-                        if !is_legal_variable_name(key) {
-                            problem(&at, format!("`{key}` is not a legal variable name: Lambda accepts [a-zA-Z][a-zA-Z0-9_]+"));
-                        } else if RESERVED_LAMBDA_VARIABLES.contains(&key.as_str()) {
-                            problem(
-                                &at,
-                                format!("`{key}` is reserved by Lambda and cannot be set"),
-                            );
-                        } else if RESERVED_STAGE_VARIABLES.contains(&key.as_str()) {
-                            problem(&at, format!("`{key}` is set by lambda-stage itself"));
-                        }
-                        if table == "secrets"
-                            && !SECRET_REFERENCE_PREFIXES
-                                .iter()
-                                .any(|p| value.starts_with(p))
-                        {
-                            problem(&at, "a secret must be a reference (`ssm:/path` or `secretsmanager:name`), never the value itself".to_owned());
-                        }
-                        if table == "secrets" && plain.contains_key(key) {
-                            problem(&at, format!("`{key}` is in both `vars` and `secrets`"));
-                        }
-                    }
-                }
-            }
             match self.strategy {
                 Strategy::SingleStack => {
                     if spec.function_name.is_some() {
@@ -768,45 +709,9 @@ impl Manifest {
             problem(&["account-id"], "single-stack: one function serves every environment, so they must share one account; use `strategy = \"multi-stack\"` for an account per environment".to_owned());
         }
 
-        // The deployed variables of each function: legal, and within Lambda's 4 KB.
-        let envs: Vec<&String> = match self.strategy {
-            Strategy::SingleStack => self.environments.keys().take(1).collect(),
-            Strategy::MultiStack => self.environments.keys().collect(),
-        };
-        for env in envs {
-            for function in self.functions.keys() {
-                let at: Vec<&str> = match self.strategy {
-                    Strategy::SingleStack => vec!["environments"],
-                    Strategy::MultiStack => vec!["environments", env.as_str()],
-                };
-                match self.function_variables(function, env) {
-                    Err(err) => problem(&at, format!("{err:#}")),
-                    Ok(vars) => {
-                        let size = variables_size(&vars);
-                        if size > MAX_VARIABLES_BYTES {
-                            problem(&at, format!(
-                                "function `{function}`'s deployed variables take {size} bytes, over Lambda's {MAX_VARIABLES_BYTES}-byte limit{}: move large values to `secrets` (resolved at cold start)",
-                                if self.strategy == Strategy::SingleStack { " (single-stack: every environment's variables live in the one function)" } else { "" }
-                            ));
-                        }
-                        // A name that is illegal as written was reported at its own key
-                        // above; only scoping (`APP_<ENV>__<FIELD>`, single-stack) can make a
-                        // legal name illegal here.
-                        if self.strategy == Strategy::SingleStack {
-                            for name in self.environment_names(env) {
-                                for key in self.env_function_vars(function, &name).keys() {
-                                    let deployed = self.single_stack_key(key, &name);
-                                    if is_legal_variable_name(key)
-                                        && !is_legal_variable_name(&deployed)
-                                    {
-                                        problem(&at, format!("the deployed variable `{deployed}` (`{key}` of environment `{name}`) is not a legal name (environment names map to `APP_<ENV>__<FIELD>`)"));
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+        for (path, message) in self.value_problems() {
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            problem(&path, message);
         }
         for (path, message) in self.trigger_problems() {
             let path: Vec<&str> = path.iter().map(String::as_str).collect();
@@ -869,105 +774,6 @@ pub fn is_plausible_region(region: &str) -> bool {
             .all(|p| p.chars().all(|c| c.is_ascii_lowercase()))
 }
 
-/// One validation problem, already located.
-#[derive(Debug, Clone)]
-pub struct Problem {
-    pub file: PathBuf,
-    pub line: usize,
-    pub column: usize,
-    pub key: Option<String>,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
-        if let Some(key) = &self.key {
-            write!(f, "`{key}`: ")?;
-        }
-        f.write_str(&self.message)
-    }
-}
-
-/// Everything wrong with a manifest, one problem per line.
-#[derive(Debug, Clone)]
-pub struct ManifestError {
-    pub problems: Vec<Problem>,
-}
-
-impl fmt::Display for ManifestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let file = self
-            .problems
-            .first()
-            .map(|p| p.file.display().to_string())
-            .unwrap_or_default();
-        write!(f, "{file} is not a valid manifest:")?;
-        for problem in &self.problems {
-            write!(f, "\n  {problem}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ManifestError {}
-
-/// Finds where a key sits in the manifest text, for error messages.
-struct Locator<'a> {
-    path: &'a Path,
-    text: &'a str,
-    table: Option<toml::de::DeTable<'a>>,
-}
-
-impl<'a> Locator<'a> {
-    fn new(path: &'a Path, text: &'a str) -> Self {
-        let table = toml::de::DeTable::parse(text).ok().map(|t| t.into_inner());
-        Locator { path, text, table }
-    }
-
-    /// The span of the deepest key of `path` found in the file (the key itself, not its value).
-    fn span_of(&self, path: &[&str]) -> Option<Range<usize>> {
-        let mut table = self.table.as_ref()?;
-        let mut span = None;
-        for segment in path {
-            let (key, value) = table.get_key_value(*segment)?;
-            span = Some(key.span());
-            match value.get_ref().as_table() {
-                Some(inner) => table = inner,
-                None => break,
-            }
-        }
-        span
-    }
-
-    fn problem(&self, path: &[&str], message: &str) -> Problem {
-        // Fall back to the closest enclosing key the file spells out.
-        let span = (1..=path.len())
-            .rev()
-            .find_map(|len| self.span_of(&path[..len]));
-        self.problem_at(span, Some(path.join(".")), message)
-    }
-
-    fn problem_at(
-        &self,
-        span: Option<Range<usize>>,
-        key: Option<String>,
-        message: &str,
-    ) -> Problem {
-        let offset = span.map_or(0, |s| s.start).min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
-        Problem {
-            file: self.path.to_path_buf(),
-            line,
-            column,
-            key,
-            message: message.to_owned(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1001,6 +807,30 @@ mod tests {
     }
 
     #[test]
+    fn a_file_that_is_not_utf8_is_refused_at_its_first_bad_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(
+            &path,
+            b"app = \"demo\"\n[environments.d\xc3\xa9v]\nvars = { APP_A = \"caf\xe9\" }\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", Manifest::load_file(&path).unwrap_err());
+        // Line 3, after `vars = { APP_A = "caf`: the 22nd character.
+        let expected = format!("{}:3:22: byte 0xE9 is not valid UTF-8", path.display());
+        assert!(err.contains(&expected), "{err}");
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        let err = errors(&format!(
+            "{BASE}[environments.dev]\nvars = {{ \"APP_É\" = \"x\", \"1ST\" = \"y\" }}\n"
+        ));
+        // `vars = { "APP_É" = "x", ` is 24 characters (25 bytes).
+        assert!(err.contains(":5:25: `environments.dev.vars.1ST`"), "{err}");
+    }
+
+    #[test]
     fn unknown_arch_is_located() {
         let err = errors(&format!("{BASE}arch = \"sparc\"\n[environments.dev]\n"));
         assert!(err.contains(":4:"), "{err}");
@@ -1018,6 +848,47 @@ mod tests {
         );
         assert!(
             err.contains(":8:1: `environments.prod.vars.AWS_REGION`: `AWS_REGION` is reserved"),
+            "{err}"
+        );
+    }
+
+    /// The manifest refuses exactly what Lambda (and so the emulator) refuses: one list.
+    #[test]
+    fn every_name_lambda_reserves_is_refused_and_tz_is_not() {
+        for name in lambda_stage_names::variables::RESERVED_BY_LAMBDA {
+            let err = errors(&format!(
+                "{BASE}[environments.dev]\nvars = {{ {name} = \"x\" }}\n"
+            ));
+            // `_HANDLER` and `_X_AMZN_TRACE_ID` are not even legal names for a function to set.
+            let why = if name.starts_with('_') {
+                "is not a legal variable name"
+            } else {
+                "is reserved by Lambda"
+            };
+            assert!(err.contains(&format!("`{name}` {why}")), "{name}: {err}");
+        }
+        for name in lambda_stage_names::variables::SET_BY_LAMBDA_STAGE {
+            let err = errors(&format!(
+                "{BASE}[environments.dev]\nvars = {{ {name} = \"x\" }}\n"
+            ));
+            assert!(
+                err.contains(&format!("`{name}` is set by lambda-stage itself")),
+                "{name}: {err}"
+            );
+        }
+        parse(&format!(
+            "{BASE}[environments.dev]\nvars = {{ TZ = \"Europe/Paris\", LANG = \"C\" }}\n"
+        ))
+        .expect("Lambda lets a function set TZ and LANG");
+    }
+
+    #[test]
+    fn the_config_check_variable_cannot_be_deployed() {
+        let err = errors(&format!(
+            "{BASE}[environments.dev]\nvars = {{ LAMBDA_STAGE_CHECK_CONFIG = \"1\" }}\n"
+        ));
+        assert!(
+            err.contains("`LAMBDA_STAGE_CHECK_CONFIG` is set by lambda-stage itself"),
             "{err}"
         );
     }

@@ -53,7 +53,7 @@ mod tests {
     #[tokio::test]
     async fn says_hello_with_the_environment_config() {
         let test = TestInvocation::new("prod").config_vars(&[("APP_PROD__GREETING", "Hej")]);
-        let env = lambda_stage::testing::env(&test).unwrap();
+        let env = test.env::<Config>().await.unwrap();
         let response = router(env)
             .oneshot(Request::get("/hello/Ada").body(Body::empty()).unwrap())
             .await

@@ -1,0 +1,331 @@
+//! Pre-flight with the function's own code: before anything is written, each function's binary
+//! runs in the framework's check mode (`LAMBDA_STAGE_CHECK_CONFIG=1`, `lambda_stage::check`)
+//! with exactly the variables the version gets, in an environment like Lambda's, so a version
+//! whose config cannot load in an environment it serves never reaches an alias. The framework
+//! loads every served environment's config with the code of a cold start; secret references
+//! are passed as written and count as present (their values are never read), unless the
+//! binary was built without the `secrets` feature, whose init would refuse them.
+//!
+//! Which binary runs: the very one in the zip about to be deployed, when this machine can run
+//! it (a static musl build for the host's architecture). An arm64 or glibc zip cannot run
+//! here, so a host build of the same package and features stands in for it: the config struct
+//! and its loading are the same source, and that build is the one `invoke` and `serve` use,
+//! usually already compiled.
+//!
+//! A binary that does not start through lambda-stage's runners (a plain `lambda_runtime`
+//! function, or an older lambda-stage) goes straight to the Runtime API: the check gives it a
+//! local one that never answers, sees the connection, and says its config was not checked.
+
+mod process;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+
+use super::artifact::Artifact;
+use super::secrets::references;
+use crate::arch::Arch;
+use crate::manifest::{Manifest, FILE_NAME};
+use crate::workspace;
+use process::{run, Verdict};
+
+/// The variable that starts the framework's check mode (`lambda_stage::check::CHECK_VAR`).
+pub const CHECK_VAR: &str = lambda_stage_names::variables::CHECK_CONFIG;
+
+/// The code of one function to check.
+pub enum Code {
+    /// The zip this command deploys, built on this machine.
+    Artifact(Artifact),
+    /// The version's zip is not on this machine: the working tree's code stands in for it.
+    WorkingTree {
+        version: String,
+        built_from: Option<String>,
+    },
+}
+
+/// One function to check, with exactly the variables its version has.
+pub struct Subject {
+    /// The function's key in the manifest.
+    pub function: String,
+    /// Its Lambda name in the environment (`AWS_LAMBDA_FUNCTION_NAME`).
+    pub name: String,
+    pub variables: BTreeMap<String, String>,
+    pub memory_mb: u32,
+    pub code: Code,
+}
+
+/// Runs every subject's check; fails, naming each function, environment and variable, when a
+/// version would fail its init. `env` is the environment the command deploys to.
+pub fn check(
+    root: &Path,
+    manifest: &Manifest,
+    env: &str,
+    region: &str,
+    subjects: &[Subject],
+) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    for subject in subjects {
+        let function = &subject.function;
+        let binary = Binary::for_subject(root, manifest, subject)?;
+        let variables = lambda_variables(subject, region, binary.task_root());
+        let verdict = run(&binary.path, variables)
+            .with_context(|| format!("could not run the config check of `{function}`"))?;
+        match verdict {
+            Verdict::Valid { environments } => eprintln!(
+                "config check: `{function}` loads its config in {} (its own code, the \
+                 variables it is deployed with)",
+                environments.join(", ")
+            ),
+            Verdict::NotLambdaStage => eprintln!(
+                "note: `{function}` does not start through lambda-stage's runners (it went \
+                 straight to the Runtime API), so its config was not checked"
+            ),
+            Verdict::NoReport { why, output } => eprintln!(
+                "WARNING: the config of `{function}` could not be checked: in check mode it \
+                 {why} before reporting on its config. If it does the same on Lambda, the \
+                 version cannot initialise. Its last output:\n{output}"
+            ),
+            Verdict::Invalid {
+                message,
+                secrets_feature,
+            } => problems.push(problem(root, manifest, subject, &message, secrets_feature)),
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "pre-flight failed for `{env}`, nothing was written: with the variables this command \
+         deploys, these functions would fail their init (checked by running each function's \
+         own code in lambda-stage's check mode; secret references count as present):\n  {}",
+        problems.join("\n  ")
+    )
+}
+
+/// One function's failed check: the framework's diagnosis, then how to fix it.
+fn problem(
+    root: &Path,
+    manifest: &Manifest,
+    subject: &Subject,
+    diagnosis: &str,
+    secrets_feature: bool,
+) -> String {
+    let function = &subject.function;
+    let mut text = format!("{function}: {}", diagnosis.replace('\n', "\n    "));
+    let referenced: Vec<String> = references(&subject.variables)
+        .into_iter()
+        .map(|u| u.variable)
+        .collect();
+    let refused_references = !secrets_feature && !referenced.is_empty();
+    // The diagnosis lists one variable per indented line; without the feature, each
+    // reference has a line of its own that the feature fixes.
+    let other_problems = diagnosis
+        .lines()
+        .filter(|line| line.starts_with("  "))
+        .any(|line| !refused_references || !line.contains("`secrets` feature"));
+    if other_problems {
+        text.push_str(&format!(
+            "\n    Fix: set each variable named above in [environments.<env>] (or \
+             [environments.<env>.functions.{function}]) `vars` or `secrets` of {FILE_NAME}."
+        ));
+    }
+    if refused_references {
+        text.push_str(&format!(
+            "\n    `{function}` was built without lambda-stage's `secrets` feature, so its init \
+             refuses the secret references in {}. Fix: {}",
+            referenced.join(", "),
+            secrets_feature_fix(root, manifest, function)
+        ));
+    }
+    text
+}
+
+/// The binary a check runs; a copy extracted from a zip is removed when dropped.
+struct Binary {
+    path: PathBuf,
+    extracted: Option<PathBuf>,
+}
+
+impl Binary {
+    fn for_subject(root: &Path, manifest: &Manifest, subject: &Subject) -> anyhow::Result<Binary> {
+        let function = &subject.function;
+        match &subject.code {
+            Code::Artifact(artifact) if runs_here(&artifact.target) => extract(artifact),
+            Code::Artifact(artifact) => {
+                eprintln!(
+                    "config check: `{function}` is built for {} ({}), which cannot run here: \
+                     checking a build of the same package and features for this machine",
+                    artifact.arch, artifact.target
+                );
+                host_build(root, manifest, function)
+            }
+            Code::WorkingTree {
+                version,
+                built_from,
+            } => {
+                eprintln!(
+                    "note: the zip of version {version} of `{}`{} is not on this machine: its \
+                     config is checked with the working tree's code",
+                    subject.name,
+                    built_from
+                        .as_ref()
+                        .map_or_else(String::new, |commit| format!(" (git {commit})"))
+                );
+                host_build(root, manifest, function)
+            }
+        }
+    }
+
+    /// `LAMBDA_TASK_ROOT`: the binary's directory, as `/var/task` holds the bootstrap on Lambda.
+    fn task_root(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("/"))
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.extracted {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Whether this machine runs binaries built for `target`: a static musl build of its own
+/// architecture (a glibc build would also need a matching loader and libraries).
+fn runs_here(target: &str) -> bool {
+    cfg!(target_os = "linux") && Arch::host().is_some_and(|arch| arch.musl_target() == target)
+}
+
+/// The zip's `bootstrap`, extracted beside it into a directory of this process's own, so
+/// concurrent deploys never write a binary another one is running.
+fn extract(artifact: &Artifact) -> anyhow::Result<Binary> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let zip_dir = artifact.zip_path.parent().unwrap_or(Path::new("."));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let dir = zip_dir.join(format!("check-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
+    let binary = Binary {
+        path: dir.join(crate::build::ENTRY_NAME),
+        extracted: Some(dir),
+    };
+    let zip = std::fs::File::open(&artifact.zip_path)
+        .with_context(|| format!("could not open {}", artifact.zip_path.display()))?;
+    let mut archive = zip::ZipArchive::new(zip)
+        .with_context(|| format!("{} is not a zip", artifact.zip_path.display()))?;
+    let mut entry = archive
+        .by_name(crate::build::ENTRY_NAME)
+        .with_context(|| format!("{} has no bootstrap", artifact.zip_path.display()))?;
+    let mut file = std::fs::File::create(&binary.path)
+        .with_context(|| format!("could not write {}", binary.path.display()))?;
+    std::io::copy(&mut entry, &mut file)
+        .with_context(|| format!("could not write {}", binary.path.display()))?;
+    drop(file);
+    std::fs::set_permissions(&binary.path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(binary)
+}
+
+/// The package and features of `function`, built for this machine (cargo's output on stderr).
+fn host_build(root: &Path, manifest: &Manifest, function: &str) -> anyhow::Result<Binary> {
+    let spec = manifest.require_function(function)?;
+    let path =
+        crate::invoke::build_host_binary(root, spec.package_name(function), &spec.features, false)
+            .with_context(|| format!("could not build `{function}` for its config check"))?;
+    Ok(Binary {
+        path,
+        extracted: None,
+    })
+}
+
+/// What Lambda sets in an execution environment (minus credentials: a check reads nothing),
+/// then the function's own variables.
+fn lambda_variables(subject: &Subject, region: &str, task_root: &Path) -> Vec<(String, String)> {
+    let task_root = task_root.display().to_string();
+    let name = &subject.name;
+    let lambda = [
+        ("AWS_LAMBDA_FUNCTION_NAME", name.clone()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            subject.memory_mb.to_string(),
+        ),
+        ("AWS_REGION", region.to_owned()),
+        ("AWS_DEFAULT_REGION", region.to_owned()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
+        (
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            "1970/01/01/[$LATEST]config-check".to_owned(),
+        ),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
+        ("LAMBDA_TASK_ROOT", task_root.clone()),
+        ("LAMBDA_RUNTIME_DIR", task_root),
+        ("_HANDLER", "bootstrap".to_owned()),
+        ("TZ", ":UTC".to_owned()),
+        ("LANG", "en_US.UTF-8".to_owned()),
+        ("PATH", "/usr/local/bin:/usr/bin:/bin".to_owned()),
+        // No instance metadata on Lambda: an AWS SDK must not probe for it from here.
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ];
+    lambda
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .chain(subject.variables.clone())
+        .collect()
+}
+
+/// How to build `function` with the `secrets` feature: name the package's own feature in the
+/// manifest when it has one that turns the framework's on, else enable it in the package.
+fn secrets_feature_fix(root: &Path, manifest: &Manifest, function: &str) -> String {
+    let package = manifest
+        .function(function)
+        .map_or(function, |spec| spec.package_name(function));
+    let enabling = cargo_metadata::MetadataCommand::new()
+        .cargo_path(workspace::cargo())
+        .current_dir(root)
+        .no_deps()
+        .exec()
+        .ok()
+        .and_then(|metadata| {
+            let found = metadata
+                .workspace_packages()
+                .into_iter()
+                .find(|p| p.name.as_str() == package)?;
+            found
+                .features
+                .iter()
+                .find(|(_, enables)| {
+                    enables
+                        .iter()
+                        .any(|e| e == "lambda-stage/secrets" || e == "lambda-stage?/secrets")
+                })
+                .map(|(feature, _)| feature.clone())
+        });
+    match enabling {
+        Some(feature) => format!(
+            "set `features = [\"{feature}\"]` under [functions.{function}] in {FILE_NAME} \
+             (package `{package}`'s feature `{feature}` turns lambda-stage's `secrets` on)"
+        ),
+        None => format!(
+            "enable it in package `{package}`'s Cargo.toml (`lambda-stage = {{ ..., features = \
+             [\"secrets\"] }}`), or give the package a feature that turns on \
+             `lambda-stage/secrets` and name it under [functions.{function}] `features` in \
+             {FILE_NAME}"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_static_build_for_this_machine_runs_here() {
+        let host = Arch::host().expect("the tests run on x86_64 or arm64");
+        assert!(runs_here(host.musl_target()));
+        let other = Arch::ALL.into_iter().find(|a| *a != host).unwrap();
+        assert!(!runs_here(other.musl_target()));
+        assert!(!runs_here("x86_64-unknown-linux-gnu"));
+    }
+}
