@@ -78,6 +78,9 @@
 //! SnapStart, no response streaming.
 
 mod clock;
+mod delivery;
+mod log_stream;
+mod report;
 mod runtime_api;
 mod sandbox;
 
@@ -90,6 +93,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
+use crate::delivery::Delivery;
 use crate::sandbox::{Attempt, Sandbox};
 
 /// Lambda's synchronous request payload limit (6 MB, as Lambda counts it).
@@ -408,7 +412,7 @@ impl Emulator {
             .map_err(|_| InvokeError::ShutDown {
                 function: inner.config.name.clone(),
             })?;
-        let delivery = sandbox::Delivery::new(&inner.config, invocation);
+        let delivery = Arc::new(Delivery::new(&inner.config, invocation));
         loop {
             let generation = inner.generation.load(Ordering::SeqCst);
             let warm = inner.idle.lock().expect("idle sandboxes").pop();

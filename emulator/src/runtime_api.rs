@@ -2,23 +2,26 @@
 //!
 //! The server only moves data: it hands the sandbox's pending invocation to `/next` and reports
 //! every call to the sandbox driver as a [`SandboxEvent`]; the driver decides the outcome.
+//!
+//! It is plain hyper (HTTP/1.1, the only version a runtime speaks) with a `match` on the four
+//! paths: every invocation makes two of these calls, and a router's layers cost more than the
+//! rest of the call.
 
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use bytes::{Bytes, BytesMut};
-use http_body_util::BodyExt as _;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::sandbox::Delivery;
+use crate::delivery::Delivery;
 use crate::MAX_RESPONSE_BYTES;
 
 /// What the runtime did, in the order it did it.
@@ -55,7 +58,7 @@ pub(crate) enum SandboxEvent {
 }
 
 pub(crate) struct ApiState {
-    deliveries: tokio::sync::Mutex<mpsc::Receiver<Delivery>>,
+    deliveries: tokio::sync::Mutex<mpsc::Receiver<Arc<Delivery>>>,
     /// The request id delivered and not answered yet: answers for any other id are refused.
     current: Mutex<Option<String>>,
     events: mpsc::UnboundedSender<SandboxEvent>,
@@ -65,7 +68,7 @@ pub(crate) struct ApiState {
 
 impl ApiState {
     pub(crate) fn new(
-        deliveries: mpsc::Receiver<Delivery>,
+        deliveries: mpsc::Receiver<Arc<Delivery>>,
         events: mpsc::UnboundedSender<SandboxEvent>,
         timeout: Duration,
     ) -> Self {
@@ -95,19 +98,82 @@ impl ApiState {
     }
 }
 
-pub(crate) fn router(state: Arc<ApiState>) -> Router {
-    Router::new()
-        .route("/2018-06-01/runtime/invocation/next", get(next))
-        .route(
-            "/2018-06-01/runtime/invocation/{id}/response",
-            post(response),
-        )
-        .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
-        .route("/2018-06-01/runtime/init/error", post(init_error))
-        .with_state(state)
+/// Serves the Runtime API on `listener` until the task is aborted.
+pub(crate) async fn serve(listener: TcpListener, state: Arc<ApiState>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors or the like: give others time to close theirs. A runtime
+            // left unanswered meanwhile is the driver's deadlines' business.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, Infallible>(route(&state, request).await) }
+            });
+            // A connection that breaks concerns only the runtime that opened it.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }
 
-async fn next(State(state): State<Arc<ApiState>>) -> Response {
+type ApiResponse = Response<Full<Bytes>>;
+
+/// The four calls a runtime makes; the request ids are percent-decoded.
+enum Call {
+    Next,
+    Response(String),
+    Error(String),
+    InitError,
+}
+
+async fn route(state: &ApiState, request: Request<Incoming>) -> ApiResponse {
+    let path = request.uri().path();
+    let request_id = |id: &str| {
+        percent_encoding::percent_decode_str(id)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let call = match path.strip_prefix("/2018-06-01/runtime/") {
+        Some("invocation/next") => Call::Next,
+        Some("init/error") => Call::InitError,
+        Some(route) => match route
+            .strip_prefix("invocation/")
+            .and_then(|rest| rest.split_once('/'))
+        {
+            Some((id, "response")) => Call::Response(request_id(id)),
+            Some((id, "error")) => Call::Error(request_id(id)),
+            _ => return not_found(path),
+        },
+        None => return not_found(path),
+    };
+    let method = match call {
+        Call::Next => Method::GET,
+        _ => Method::POST,
+    };
+    if request.method() != method {
+        return api_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "InvalidRequest",
+            &format!("{path} takes {method}, not {}", request.method()),
+        );
+    }
+    match call {
+        Call::Next => next(state).await,
+        Call::Response(id) => response(state, id, request).await,
+        Call::Error(id) => error(state, id, request).await,
+        Call::InitError => init_error(state, request).await,
+    }
+}
+
+async fn next(state: &ApiState) -> ApiResponse {
     if !state.initialized.swap(true, Ordering::SeqCst) {
         state.report(SandboxEvent::Initialized { at: Instant::now() });
     }
@@ -128,7 +194,8 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
         deadline: Instant::now() + state.timeout,
     });
 
-    let mut headers = HeaderMap::new();
+    let mut response = Response::new(Full::new(delivery.payload.clone()));
+    let headers = response.headers_mut();
     let mut set = |name: &'static str, value: &str| {
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(name, value);
@@ -145,15 +212,11 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
     if let Some(identity) = &delivery.cognito_identity {
         set("lambda-runtime-cognito-identity", identity);
     }
-    (StatusCode::OK, headers, delivery.payload.clone()).into_response()
+    response
 }
 
-async fn response(
-    State(state): State<Arc<ApiState>>,
-    Path(request_id): Path<String>,
-    body: Body,
-) -> Response {
-    let body = match read_limited(body).await {
+async fn response(state: &ApiState, request_id: String, request: Request<Incoming>) -> ApiResponse {
+    let body = match read_limited(request.into_body()).await {
         Ok(body) => body,
         Err(err) => return unreadable(err),
     };
@@ -176,12 +239,8 @@ async fn response(
     }
 }
 
-async fn error(
-    State(state): State<Arc<ApiState>>,
-    Path(request_id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn error(state: &ApiState, request_id: String, request: Request<Incoming>) -> ApiResponse {
+    let (parts, body) = request.into_parts();
     let body = match read_limited(body).await {
         Ok(body) => body,
         Err(err) => return unreadable(err),
@@ -189,7 +248,7 @@ async fn error(
     if !state.answer(&request_id) {
         return invalid_request_id();
     }
-    let (error_type, body) = error_report(&headers, body);
+    let (error_type, body) = error_report(&parts.headers, body);
     state.report(SandboxEvent::Error {
         request_id,
         error_type,
@@ -198,11 +257,8 @@ async fn error(
     accepted()
 }
 
-async fn init_error(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn init_error(state: &ApiState, request: Request<Incoming>) -> ApiResponse {
+    let (parts, body) = request.into_parts();
     let body = match read_limited(body).await {
         Ok(body) => body,
         Err(err) => return unreadable(err),
@@ -214,7 +270,7 @@ async fn init_error(
             "State transition from Ready to InitError failed for runtime: init is already over",
         );
     }
-    let (error_type, body) = error_report(&headers, body);
+    let (error_type, body) = error_report(&parts.headers, body);
     state.report(SandboxEvent::InitError { error_type, body });
     accepted()
 }
@@ -246,7 +302,7 @@ fn error_report(headers: &HeaderMap, body: Result<Bytes, usize>) -> (String, Byt
 
 /// Reads the whole body; keeps it only up to [`MAX_RESPONSE_BYTES`] (`Err(size)` beyond), and
 /// drains the rest so the runtime's connection stays usable, as Lambda's does.
-async fn read_limited(mut body: Body) -> Result<Result<Bytes, usize>, axum::Error> {
+async fn read_limited(mut body: Incoming) -> Result<Result<Bytes, usize>, hyper::Error> {
     let mut kept = BytesMut::new();
     let mut size = 0;
     while let Some(frame) = body.frame().await {
@@ -266,11 +322,11 @@ async fn read_limited(mut body: Body) -> Result<Result<Bytes, usize>, axum::Erro
     })
 }
 
-fn accepted() -> Response {
-    (StatusCode::ACCEPTED, Json(json!({"status": "OK"}))).into_response()
+fn accepted() -> ApiResponse {
+    json_response(StatusCode::ACCEPTED, &json!({"status": "OK"}))
 }
 
-fn invalid_request_id() -> Response {
+fn invalid_request_id() -> ApiResponse {
     api_error(
         StatusCode::BAD_REQUEST,
         "InvalidRequestID",
@@ -278,7 +334,7 @@ fn invalid_request_id() -> Response {
     )
 }
 
-fn unreadable(err: axum::Error) -> Response {
+fn unreadable(err: hyper::Error) -> ApiResponse {
     api_error(
         StatusCode::BAD_REQUEST,
         "InvalidRequest",
@@ -286,10 +342,26 @@ fn unreadable(err: axum::Error) -> Response {
     )
 }
 
-fn api_error(status: StatusCode, error_type: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"errorType": error_type, "errorMessage": message})),
+fn not_found(path: &str) -> ApiResponse {
+    api_error(
+        StatusCode::NOT_FOUND,
+        "InvalidRequest",
+        &format!("{path} is not a Runtime API path (they start with /2018-06-01/runtime/)"),
     )
-        .into_response()
+}
+
+fn api_error(status: StatusCode, error_type: &str, message: &str) -> ApiResponse {
+    json_response(
+        status,
+        &json!({"errorType": error_type, "errorMessage": message}),
+    )
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> ApiResponse {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }

@@ -2,55 +2,29 @@
 //! what the runtime does into an [`Outcome`].
 
 use std::ffi::OsString;
-use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::timeout_at;
 
+use crate::delivery::Delivery;
+use crate::log_stream::LogStream;
+use crate::report::{PeakMemory, Report};
 use crate::runtime_api::{self, ApiState, SandboxEvent};
 use crate::{
-    FunctionConfig, Invocation, Logs, Outcome, HOST_PASSTHROUGH, INIT_TIMEOUT, MAX_LOG_TAIL_BYTES,
-    MAX_RESPONSE_BYTES, VERSION,
+    FunctionConfig, Logs, Outcome, HOST_PASSTHROUGH, INIT_TIMEOUT, MAX_RESPONSE_BYTES, VERSION,
 };
 
 pub(crate) const TIMEOUT_ERROR_TYPE: &str = "Sandbox.Timedout";
 pub(crate) const EXIT_ERROR_TYPE: &str = "Runtime.ExitError";
 const ENTRYPOINT_ERROR_TYPE: &str = "Runtime.InvalidEntrypoint";
 const RESPONSE_TOO_LARGE_ERROR_TYPE: &str = "Function.ResponseSizeTooLarge";
-
-/// An invocation as `/next` hands it out.
-#[derive(Debug, Clone)]
-pub(crate) struct Delivery {
-    pub(crate) request_id: String,
-    pub(crate) payload: Bytes,
-    pub(crate) invoked_arn: String,
-    pub(crate) trace_id: String,
-    pub(crate) client_context: Option<String>,
-    pub(crate) cognito_identity: Option<String>,
-}
-
-impl Delivery {
-    pub(crate) fn new(config: &FunctionConfig, invocation: Invocation) -> Self {
-        Self {
-            request_id: invocation
-                .request_id
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-            invoked_arn: config.arn(invocation.qualifier.as_deref()),
-            trace_id: invocation.trace_id.unwrap_or_else(new_trace_id),
-            payload: invocation.payload,
-            client_context: invocation.client_context,
-            cognito_identity: invocation.cognito_identity,
-        }
-    }
-}
 
 pub(crate) enum SpawnError {
     Listen(std::io::Error),
@@ -73,18 +47,18 @@ pub(crate) enum Attempt {
 
 pub(crate) struct Sandbox {
     generation: u64,
-    deliveries: mpsc::Sender<Delivery>,
+    deliveries: mpsc::Sender<Arc<Delivery>>,
     events: mpsc::UnboundedReceiver<SandboxEvent>,
     /// Dropping it kills the process.
     _kill: oneshot::Sender<()>,
     server: JoinHandle<()>,
-    pid: Option<u32>,
+    peak_memory: PeakMemory,
     spawned_at: Instant,
     /// Set once the runtime asked for its first event.
     init_duration: Option<Duration>,
     init_reported: bool,
     /// The process's output, when it is kept ([`Logs::Stderr`]).
-    output: Option<Arc<Output>>,
+    output: Option<Arc<LogStream>>,
     output_pump: Option<JoinHandle<()>>,
 }
 
@@ -95,60 +69,6 @@ impl Drop for Sandbox {
             pump.abort();
         }
     }
-}
-
-/// A function's stdout and stderr, one pipe as they are one log stream on Lambda: forwarded to
-/// our stderr as they come, and kept for the current invocation's log tail.
-struct Output {
-    pipe: tokio::net::unix::pipe::Receiver,
-    /// The current invocation's log so far, at most [`MAX_LOG_TAIL_BYTES`] (its end).
-    invocation_log: Mutex<Vec<u8>>,
-}
-
-impl Output {
-    /// Reads whatever the pipe holds now, without waiting. `false` once the pipe is closed.
-    ///
-    /// A runtime writes its log lines before it posts its response, so after the response
-    /// arrived this finds all of them: the log tail needs no timing guesses.
-    fn drain(&self) -> bool {
-        let mut log = self.invocation_log.lock().expect("invocation log");
-        let mut chunk = [0u8; 8192];
-        loop {
-            match self.pipe.try_read(&mut chunk) {
-                Ok(0) => return false,
-                Ok(read) => {
-                    let _ = std::io::stderr().write_all(&chunk[..read]);
-                    push_bounded(&mut log, &chunk[..read]);
-                }
-                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return true,
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return false,
-            }
-        }
-    }
-
-    fn line(&self, line: &str) {
-        eprintln!("{line}");
-        let mut log = self.invocation_log.lock().expect("invocation log");
-        push_bounded(&mut log, line.as_bytes());
-        push_bounded(&mut log, b"\n");
-    }
-}
-
-/// Appends `bytes`, keeping only the last [`MAX_LOG_TAIL_BYTES`].
-fn push_bounded(log: &mut Vec<u8>, bytes: &[u8]) {
-    log.extend_from_slice(bytes);
-    if log.len() > MAX_LOG_TAIL_BYTES {
-        log.drain(..log.len() - MAX_LOG_TAIL_BYTES);
-    }
-}
-
-/// One pipe for the child's stdout and stderr, its read end for us.
-fn output_pipe() -> std::io::Result<(Stdio, Stdio, tokio::net::unix::pipe::Receiver)> {
-    let (sender, receiver) = tokio::net::unix::pipe::pipe()?;
-    let write_end = sender.into_blocking_fd()?;
-    let stdout = Stdio::from(write_end.try_clone()?);
-    Ok((stdout, Stdio::from(write_end), receiver))
 }
 
 impl Sandbox {
@@ -168,11 +88,7 @@ impl Sandbox {
         let (delivery_tx, delivery_rx) = mpsc::channel(1);
         let (event_tx, event_rx) = mpsc::unbounded_channel();
         let state = Arc::new(ApiState::new(delivery_rx, event_tx.clone(), config.timeout));
-        let server = tokio::spawn(async move {
-            // Ends only when aborted; a failing accept loop leaves the runtime unanswered, which
-            // the driver's deadlines turn into an error.
-            let _ = axum::serve(listener, runtime_api::router(state)).await;
-        });
+        let server = tokio::spawn(runtime_api::serve(listener, state));
 
         let binary = std::path::absolute(&config.binary).unwrap_or_else(|_| config.binary.clone());
         let task_root = binary
@@ -195,12 +111,9 @@ impl Sandbox {
         let mut output = None;
         match config.logs {
             Logs::Stderr => {
-                let (stdout, stderr, pipe) = output_pipe().map_err(SpawnError::OutputPipe)?;
+                let (stdout, stderr, stream) = LogStream::open().map_err(SpawnError::OutputPipe)?;
                 command.stdout(stdout).stderr(stderr);
-                output = Some(Arc::new(Output {
-                    pipe,
-                    invocation_log: Mutex::default(),
-                }));
+                output = Some(Arc::new(stream));
             }
             Logs::Discard => {
                 command.stdout(Stdio::null()).stderr(Stdio::null());
@@ -224,12 +137,8 @@ impl Sandbox {
                 }));
             }
         };
-        let pid = child.id();
-        let output_pump = output.clone().map(|output| {
-            tokio::spawn(
-                async move { while output.pipe.readable().await.is_ok() && output.drain() {} },
-            )
-        });
+        let peak_memory = PeakMemory::of(child.id());
+        let output_pump = output.clone().map(|output| tokio::spawn(output.pump()));
         let (kill_tx, kill_rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
             tokio::select! {
@@ -247,7 +156,7 @@ impl Sandbox {
             events: event_rx,
             _kill: kill_tx,
             server,
-            pid,
+            peak_memory,
             spawned_at,
             init_duration: None,
             init_reported: false,
@@ -257,23 +166,20 @@ impl Sandbox {
     }
 
     /// Runs one invocation to its end.
-    pub(crate) async fn invoke(&mut self, config: &FunctionConfig, delivery: &Delivery) -> Attempt {
+    pub(crate) async fn invoke(
+        &mut self,
+        config: &FunctionConfig,
+        delivery: &Arc<Delivery>,
+    ) -> Attempt {
         let warm = self.init_duration.is_some();
         let id = delivery.request_id.as_str();
-        if self.deliveries.send(delivery.clone()).await.is_err() {
+        if self.deliveries.send(Arc::clone(delivery)).await.is_err() {
             return Attempt::NotDelivered;
         }
         let started = Instant::now();
         if let Some(output) = &self.output {
-            // What came before (init, or output after the last invocation) is not this one's.
-            output.drain();
-            output
-                .invocation_log
-                .lock()
-                .expect("invocation log")
-                .clear();
+            output.start(&format!("START RequestId: {id} Version: {VERSION}"));
         }
-        self.log(format_args!("START RequestId: {id} Version: {VERSION}"));
 
         // Until the runtime takes the event: init (cold) or the way back to `/next` (warm).
         let take_by = if warm {
@@ -281,13 +187,18 @@ impl Sandbox {
         } else {
             self.spawned_at + INIT_TIMEOUT
         };
-        let deadline = loop {
-            let event = match timeout_at(take_by.into(), self.events.recv()).await {
-                Ok(event) => event,
-                Err(_) if warm => {
-                    return self.finish(id, started, config, self.timed_out(id, config))
-                }
-                Err(_) => {
+        // One timer for the whole invocation, moved to the function's deadline once the runtime
+        // has the event (for a warm sandbox, a later time: the timer is extended in place).
+        let timer = tokio::time::sleep_until(take_by.into());
+        tokio::pin!(timer);
+        loop {
+            let event = tokio::select! {
+                biased;
+                event = self.events.recv() => event,
+                () = &mut timer => {
+                    if warm {
+                        return self.finish(id, started, config, self.timed_out(id, config));
+                    }
                     let message = format!(
                         "RequestId: {id} Error: Init phase timed out after {:.2} seconds",
                         INIT_TIMEOUT.as_secs_f64()
@@ -306,7 +217,10 @@ impl Sandbox {
                 Some(SandboxEvent::Taken {
                     request_id,
                     deadline,
-                }) if request_id == id => break deadline,
+                }) if request_id == id => {
+                    timer.as_mut().reset(deadline.into());
+                    break;
+                }
                 Some(SandboxEvent::InitError { error_type, body }) => {
                     let outcome = Outcome::InitError {
                         error_type,
@@ -333,13 +247,14 @@ impl Sandbox {
                     return self.finish(id, started, config, (outcome, false));
                 }
             }
-        };
+        }
 
         let started = Instant::now();
         loop {
-            let event = match timeout_at(deadline.into(), self.events.recv()).await {
-                Ok(event) => event,
-                Err(_) => return self.finish(id, started, config, self.timed_out(id, config)),
+            let event = tokio::select! {
+                biased;
+                event = self.events.recv() => event,
+                () = &mut timer => return self.finish(id, started, config, self.timed_out(id, config)),
             };
             let result = match event {
                 Some(SandboxEvent::Response { request_id, body }) if request_id == id => {
@@ -376,10 +291,12 @@ impl Sandbox {
 
     fn timed_out(&self, id: &str, config: &FunctionConfig) -> (Outcome, bool) {
         let seconds = config.timeout.as_secs_f64();
-        self.log(format_args!(
-            "{} {id} Task timed out after {seconds:.2} seconds",
-            crate::clock::rfc3339_now()
-        ));
+        if let Some(output) = &self.output {
+            output.lines(&[&format!(
+                "{} {id} Task timed out after {seconds:.2} seconds",
+                crate::clock::rfc3339_now()
+            )]);
+        }
         let message = format!("RequestId: {id} Error: Task timed out after {seconds:.2} seconds");
         let outcome = Outcome::Timeout {
             timeout: config.timeout,
@@ -398,42 +315,21 @@ impl Sandbox {
     ) -> Attempt {
         let mut log_tail = Bytes::new();
         if let Some(output) = &self.output {
-            output.drain();
-            let duration = started.elapsed().as_secs_f64() * 1000.0;
-            let mut report = format!(
-                "REPORT RequestId: {id}\tDuration: {duration:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB",
-                duration.ceil() as u64,
-                config.memory_mb
-            );
-            if let Some(peak) = self.pid.and_then(peak_memory_mb) {
-                report.push_str(&format!("\tMax Memory Used: {peak} MB"));
-            }
-            if let (Some(init), false) = (self.init_duration, self.init_reported) {
-                report.push_str(&format!(
-                    "\tInit Duration: {:.2} ms",
-                    init.as_secs_f64() * 1000.0
-                ));
-            }
-            if let Some(error_type) = outcome.error_type() {
-                report.push_str(&format!("\tStatus: error\tError Type: {error_type}"));
-            }
-            output.line(&format!("END RequestId: {id}"));
-            output.line(&report);
-            log_tail = Bytes::from(std::mem::take(
-                &mut *output.invocation_log.lock().expect("invocation log"),
-            ));
+            let report = Report {
+                request_id: id,
+                duration: started.elapsed(),
+                memory_size_mb: config.memory_mb,
+                max_memory_used_mb: self.peak_memory.mb(),
+                init_duration: self.init_duration.filter(|_| !self.init_reported),
+                error_type: outcome.error_type(),
+            };
+            log_tail = output.finish(&[&format!("END RequestId: {id}"), &report.to_string()]);
         }
         self.init_reported = true;
         Attempt::Done {
             outcome,
             reusable,
             log_tail,
-        }
-    }
-
-    fn log(&self, line: std::fmt::Arguments<'_>) {
-        if let Some(output) = &self.output {
-            output.line(&line.to_string());
         }
     }
 }
@@ -519,26 +415,4 @@ fn describe_exit(status: Option<std::process::ExitStatus>) -> String {
 
 fn error_json(error_type: &str, message: &str) -> Bytes {
     Bytes::from(json!({"errorType": error_type, "errorMessage": message}).to_string())
-}
-
-/// An X-Ray trace header like Lambda's (`Root=1-<epoch hex>-<96-bit hex>;Parent=…;Sampled=0`).
-fn new_trace_id() -> String {
-    let epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    let root = uuid::Uuid::new_v4().simple().to_string();
-    let parent = uuid::Uuid::new_v4().simple().to_string();
-    format!(
-        "Root=1-{epoch:08x}-{};Parent={};Sampled=0",
-        &root[..24],
-        &parent[..16]
-    )
-}
-
-/// The process's peak resident memory (Linux `VmHWM`), for the `REPORT` line.
-fn peak_memory_mb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb.div_ceil(1024))
 }

@@ -323,6 +323,79 @@ async fn payloads_over_six_megabytes_get_lambdas_errors_and_nothing_crashes() {
     emulator.shutdown();
 }
 
+/// One invocation with its log tail (`LogType=Tail`).
+async fn invoke_with_log(emulator: &Emulator, event: Value) -> (Outcome, String) {
+    let (outcome, tail) = emulator
+        .invoke_with_log(Invocation::new(event.to_string()))
+        .await
+        .expect("the invocation reaches the function");
+    (
+        outcome,
+        String::from_utf8(tail.to_vec()).expect("a UTF-8 log"),
+    )
+}
+
+/// The fields of the tail's `REPORT` line, by name (`Max Memory Used` → `40 MB`).
+fn report_fields(tail: &str) -> BTreeMap<String, String> {
+    let report = tail
+        .lines()
+        .find(|line| line.starts_with("REPORT RequestId: "))
+        .unwrap_or_else(|| panic!("no REPORT line in the tail:\n{tail}"));
+    report
+        .split('\t')
+        .filter_map(|field| field.split_once(": "))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
+}
+
+fn megabytes(fields: &BTreeMap<String, String>, name: &str) -> u64 {
+    let value = fields
+        .get(name)
+        .unwrap_or_else(|| panic!("no `{name}` in the REPORT line: {fields:?}"));
+    value
+        .strip_suffix(" MB")
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("`{name}: {value}` is not in MB"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_report_line_gives_each_invocations_duration_and_the_peak_memory_so_far() {
+    let emulator = chaos(|config| config.logs = Logs::Stderr);
+
+    let (_, cold) = invoke_with_log(&emulator, json!({"echo": true})).await;
+    assert!(cold.starts_with("START RequestId: "), "{cold}");
+    assert!(cold.contains("\nEND RequestId: "), "{cold}");
+    let cold = report_fields(&cold);
+    assert!(
+        cold.contains_key("Init Duration"),
+        "a cold start reports its init: {cold:?}"
+    );
+    assert!(cold["Duration"].ends_with(" ms"), "{cold:?}");
+    assert_eq!(megabytes(&cold, "Memory Size"), 128);
+    let at_start = megabytes(&cold, "Max Memory Used");
+    assert!(
+        (1..128).contains(&at_start),
+        "an idle chaos-fn uses a few MB: {cold:?}"
+    );
+
+    // A 20 MB answer: the string, then its JSON, are in memory at once (Lambda refuses to return
+    // it, and the process stays up).
+    let (outcome, grown) = invoke_with_log(&emulator, json!({"huge": 20_000_000})).await;
+    assert_eq!(outcome.error_type(), Some("Function.ResponseSizeTooLarge"));
+    let grown = report_fields(&grown);
+    assert!(!grown.contains_key("Init Duration"), "{grown:?}");
+    let peak = megabytes(&grown, "Max Memory Used");
+    assert!(
+        peak >= at_start + 20,
+        "the peak grows with the invocation that used the memory: {at_start} MB, then {peak} MB"
+    );
+
+    // The memory is freed, the peak stays: it is the process's high-water mark.
+    let (_, after) = invoke_with_log(&emulator, json!({"echo": true})).await;
+    assert!(megabytes(&report_fields(&after), "Max Memory Used") >= peak);
+    emulator.shutdown();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invocation_is_answered_once() {
     let emulator = chaos(|_| {});

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use lambda_stage_emulator::{Invocation, InvokeError};
@@ -42,9 +42,11 @@ pub(super) async fn invoke_api(
     State(shared): State<Arc<Shared>>,
     UrlPath(function): UrlPath<String>,
     Query(query): Query<BTreeMap<String, String>>,
-    headers: HeaderMap,
-    body: Body,
+    request: axum::extract::Request,
 ) -> Response {
+    // The request taken apart rather than a `HeaderMap` extractor, which would copy the headers.
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     let payload = match read_body(body).await {
         Ok(payload) => payload,
         Err(err) => {

@@ -2,14 +2,22 @@
 //! `watch` emulator, in the same run, on the same release build of `hello`.
 //!
 //! Besides the client's view (throughput, p50, p99), each server's own CPU time per invocation
-//! (user + system, from `/proc`, the function processes excluded): the round trip also contains
-//! the client, the function and the kernel, which are the same for both servers.
+//! (user + system, and the system part alone, from `/proc`, the function processes excluded):
+//! the round trip also contains the client, the function and the kernel, which are the same for
+//! both servers.
 //!
-//! Both servers run as their own processes with their logs discarded, both allow 8 concurrent
-//! function instances, and both are driven by the same keep-alive HTTP/1.1 client through the
-//! Invoke API (`POST /2015-03-31/functions/hello/invocations`), with 1 and then 8 concurrent
-//! clients. Rounds alternate between the two servers so drift on this shared machine hits both.
+//! Both servers run as their own processes, their output and their functions' going to log files
+//! in `target/bench-emulator/` (ours copies each function line through itself, for
+//! `X-Amz-Log-Result`; cargo-lambda's functions write to the file directly). Both allow 8
+//! concurrent function instances, and both are driven by the same keep-alive HTTP/1.1 client
+//! through the Invoke API (`POST /2015-03-31/functions/hello/invocations`), with 1 and then 8
+//! concurrent clients. Rounds alternate between the servers so drift on this shared machine hits
+//! each.
 //! `serve` is built optimised (without LTO, to keep that build short) in its own cargo profile.
+//!
+//! `BENCH_EMULATOR_BASELINE=<an xtask binary>` adds a third server to the same rounds: that
+//! binary's `serve` (e.g. main's build, copied aside from `target/bench-emulator/xtask`), so a
+//! change is measured against the code before it under the same load.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,11 +38,15 @@ const ROUNDS: usize = 3;
 const CLIENT_COUNTS: [usize; 2] = [1, 8];
 const CONCURRENCY: &str = "8";
 const CARGO_LAMBDA: &str = "cargo-lambda==1.9.2";
+/// `hello`'s features in lambda-stage.toml, which `serve` builds it with.
+const HELLO_FEATURES: &str = "secrets";
 const EVENT: &str = r#"{"name":"Ada"}"#;
 const EXPECTED: &str = r#""message":"Hello, Ada!""#;
 /// The first invocation of `cargo lambda watch` compiles the function.
 const START_TIMEOUT: Duration = Duration::from_secs(900);
 const PROFILE: &str = "bench-emulator";
+/// The variable naming another `xtask` binary whose `serve` is measured too.
+const BASELINE_VAR: &str = "BENCH_EMULATOR_BASELINE";
 
 pub fn run() -> anyhow::Result<()> {
     let root = workspace::root()?;
@@ -43,24 +55,26 @@ pub fn run() -> anyhow::Result<()> {
     let logs = workspace::target_dir(&root).join(PROFILE);
     std::fs::create_dir_all(&logs)?;
 
-    let ours_port = free_port()?;
-    let ours = Server::spawn(
-        "lambda-stage serve",
-        Command::new(&xtask)
-            .current_dir(&root)
-            .args([
-                "serve",
-                "hello",
-                "--release",
-                "--port",
-                &ours_port.to_string(),
-            ])
-            .env("APP_API_KEY", "bench-key"),
-        &logs.join("serve.log"),
-    )?;
+    let ours = Server::serve("lambda-stage serve", &xtask, &root, &logs.join("serve.log"))?;
+    let baseline = match std::env::var_os(BASELINE_VAR) {
+        Some(binary) => Some(Server::serve(
+            "baseline serve",
+            Path::new(&binary),
+            &root,
+            &logs.join("baseline-serve.log"),
+        )?),
+        None => None,
+    };
     let theirs_port = free_port()?;
+    // The same build of hello as `serve`'s (its manifest features), in a target directory of its
+    // own: in the shared one, each tool's build would replace the other's `target/release/hello`,
+    // and a server's next cold start would run the other's binary.
+    let their_target = workspace::target_dir(&root)
+        .join(PROFILE)
+        .join("cargo-lambda");
     let theirs = Server::spawn(
         "cargo lambda watch",
+        theirs_port,
         Command::new(&cargo_lambda)
             .current_dir(root.join("examples/hello"))
             .args([
@@ -70,7 +84,11 @@ pub fn run() -> anyhow::Result<()> {
                 "--quiet",
                 "--ignore-changes",
             ])
-            .args(["--package", "hello", "--invoke-address", "127.0.0.1"])
+            .args(["--package", "hello", "--features", HELLO_FEATURES])
+            // Not `--target-dir`: cargo-lambda 1.9.2 passes it on to `cargo metadata`, which
+            // refuses it.
+            .env("CARGO_TARGET_DIR", &their_target)
+            .args(["--invoke-address", "127.0.0.1"])
             .args([
                 "--invoke-port",
                 &theirs_port.to_string(),
@@ -88,51 +106,62 @@ pub fn run() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    // Ours first, cargo-lambda second, then the baseline if there is one.
+    let servers: Vec<&Server> = [Some(&ours), Some(&theirs), baseline.as_ref()]
+        .into_iter()
+        .flatten()
+        .collect();
     runtime.block_on(async {
-        let targets = [
-            ("lambda-stage serve", ours_port, ours.child.id()),
-            ("cargo lambda watch", theirs_port, theirs.child.id()),
-        ];
-        for (name, port, _) in targets {
-            eprintln!("waiting for {name} on port {port} (cargo lambda compiles on first invoke)...");
-            wait_ready(port)
-                .await
-                .with_context(|| format!("{name} never answered; its log is in {}", logs.display()))?;
+        for server in &servers {
+            eprintln!(
+                "waiting for {} on port {} (cargo lambda compiles on first invoke)...",
+                server.name, server.port
+            );
+            wait_ready(server.port).await.with_context(|| {
+                format!("{} never answered; its log is in {}", server.name, logs.display())
+            })?;
         }
         println!(
             "invoke round trip, release hello, {REQUESTS} requests per round, best of {ROUNDS} rounds, keep-alive HTTP/1.1"
         );
         for clients in CLIENT_COUNTS {
-            let mut best: [Option<Figures>; 2] = [None, None];
+            let mut best: Vec<Option<Figures>> = servers.iter().map(|_| None).collect();
             for _ in 0..ROUNDS {
-                for (slot, (_, port, pid)) in targets.iter().enumerate() {
-                    let figures = measure(*port, *pid, clients).await?;
-                    if best[slot].as_ref().is_none_or(|b| figures.throughput > b.throughput) {
-                        best[slot] = Some(figures);
+                for (server, best) in servers.iter().zip(&mut best) {
+                    let figures = measure(server.port, server.child.id(), clients).await?;
+                    if best.as_ref().is_none_or(|b| figures.throughput > b.throughput) {
+                        *best = Some(figures);
                     }
                 }
             }
-            let [Some(ours), Some(theirs)] = best else {
-                unreachable!("every round measures both")
-            };
+            let best: Vec<Figures> = best.into_iter().flatten().collect();
             println!("{clients} client(s):");
-            for (name, figures) in [(targets[0].0, &ours), (targets[1].0, &theirs)] {
+            for (server, figures) in servers.iter().zip(&best) {
                 println!(
-                    "  {name:<20} {:>8.0} inv/s  p50 {:>7.3} ms  p99 {:>7.3} ms  server CPU {:>6.1} us/inv",
-                    figures.throughput, figures.p50_ms, figures.p99_ms, figures.server_cpu_us
+                    "  {:<20} {:>8.0} inv/s  p50 {:>7.3} ms  p99 {:>7.3} ms  server CPU {:>6.1} us/inv ({:.0} in the kernel)",
+                    server.name, figures.throughput, figures.p50_ms, figures.p99_ms, figures.server_cpu_us, figures.server_system_us
                 );
             }
+            let (ours, theirs) = (&best[0], &best[1]);
             println!(
-                "  ratios: throughput ours/theirs {:.2} (target >= 2)  p50 ours/theirs {:.2} (target <= 0.5)  p99 ours/theirs {:.2}  server CPU ours/theirs {:.2}",
+                "  ratios: throughput ours/theirs {:.2} (target >= 2)  p50 ours/theirs {:.2} (target <= 0.5)  p99 ours/theirs {:.2}  server CPU ours/theirs {:.2} (target <= 0.5)",
                 ours.throughput / theirs.throughput,
                 ours.p50_ms / theirs.p50_ms,
                 ours.p99_ms / theirs.p99_ms,
                 ours.server_cpu_us / theirs.server_cpu_us
             );
+            if let Some(baseline) = best.get(2) {
+                println!(
+                    "  vs baseline: throughput {:.2}  p50 {:.2}  server CPU {:.2} (ours / baseline serve)",
+                    ours.throughput / baseline.throughput,
+                    ours.p50_ms / baseline.p50_ms,
+                    ours.server_cpu_us / baseline.server_cpu_us
+                );
+            }
         }
         anyhow::Ok(())
     })?;
-    drop((ours, theirs));
+    drop((ours, theirs, baseline));
     Ok(())
 }
 
@@ -174,11 +203,32 @@ fn free_port() -> anyhow::Result<u16> {
 
 /// A server process in its own process group, stopped (with its function processes) on drop.
 struct Server {
+    name: &'static str,
+    port: u16,
     child: Child,
 }
 
 impl Server {
-    fn spawn(name: &str, command: &mut Command, log: &Path) -> anyhow::Result<Server> {
+    /// `<xtask> serve hello --release` on a free port.
+    fn serve(name: &'static str, xtask: &Path, root: &Path, log: &Path) -> anyhow::Result<Server> {
+        let port = free_port()?;
+        Server::spawn(
+            name,
+            port,
+            Command::new(xtask)
+                .current_dir(root)
+                .args(["serve", "hello", "--release", "--port", &port.to_string()])
+                .env("APP_API_KEY", "bench-key"),
+            log,
+        )
+    }
+
+    fn spawn(
+        name: &'static str,
+        port: u16,
+        command: &mut Command,
+        log: &Path,
+    ) -> anyhow::Result<Server> {
         use std::os::unix::process::CommandExt as _;
         let log_file = std::fs::File::create(log)
             .with_context(|| format!("could not create {}", log.display()))?;
@@ -188,8 +238,13 @@ impl Server {
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
             .spawn()
-            .with_context(|| format!("could not start {name}"))?;
-        Ok(Server { child })
+            .with_context(|| {
+                format!(
+                    "could not start {name} ({})",
+                    command.get_program().to_string_lossy()
+                )
+            })?;
+        Ok(Server { name, port, child })
     }
 }
 
@@ -210,7 +265,9 @@ impl Drop for Server {
 
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<bytes::Bytes>>;
 
-async fn invoke(client: &HttpClient, port: u16) -> anyhow::Result<Vec<u8>> {
+/// One invocation: `Err` when it got no HTTP 200 answer, `Ok(Err(_))` for a function error
+/// (HTTP 200 with `X-Amz-Function-Error`), else the function's response.
+async fn invoke(client: &HttpClient, port: u16) -> anyhow::Result<Result<Vec<u8>, String>> {
     let request = http::Request::post(format!(
         "http://127.0.0.1:{port}/2015-03-31/functions/hello/invocations"
     ))
@@ -218,13 +275,21 @@ async fn invoke(client: &HttpClient, port: u16) -> anyhow::Result<Vec<u8>> {
     .body(Full::new(bytes::Bytes::from_static(EVENT.as_bytes())))?;
     let response = client.request(request).await?;
     let status = response.status();
+    let function_error = response.headers().get("x-amz-function-error").cloned();
     let body = response.into_body().collect().await?.to_bytes().to_vec();
-    ensure!(
-        status == 200,
-        "HTTP {status}: {}",
-        String::from_utf8_lossy(&body)
-    );
-    Ok(body)
+    let text = || String::from_utf8_lossy(&body).into_owned();
+    ensure!(status == 200, "HTTP {status}: {}", text());
+    Ok(match function_error {
+        Some(kind) => Err(format!("function error ({kind:?}): {}", text())),
+        None => Ok(body),
+    })
+}
+
+/// One invocation that must succeed: a failed cold start measured as an answer would flatter
+/// the server that fails.
+async fn invoke_ok(client: &HttpClient, port: u16) -> anyhow::Result<()> {
+    invoke(client, port).await?.map_err(anyhow::Error::msg)?;
+    Ok(())
 }
 
 async fn wait_ready(port: u16) -> anyhow::Result<()> {
@@ -233,7 +298,8 @@ async fn wait_ready(port: u16) -> anyhow::Result<()> {
     let mut last_error = String::new();
     while started.elapsed() < START_TIMEOUT {
         match invoke(&client, port).await {
-            Ok(body) => {
+            Ok(answer) => {
+                let body = answer.map_err(anyhow::Error::msg)?;
                 let text = String::from_utf8_lossy(&body);
                 ensure!(
                     text.contains(EXPECTED),
@@ -252,25 +318,54 @@ struct Figures {
     throughput: f64,
     p50_ms: f64,
     p99_ms: f64,
-    /// The server process's CPU time per invocation, in microseconds.
+    /// The server process's CPU time per invocation, in microseconds (user + system).
     server_cpu_us: f64,
+    /// Of which in the kernel.
+    server_system_us: f64,
 }
 
-/// CPU time (user + system) process `pid` has used so far, from `/proc/<pid>/stat`.
-fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("could not read /proc/{pid}/stat"))?;
-    // Field 2, the command name, may hold spaces: count from its closing parenthesis.
-    let after_name = stat
-        .rfind(')')
-        .map(|end| &stat[end + 1..])
-        .context("/proc/<pid>/stat has no command name")?;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12th and 13th after the name.
-    let ticks: u64 = fields.get(11).context("no utime")?.parse::<u64>()?
-        + fields.get(12).context("no stime")?.parse::<u64>()?;
-    // In USER_HZ, which Linux fixes at 100 for user space.
-    Ok(Duration::from_millis(ticks * 10))
+/// The CPU time process `pid` has used so far, from `/proc/<pid>/stat`.
+#[derive(Clone, Copy)]
+struct CpuTime {
+    user: Duration,
+    system: Duration,
+}
+
+impl CpuTime {
+    fn of(pid: u32) -> anyhow::Result<CpuTime> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .with_context(|| format!("could not read /proc/{pid}/stat"))?;
+        // Field 2, the command name, may hold spaces: count from its closing parenthesis.
+        let after_name = stat
+            .rfind(')')
+            .map(|end| &stat[end + 1..])
+            .context("/proc/<pid>/stat has no command name")?;
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line, 12th and 13th after the name, in
+        // USER_HZ, which Linux fixes at 100 for user space.
+        let ticks = |index: usize, name: &str| -> anyhow::Result<Duration> {
+            let ticks: u64 = fields
+                .get(index)
+                .with_context(|| format!("/proc/{pid}/stat has no {name}"))?
+                .parse()?;
+            Ok(Duration::from_millis(ticks * 10))
+        };
+        Ok(CpuTime {
+            user: ticks(11, "utime")?,
+            system: ticks(12, "stime")?,
+        })
+    }
+
+    /// The time used since `earlier`, per invocation, in microseconds: (user, system).
+    fn per_invocation_since(self, earlier: CpuTime, invocations: usize) -> (f64, f64) {
+        let per = |now: Duration, then: Duration| {
+            now.saturating_sub(then).as_secs_f64() * 1e6 / invocations as f64
+        };
+        (
+            per(self.user, earlier.user),
+            per(self.system, earlier.system),
+        )
+    }
 }
 
 async fn measure(port: u16, server_pid: u32, clients: usize) -> anyhow::Result<Figures> {
@@ -278,10 +373,10 @@ async fn measure(port: u16, server_pid: u32, clients: usize) -> anyhow::Result<F
         .pool_max_idle_per_host(clients)
         .build_http();
     for _ in 0..WARMUP {
-        invoke(&client, port).await?;
+        invoke_ok(&client, port).await?;
     }
     let per_client = REQUESTS / clients;
-    let cpu_before = cpu_time(server_pid)?;
+    let cpu_before = CpuTime::of(server_pid)?;
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
@@ -290,7 +385,7 @@ async fn measure(port: u16, server_pid: u32, clients: usize) -> anyhow::Result<F
                 let mut latencies = Vec::with_capacity(per_client);
                 for _ in 0..per_client {
                     let sent = Instant::now();
-                    invoke(&client, port).await?;
+                    invoke_ok(&client, port).await?;
                     latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
                 }
                 anyhow::Ok(latencies)
@@ -302,13 +397,15 @@ async fn measure(port: u16, server_pid: u32, clients: usize) -> anyhow::Result<F
         latencies.extend(task.await??);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let server_cpu = cpu_time(server_pid)?.saturating_sub(cpu_before);
+    let (server_user_us, server_system_us) =
+        CpuTime::of(server_pid)?.per_invocation_since(cpu_before, latencies.len());
     latencies.sort_by(f64::total_cmp);
     let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
     Ok(Figures {
         throughput: latencies.len() as f64 / elapsed,
         p50_ms: at(0.50),
         p99_ms: at(0.99),
-        server_cpu_us: server_cpu.as_secs_f64() * 1e6 / latencies.len() as f64,
+        server_cpu_us: server_user_us + server_system_us,
+        server_system_us,
     })
 }
