@@ -758,8 +758,9 @@ async fn rollback_reports_created_aliases_and_undoes_a_promote() {
 }
 
 /// Issue 14 #18: without a terminal (how CI runs it), deploy prints one plain line per step on
-/// stderr, as cargo does, in the order the steps run: each build, then each function's update
-/// (only the functions that change), with no spinner drawn.
+/// stderr, as cargo does, in the order the steps run: each build (one for the two functions that
+/// share a package), then each function's update (only the functions that change), with no
+/// spinner drawn.
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_terminal_deploy_prints_one_line_per_step() {
     let stage = Stage::start().await;
@@ -803,23 +804,21 @@ vars = {{ APP_ONLY_B = "{greeting}" }}
     assert_eq!(
         steps(&run),
         [
-            "    Building steps-a (x86_64, dev)",
-            "    Building steps-b (x86_64, dev)",
+            "    Building steps-a, steps-b (x86_64, dev)",
             "   Deploying steps-a (create role, create function, publish a version)",
             "   Deploying steps-b (create role, create function, publish a version)",
         ],
         "{run:?}"
     );
 
-    // Only `steps-b` changes: both are built (cargo finds them up to date), one is updated.
+    // Only `steps-b` changes: their one build runs (cargo finds it up to date), one is updated.
     stage.write_manifest(&manifest("two"));
     let run = stage.xtask(&args(DEPLOY, &["--env", "dev"])).await;
     assert_ok(&run);
     assert_eq!(
         steps(&run),
         [
-            "    Building steps-a (x86_64, dev)",
-            "    Building steps-b (x86_64, dev)",
+            "    Building steps-a, steps-b (x86_64, dev)",
             "   Deploying steps-b (update configuration, publish a version)",
         ],
         "{run:?}"

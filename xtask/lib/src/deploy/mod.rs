@@ -15,6 +15,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use clap::Args as ClapArgs;
 
+use crate::arch::Arch;
+use crate::build::BuildMemo;
 use crate::manifest::{self, Manifest};
 use crate::{progress, workspace};
 
@@ -162,14 +164,13 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let runtime = runtime()?;
     // Credentials before the build: a missing login costs seconds, not a release build.
     let clients = runtime.block_on(aws::connect(&manifest, &args.env))?;
-    let mut artifacts = Vec::new();
-    for function in &functions {
-        let arch = manifest.arch(function, &args.env);
-        artifacts.push(
-            artifact::build(&root, &manifest, function, arch, &args.profile)
-                .with_context(|| format!("could not build `{function}` for {arch}"))?,
-        );
-    }
+    // What the builds and the config check learn once (git, Rust targets, host builds).
+    let mut memo = BuildMemo::default();
+    let wanted: Vec<(String, Arch)> = functions
+        .iter()
+        .map(|function| (function.clone(), manifest.arch(function, &args.env)))
+        .collect();
+    let artifacts = artifact::build_all(&root, &manifest, &wanted, &args.profile, &mut memo)?;
     let subjects = functions
         .iter()
         .zip(&artifacts)
@@ -183,7 +184,14 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    config_check::check(&root, &manifest, &args.env, &clients.region, &subjects)?;
+    config_check::check(
+        &root,
+        &manifest,
+        &args.env,
+        &clients.region,
+        &subjects,
+        &mut memo,
+    )?;
     let target = match args.canary {
         Some(percent) => AliasTarget::Canary(f64::from(percent) / 100.0),
         None => AliasTarget::Full,

@@ -17,6 +17,7 @@ use super::{
     artifact, config_check, confirm, execute, load, move_and_wire, plan_triggers, print_header,
     runtime, secrets, select_functions, triggers, AliasMove, Loaded, ManifestArg,
 };
+use crate::build::BuildMemo;
 use crate::manifest::{self, Manifest, Strategy};
 
 /// `cargo xtask promote --from staging --to prod`
@@ -128,7 +129,14 @@ async fn promote_single(
             },
         })
         .collect::<Vec<_>>();
-    config_check::check(root, manifest, &args.to, &clients.region, &subjects)?;
+    config_check::check(
+        root,
+        manifest,
+        &args.to,
+        &clients.region,
+        &subjects,
+        &mut BuildMemo::default(),
+    )?;
     let wiring = plan_triggers(manifest, clients, &functions).await?;
     let step = next_step(clients, manifest, StepKind::Promote).await?;
     let mut moves = Vec::new();
@@ -277,7 +285,14 @@ async fn promote_multi(
         });
         wanted.push(desired);
     }
-    config_check::check(root, manifest, &args.to, &clients.region, &subjects)?;
+    config_check::check(
+        root,
+        manifest,
+        &args.to,
+        &clients.region,
+        &subjects,
+        &mut BuildMemo::default(),
+    )?;
     let mut plans = Vec::new();
     for desired in wanted {
         plans.push(engine::plan(clients, desired, AliasTarget::Full).await?);

@@ -26,6 +26,7 @@ use anyhow::{bail, Context as _};
 use super::artifact::Artifact;
 use super::secrets::references;
 use crate::arch::Arch;
+use crate::build::BuildMemo;
 use crate::manifest::{Manifest, FILE_NAME};
 use crate::workspace;
 use process::{run, Verdict};
@@ -63,11 +64,12 @@ pub fn check(
     env: &str,
     region: &str,
     subjects: &[Subject],
+    memo: &mut BuildMemo,
 ) -> anyhow::Result<()> {
     let mut problems = Vec::new();
     for subject in subjects {
         let function = &subject.function;
-        let binary = Binary::for_subject(root, manifest, subject)?;
+        let binary = Binary::for_subject(root, manifest, subject, memo)?;
         let variables = lambda_variables(subject, region, binary.task_root());
         let verdict = run(&binary.path, variables)
             .with_context(|| format!("could not run the config check of `{function}`"))?;
@@ -148,7 +150,12 @@ struct Binary {
 }
 
 impl Binary {
-    fn for_subject(root: &Path, manifest: &Manifest, subject: &Subject) -> anyhow::Result<Binary> {
+    fn for_subject(
+        root: &Path,
+        manifest: &Manifest,
+        subject: &Subject,
+        memo: &mut BuildMemo,
+    ) -> anyhow::Result<Binary> {
         let function = &subject.function;
         match &subject.code {
             Code::Artifact(artifact) if runs_here(&artifact.target) => extract(artifact),
@@ -158,7 +165,7 @@ impl Binary {
                      checking a build of the same package and features for this machine",
                     artifact.arch, artifact.target
                 );
-                host_build(root, manifest, function)
+                host_build(root, manifest, function, memo)
             }
             Code::WorkingTree {
                 version,
@@ -172,7 +179,7 @@ impl Binary {
                         .as_ref()
                         .map_or_else(String::new, |commit| format!(" (git {commit})"))
                 );
-                host_build(root, manifest, function)
+                host_build(root, manifest, function, memo)
             }
         }
     }
@@ -227,12 +234,21 @@ fn extract(artifact: &Artifact) -> anyhow::Result<Binary> {
     Ok(binary)
 }
 
-/// The package and features of `function`, built for this machine (cargo's output on stderr).
-fn host_build(root: &Path, manifest: &Manifest, function: &str) -> anyhow::Result<Binary> {
+/// The package and features of `function`, built for this machine (cargo's output on stderr)
+/// once per command: functions that share them share the binary.
+fn host_build(
+    root: &Path,
+    manifest: &Manifest,
+    function: &str,
+    memo: &mut BuildMemo,
+) -> anyhow::Result<Binary> {
     let spec = manifest.require_function(function)?;
-    let path =
-        crate::invoke::build_host_binary(root, spec.package_name(function), &spec.features, false)
-            .with_context(|| format!("could not build `{function}` for its config check"))?;
+    let package = spec.package_name(function);
+    let path = memo
+        .host_binary(package, &spec.features, || {
+            crate::invoke::build_host_binary(root, package, &spec.features, false)
+        })
+        .with_context(|| format!("could not build `{function}` for its config check"))?;
     Ok(Binary {
         path,
         extracted: None,
