@@ -48,6 +48,9 @@ struct Fault {
     kind: FaultKind,
 }
 
+/// How long a held call waits for the others ([`FaultProxy::hold`]).
+const HOLD_LIMIT: Duration = Duration::from_secs(20);
+
 /// Bodies above this size (code zips) are recorded as `<N bytes>` only.
 const MAX_RECORDED_BODY: usize = 64 * 1024;
 
@@ -109,6 +112,8 @@ struct Inner {
     revisions: HashMap<String, u64>,
     next_revision: u64,
     holds: HashMap<String, Arc<tokio::sync::Barrier>>,
+    /// Operations whose hold ended by its time limit instead of by every call arriving.
+    holds_timed_out: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -190,6 +195,23 @@ impl FaultProxy {
             operation.to_owned(),
             Arc::new(tokio::sync::Barrier::new(count)),
         );
+    }
+
+    /// Stops holding calls of `operation`.
+    pub fn release(&self, operation: &str) {
+        self.shared.inner.lock().unwrap().holds.remove(operation);
+    }
+
+    /// Whether a held call of `operation` waited out the time limit ([`FaultProxy::hold`])
+    /// because the other calls did not come while it waited: they were not in flight together.
+    pub fn hold_timed_out(&self, operation: &str) -> bool {
+        self.shared
+            .inner
+            .lock()
+            .unwrap()
+            .holds_timed_out
+            .iter()
+            .any(|held| held == operation)
     }
 
     /// How many calls of `operation` reached the proxy so far.
@@ -319,7 +341,17 @@ async fn handle(State(shared): State<Shared>, request: Request<Body>) -> Respons
         }
     }
     if let Some(barrier) = hold {
-        let _ = tokio::time::timeout(Duration::from_secs(20), barrier.wait()).await;
+        if tokio::time::timeout(HOLD_LIMIT, barrier.wait())
+            .await
+            .is_err()
+        {
+            shared
+                .inner
+                .lock()
+                .unwrap()
+                .holds_timed_out
+                .push(operation.clone());
+        }
     }
 
     let alias_key = alias_key(&path, &operation, &body);

@@ -9,7 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-use lambda_stage_tests::deploy_stage::{assert_ok, Run, Stage};
+use lambda_stage_tests::deploy_stage::{assert_ok, variable, Run, Stage};
+use lambda_stage_tests::fault_proxy::{FaultKind, RecordedRequest};
 
 const DEPLOY_DEV: &[&str] = &["deploy", "--profile", "dev", "--env", "dev"];
 
@@ -125,4 +126,126 @@ async fn functions_that_share_a_package_are_built_once_per_deploy() {
             "{function}: {description}"
         );
     }
+}
+
+/// Six functions deployed at once, twice. Created: every `PublishVersion` is held until all six
+/// arrived, so they were in flight together, while `CreateFunction` and `CreateAlias` are
+/// throttled. Then new code and configuration, with `UpdateFunctionCode`, `PublishVersion` and
+/// `UpdateAlias` throttled. Both converge; no alias is written before the last version is
+/// published; every step lists the functions in the manifest's order.
+#[tokio::test(flavor = "multi_thread")]
+async fn many_functions_deploy_at_once_and_move_their_aliases_last() {
+    let stage = Stage::start().await;
+    let functions = [
+        "par-many-a",
+        "par-many-b",
+        "par-many-c",
+        "par-many-d",
+        "par-many-e",
+        "par-many-f",
+    ];
+    let throttled = |operation: &str, nth: usize| {
+        stage.proxy.inject(operation, nth, 2, FaultKind::Throttle);
+    };
+
+    stage.write_manifest(&app(&functions, "bare-echo", "one"));
+    stage.proxy.hold("PublishVersion", functions.len());
+    throttled("CreateFunction", 2);
+    throttled("CreateAlias", 3);
+    let run = stage.xtask(DEPLOY_DEV).await;
+    assert_ok(&run);
+    assert!(
+        !stage.proxy.hold_timed_out("PublishVersion"),
+        "the six publishes were in flight together: {run:?}"
+    );
+    stage.proxy.release("PublishVersion");
+    assert_eq!(stage.proxy.calls("CreateFunction"), 8, "two retried");
+    assert_eq!(stage.proxy.calls("CreateAlias"), 8, "two retried");
+    assert_converged(&stage, &functions, "1", "one").await;
+    assert_aliases_written_last(&stage.proxy.requests());
+    assert_listed_in_order(&run, &functions, "1");
+    let first_code = stage.version("par-par-many-a", "1").await["CodeSha256"].clone();
+
+    // New code (another package) and configuration for all six.
+    stage.proxy.reset_counts();
+    stage.write_manifest(&app(&functions, "hello", "two"));
+    throttled("UpdateFunctionCode", 1);
+    throttled("PublishVersion", 4);
+    throttled("UpdateAlias", 2);
+    let run = stage.xtask(DEPLOY_DEV).await;
+    assert_ok(&run);
+    for operation in ["UpdateFunctionCode", "PublishVersion", "UpdateAlias"] {
+        assert_eq!(stage.proxy.calls(operation), 8, "{operation}: two retried");
+    }
+    assert_converged(&stage, &functions, "2", "two").await;
+    assert_ne!(
+        stage.version("par-par-many-a", "2").await["CodeSha256"],
+        first_code,
+        "the new code"
+    );
+    assert_aliases_written_last(&stage.proxy.requests());
+    assert_listed_in_order(&run, &functions, "2");
+}
+
+/// Every function's alias `dev` is on `version`, which carries `greeting`.
+async fn assert_converged(stage: &Stage, functions: &[&str], version: &str, greeting: &str) {
+    for function in functions {
+        let name = format!("par-{function}");
+        assert_eq!(
+            stage.alias_version(&name, "dev").await.as_deref(),
+            Some(version),
+            "{name}"
+        );
+        let config = stage.version(&name, version).await;
+        assert_eq!(
+            variable(&config, "APP_DEV__GREETING").as_deref(),
+            Some(greeting),
+            "{name}"
+        );
+    }
+}
+
+/// No alias write reached AWS before the last `PublishVersion` (retries included).
+#[track_caller]
+fn assert_aliases_written_last(requests: &[RecordedRequest]) {
+    let operations: Vec<&str> = requests.iter().map(|r| r.operation.as_str()).collect();
+    let last_publish = operations
+        .iter()
+        .rposition(|op| *op == "PublishVersion")
+        .expect("versions were published");
+    let first_alias_write = operations
+        .iter()
+        .position(|op| matches!(*op, "CreateAlias" | "UpdateAlias"))
+        .expect("aliases were written");
+    assert!(
+        last_publish < first_alias_write,
+        "an alias was written before every version existed: {operations:?}"
+    );
+}
+
+/// The steps' lines (stderr) and the outcome's (stdout) name the functions in `functions`'
+/// order, whatever order they finished in.
+#[track_caller]
+fn assert_listed_in_order(run: &Run, functions: &[&str], version: &str) {
+    let named = |lines: Vec<&str>, prefix: &str, suffix: &str| -> Vec<String> {
+        lines
+            .into_iter()
+            .filter_map(|line| line.strip_prefix(prefix)?.split_once(suffix))
+            .map(|(function, _)| function.to_owned())
+            .collect()
+    };
+    let expected: Vec<String> = functions.iter().map(|f| f.to_string()).collect();
+    let stdout: Vec<&str> = run.stdout.lines().collect();
+    let stderr: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(named(stderr, "   Deploying ", " ("), expected, "{run:?}");
+    assert_eq!(
+        named(stdout.clone(), "  ", &format!(": version {version} ready")),
+        expected,
+        "{run:?}"
+    );
+    assert_eq!(
+        named(stdout, "  ", &format!(": alias `dev` -> version {version}")),
+        expected,
+        "{run:?}"
+    );
 }
