@@ -96,6 +96,8 @@ impl RecordedRequest {
 #[derive(Debug, Clone)]
 struct Canned {
     operation: String,
+    /// The call it answers (1-based, as [`FaultProxy::calls`] counts them); `None`: the next.
+    call: Option<usize>,
     status: u16,
     headers: Vec<(String, String)>,
     body: String,
@@ -172,8 +174,34 @@ impl FaultProxy {
     /// Answers the next call of `operation` with `status`, `headers` and `body` instead of
     /// forwarding it: what moto cannot answer (a function error, a log tail, access denied).
     pub fn respond_once(&self, operation: &str, status: u16, headers: &[(&str, &str)], body: &str) {
+        self.respond(operation, None, status, headers, body);
+    }
+
+    /// Like [`FaultProxy::respond_once`], for the `nth` call (1-based, counted from now) of
+    /// `operation`: a state moto never reports, in the middle of a command.
+    pub fn respond_to_call(
+        &self,
+        operation: &str,
+        nth: usize,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) {
+        let seen = self.calls(operation);
+        self.respond(operation, Some(seen + nth), status, headers, body);
+    }
+
+    fn respond(
+        &self,
+        operation: &str,
+        call: Option<usize>,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) {
         self.shared.inner.lock().unwrap().canned.push(Canned {
             operation: operation.to_owned(),
+            call,
             status,
             headers: headers
                 .iter()
@@ -325,7 +353,9 @@ async fn handle(State(shared): State<Shared>, request: Request<Body>) -> Respons
         let canned = inner
             .canned
             .iter()
-            .position(|canned| canned.operation == operation)
+            .position(|canned| {
+                canned.operation == operation && canned.call.is_none_or(|call| call == count)
+            })
             .map(|index| inner.canned.remove(index));
         (fault, hold, canned)
     };

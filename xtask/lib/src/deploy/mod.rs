@@ -38,6 +38,7 @@ mod rollback;
 pub mod secrets;
 pub mod status;
 pub mod triggers;
+mod wait;
 
 use aws::EnvClients;
 use engine::{AliasState, AliasTarget, Desired, Plan};
