@@ -277,18 +277,10 @@ fn compile(
     let out_dir = output_dir_in(target_dir, first, key.arch);
     let resolved = match resolved::load(&out_dir, &key.package, &key.features) {
         Some(resolved) => resolved,
-        None => {
-            let metadata = cargo::metadata(root, key.arch, &key.package, &key.features)?;
-            let package = resolve_package(&metadata, manifest, first)?;
-            let resolved = resolved::Resolved {
-                package: package.name.to_string(),
-                bin: cargo::binary_target(package)?.to_owned(),
-                toolchain: cargo::toolchain_for(&metadata, package),
-            };
-            let inputs = resolved::graph_inputs(&metadata);
-            resolved::store(&out_dir, &key.package, &key.features, &resolved, inputs);
-            resolved
-        }
+        None => resolve(root, manifest, key, first, &out_dir).with_context(|| {
+            let names: Vec<String> = functions.iter().map(|f| format!("`{f}`")).collect();
+            format!("could not build {} for {}", names.join(", "), key.arch)
+        })?,
     };
     let toolchain = if options.force_zig {
         Toolchain::Zig
@@ -315,6 +307,27 @@ fn compile(
         toolchain,
         binary,
     })
+}
+
+/// `cargo metadata`'s decisions for `key` (the package building `function`, its binary, the
+/// toolchain), stored beside its zip in `out_dir`.
+fn resolve(
+    root: &Path,
+    manifest: Option<&Manifest>,
+    key: &BuildKey,
+    function: &str,
+    out_dir: &Path,
+) -> anyhow::Result<resolved::Resolved> {
+    let metadata = cargo::metadata(root, key.arch, &key.package, &key.features)?;
+    let package = resolve_package(&metadata, manifest, function)?;
+    let resolved = resolved::Resolved {
+        package: package.name.to_string(),
+        bin: cargo::binary_target(package)?.to_owned(),
+        toolchain: cargo::toolchain_for(&metadata, package),
+    };
+    let inputs = resolved::graph_inputs(&metadata);
+    resolved::store(out_dir, &key.package, &key.features, &resolved, inputs);
+    Ok(resolved)
 }
 
 /// The cargo features the manifest gives `function`.
