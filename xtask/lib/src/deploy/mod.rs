@@ -233,10 +233,11 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
                     })
             }
         });
-        let (plans, wiring) = futures_util::join!(
+        let (plans, wiring) = futures_util::future::join(
             plan_functions,
-            plan_triggers(&manifest, &clients, &functions)
-        );
+            plan_triggers(&manifest, &clients, &functions),
+        )
+        .await;
         let plans = fan_out::all_ok(plans)?;
         execute(
             &manifest,
