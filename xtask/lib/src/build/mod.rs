@@ -277,10 +277,18 @@ fn compile(
     let out_dir = output_dir_in(target_dir, first, key.arch);
     let resolved = match resolved::load(&out_dir, &key.package, &key.features) {
         Some(resolved) => resolved,
-        None => resolve(root, manifest, key, first, &out_dir).with_context(|| {
-            let names: Vec<String> = functions.iter().map(|f| format!("`{f}`")).collect();
-            format!("could not build {} for {}", names.join(", "), key.arch)
-        })?,
+        // The error names the first function; say which others share the build.
+        None => match resolve(root, manifest, key, first, &out_dir) {
+            Err(err) if functions.len() > 1 => {
+                let names: Vec<String> = functions.iter().map(|f| format!("`{f}`")).collect();
+                return Err(err.context(format!(
+                    "could not build {} for {}",
+                    names.join(", "),
+                    key.arch
+                )));
+            }
+            resolved => resolved?,
+        },
     };
     let toolchain = if options.force_zig {
         Toolchain::Zig

@@ -36,26 +36,28 @@ where
 
 /// Every value, or one error made of every failure, in the items' order.
 pub fn all_ok<R>(results: Vec<anyhow::Result<R>>) -> anyhow::Result<Vec<R>> {
-    let mut values = Vec::new();
-    let mut errors = Vec::new();
-    for result in results {
-        match result {
-            Ok(value) => values.push(value),
-            Err(err) => errors.push(err),
-        }
+    let (values, errors): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+    if errors.is_empty() {
+        return Ok(values.into_iter().filter_map(Result::ok).collect());
     }
-    match errors.len() {
-        0 => Ok(values),
-        1 => Err(errors.remove(0)),
-        _ => Err(anyhow::anyhow!(
-            "{}",
-            errors
-                .iter()
-                .map(|err| format!("{err:#}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        )),
+    Err(combined(
+        errors.into_iter().filter_map(Result::err).collect(),
+    ))
+}
+
+/// One error saying each of `errors` (at least one), a line each, in their order.
+pub fn combined(mut errors: Vec<anyhow::Error>) -> anyhow::Error {
+    if errors.len() == 1 {
+        return errors.remove(0);
     }
+    anyhow::anyhow!(
+        "{}",
+        errors
+            .iter()
+            .map(|err| format!("{err:#}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
 }
 
 #[cfg(test)]

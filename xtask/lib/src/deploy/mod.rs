@@ -437,12 +437,13 @@ async fn move_aliases(clients: &EnvClients, moves: &[AliasMove]) -> anyhow::Resu
                 println!("  {}: alias `{}` -> {}", m.label, m.alias, state.summary());
                 moved.push((m, state));
             }
-            Err(err) => errors.push(Err(err)),
+            Err(err) => errors.push(err),
         }
     }
-    let Err(err) = fan_out::all_ok::<()>(errors) else {
+    if errors.is_empty() {
         return Ok(());
-    };
+    }
+    let err = fan_out::combined(errors);
     let mut restore_errors = Vec::new();
     for (moved, now) in moved.iter().rev() {
         if let Err(restore) = alias::restore_alias(
