@@ -48,6 +48,9 @@ struct Fault {
     kind: FaultKind,
 }
 
+/// How long a held call waits for the others ([`FaultProxy::hold`]).
+const HOLD_LIMIT: Duration = Duration::from_secs(20);
+
 /// Bodies above this size (code zips) are recorded as `<N bytes>` only.
 const MAX_RECORDED_BODY: usize = 64 * 1024;
 
@@ -93,6 +96,8 @@ impl RecordedRequest {
 #[derive(Debug, Clone)]
 struct Canned {
     operation: String,
+    /// The call it answers (1-based, as [`FaultProxy::calls`] counts them); `None`: the next.
+    call: Option<usize>,
     status: u16,
     headers: Vec<(String, String)>,
     body: String,
@@ -109,6 +114,8 @@ struct Inner {
     revisions: HashMap<String, u64>,
     next_revision: u64,
     holds: HashMap<String, Arc<tokio::sync::Barrier>>,
+    /// Operations whose hold ended by its time limit instead of by every call arriving.
+    holds_timed_out: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -167,8 +174,34 @@ impl FaultProxy {
     /// Answers the next call of `operation` with `status`, `headers` and `body` instead of
     /// forwarding it: what moto cannot answer (a function error, a log tail, access denied).
     pub fn respond_once(&self, operation: &str, status: u16, headers: &[(&str, &str)], body: &str) {
+        self.respond(operation, None, status, headers, body);
+    }
+
+    /// Like [`FaultProxy::respond_once`], for the `nth` call (1-based, counted from now) of
+    /// `operation`: a state moto never reports, in the middle of a command.
+    pub fn respond_to_call(
+        &self,
+        operation: &str,
+        nth: usize,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) {
+        let seen = self.calls(operation);
+        self.respond(operation, Some(seen + nth), status, headers, body);
+    }
+
+    fn respond(
+        &self,
+        operation: &str,
+        call: Option<usize>,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) {
         self.shared.inner.lock().unwrap().canned.push(Canned {
             operation: operation.to_owned(),
+            call,
             status,
             headers: headers
                 .iter()
@@ -190,6 +223,23 @@ impl FaultProxy {
             operation.to_owned(),
             Arc::new(tokio::sync::Barrier::new(count)),
         );
+    }
+
+    /// Stops holding calls of `operation`.
+    pub fn release(&self, operation: &str) {
+        self.shared.inner.lock().unwrap().holds.remove(operation);
+    }
+
+    /// Whether a held call of `operation` waited out the time limit ([`FaultProxy::hold`])
+    /// because the other calls did not come while it waited: they were not in flight together.
+    pub fn hold_timed_out(&self, operation: &str) -> bool {
+        self.shared
+            .inner
+            .lock()
+            .unwrap()
+            .holds_timed_out
+            .iter()
+            .any(|held| held == operation)
     }
 
     /// How many calls of `operation` reached the proxy so far.
@@ -303,7 +353,9 @@ async fn handle(State(shared): State<Shared>, request: Request<Body>) -> Respons
         let canned = inner
             .canned
             .iter()
-            .position(|canned| canned.operation == operation)
+            .position(|canned| {
+                canned.operation == operation && canned.call.is_none_or(|call| call == count)
+            })
             .map(|index| inner.canned.remove(index));
         (fault, hold, canned)
     };
@@ -319,7 +371,17 @@ async fn handle(State(shared): State<Shared>, request: Request<Body>) -> Respons
         }
     }
     if let Some(barrier) = hold {
-        let _ = tokio::time::timeout(Duration::from_secs(20), barrier.wait()).await;
+        if tokio::time::timeout(HOLD_LIMIT, barrier.wait())
+            .await
+            .is_err()
+        {
+            shared
+                .inner
+                .lock()
+                .unwrap()
+                .holds_timed_out
+                .push(operation.clone());
+        }
     }
 
     let alias_key = alias_key(&path, &operation, &body);

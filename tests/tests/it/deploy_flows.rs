@@ -758,8 +758,9 @@ async fn rollback_reports_created_aliases_and_undoes_a_promote() {
 }
 
 /// Issue 14 #18: without a terminal (how CI runs it), deploy prints one plain line per step on
-/// stderr, as cargo does, in the order the steps run: each build, then each function's update
-/// (only the functions that change), with no spinner drawn.
+/// stderr, as cargo does, in the order the steps run: each build (one for the two functions that
+/// share a package), then each function's update (only the functions that change), with no
+/// spinner drawn.
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_terminal_deploy_prints_one_line_per_step() {
     let stage = Stage::start().await;
@@ -803,25 +804,88 @@ vars = {{ APP_ONLY_B = "{greeting}" }}
     assert_eq!(
         steps(&run),
         [
-            "    Building steps-a (x86_64, dev)",
-            "    Building steps-b (x86_64, dev)",
+            "    Building steps-a, steps-b (x86_64, dev)",
             "   Deploying steps-a (create role, create function, publish a version)",
             "   Deploying steps-b (create role, create function, publish a version)",
         ],
         "{run:?}"
     );
 
-    // Only `steps-b` changes: both are built (cargo finds them up to date), one is updated.
+    // Only `steps-b` changes: their one build runs (cargo finds it up to date), one is updated.
     stage.write_manifest(&manifest("two"));
     let run = stage.xtask(&args(DEPLOY, &["--env", "dev"])).await;
     assert_ok(&run);
     assert_eq!(
         steps(&run),
         [
-            "    Building steps-a (x86_64, dev)",
-            "    Building steps-b (x86_64, dev)",
+            "    Building steps-a, steps-b (x86_64, dev)",
             "   Deploying steps-b (update configuration, publish a version)",
         ],
         "{run:?}"
     );
+}
+
+/// `GetFunction` answered as Lambda does while an update runs, and when one failed (moto's
+/// updates finish at once): deploy waits for `InProgress` to end before it publishes, and a
+/// `Failed` update stops it with Lambda's reason, before any alias moves.
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_waits_for_an_update_and_stops_at_a_failed_one() {
+    let stage = Stage::start().await;
+    let name = "demo-echo-wait";
+    stage.write_manifest(&single_stack("echo-wait", "One", 128));
+    assert_ok(&stage.xtask(&args(DEPLOY, &["--env", "dev"])).await);
+    let status = |status: &str| {
+        serde_json::json!({ "Configuration": {
+            "FunctionName": name,
+            "State": "Active",
+            "LastUpdateStatus": status,
+            "LastUpdateStatusReason": format!("{status} (from the test proxy)"),
+        }})
+        .to_string()
+    };
+    let json = [("content-type", "application/json")];
+    // The calls of a deploy that changes the configuration: the plan's read, the check that no
+    // update is running, then the wait after `UpdateFunctionConfiguration`.
+    let after_the_update = 3;
+
+    stage.write_manifest(&single_stack("echo-wait", "Two", 128));
+    stage.proxy.reset_counts();
+    stage.proxy.respond_to_call(
+        "GetFunction",
+        after_the_update,
+        200,
+        &json,
+        &status("InProgress"),
+    );
+    let run = stage.xtask(&args(DEPLOY, &["--env", "dev"])).await;
+    assert_ok(&run);
+    let log = stage.proxy.log();
+    let update = log
+        .iter()
+        .position(|op| op == "UpdateFunctionConfiguration")
+        .unwrap();
+    let publish = log.iter().position(|op| op == "PublishVersion").unwrap();
+    let polls = log[update..publish]
+        .iter()
+        .filter(|op| *op == "GetFunction")
+        .count();
+    assert_eq!(polls, 2, "polled until the update finished: {log:?}");
+    assert_eq!(stage.alias_version(name, "dev").await.as_deref(), Some("2"));
+
+    stage.write_manifest(&single_stack("echo-wait", "Three", 128));
+    stage.proxy.reset_counts();
+    stage.proxy.respond_to_call(
+        "GetFunction",
+        after_the_update,
+        200,
+        &json,
+        &status("Failed"),
+    );
+    let run = stage.xtask(&args(DEPLOY, &["--env", "dev"])).await;
+    assert_failed_with(
+        &run,
+        "the last update of `demo-echo-wait` failed: Failed (from the test proxy)",
+    );
+    assert_eq!(stage.proxy.calls("PublishVersion"), 0, "{run:?}");
+    assert_eq!(stage.alias_version(name, "dev").await.as_deref(), Some("2"));
 }

@@ -9,6 +9,7 @@ mod adoption_workspace;
 mod build_artifacts;
 mod build_reproducible;
 mod deploy_flows;
+mod deploy_parallel;
 mod deploy_preflight;
 mod deploy_triggers;
 mod emulator_invoke;

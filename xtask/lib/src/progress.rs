@@ -5,7 +5,7 @@
 use std::io::IsTerminal as _;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 /// A step in progress. Dropping it ends it (and clears its spinner).
 pub struct Step {
@@ -16,13 +16,52 @@ pub struct Step {
 /// when stderr is a terminal, else the line `    Building hello (arm64, release)` on stderr.
 pub fn step(verb: &str, subject: &str) -> Step {
     if std::io::stderr().is_terminal() {
-        return Step {
-            bar: spinner(verb, subject),
-        };
+        let bar = spinner(verb, subject);
+        bar.enable_steady_tick(TICK);
+        return Step { bar };
     }
     eprintln!("{}", line(verb, subject));
     Step {
         bar: ProgressBar::hidden(),
+    }
+}
+
+/// Steps that run at the same time (functions deployed concurrently): on a terminal, one
+/// spinner line each, stacked in the order the steps started; otherwise one line per step, as
+/// [`step`] prints it.
+pub struct Steps {
+    /// `None` without a terminal.
+    lines: Option<MultiProgress>,
+}
+
+impl Steps {
+    pub fn new() -> Steps {
+        Steps {
+            lines: std::io::stderr().is_terminal().then(MultiProgress::new),
+        }
+    }
+
+    /// Starts one of the steps; see [`step`].
+    pub fn step(&self, verb: &str, subject: &str) -> Step {
+        match &self.lines {
+            Some(lines) => {
+                let bar = lines.add(spinner(verb, subject));
+                bar.enable_steady_tick(TICK);
+                Step { bar }
+            }
+            None => {
+                eprintln!("{}", line(verb, subject));
+                Step {
+                    bar: ProgressBar::hidden(),
+                }
+            }
+        }
+    }
+}
+
+impl Default for Steps {
+    fn default() -> Self {
+        Steps::new()
     }
 }
 
@@ -58,13 +97,16 @@ fn line(verb: &str, subject: &str) -> String {
     format!("{verb:>12} {subject}")
 }
 
+/// How often a spinner turns.
+const TICK: Duration = Duration::from_millis(120);
+
+/// A spinner not yet turning: it starts once it is where it is drawn (a [`MultiProgress`]).
 fn spinner(verb: &str, subject: &str) -> ProgressBar {
     let spinner = ProgressBar::new_spinner().with_prefix(line(verb, subject));
     spinner.set_style(
         ProgressStyle::with_template("{prefix:.bold} {spinner} [{elapsed}] {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
-    spinner.enable_steady_tick(Duration::from_millis(120));
     spinner
 }
 

@@ -113,21 +113,33 @@ fn system_python() -> anyhow::Result<PathBuf> {
 
 /// Ensures the Rust standard library for `triple` is installed (`rustup target add`).
 pub fn ensure_rust_target(triple: &str) -> anyhow::Result<()> {
+    ensure_rust_target_among(triple, &mut installed_rust_targets()?)
+}
+
+/// [`ensure_rust_target`] when the installed targets were already listed (a build lists them
+/// once per command, [`crate::build::BuildMemo`]); `installed` gains `triple` once it is added.
+pub fn ensure_rust_target_among(triple: &str, installed: &mut Vec<String>) -> anyhow::Result<()> {
+    if installed.iter().any(|t| t == triple) {
+        return Ok(());
+    }
     static INSTALLING: Mutex<()> = Mutex::new(());
     let _guard = INSTALLING
         .lock()
         .unwrap_or_else(|poison| poison.into_inner());
-    if installed_rust_targets()?.iter().any(|t| t == triple) {
-        return Ok(());
+    // Another thread may have added it while this one waited for the lock.
+    if !installed_rust_targets()?.iter().any(|t| t == triple) {
+        eprintln!("Installing the Rust target {triple} (rustup target add {triple})");
+        run_quiet(
+            Command::new("rustup").args(["target", "add", triple]),
+            &format!("install the Rust target `{triple}`"),
+        )?;
     }
-    eprintln!("Installing the Rust target {triple} (rustup target add {triple})");
-    run_quiet(
-        Command::new("rustup").args(["target", "add", triple]),
-        &format!("install the Rust target `{triple}`"),
-    )
+    installed.push(triple.to_owned());
+    Ok(())
 }
 
-fn installed_rust_targets() -> anyhow::Result<Vec<String>> {
+/// The Rust targets rustup has installed (`rustup target list --installed`).
+pub fn installed_rust_targets() -> anyhow::Result<Vec<String>> {
     let output = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()

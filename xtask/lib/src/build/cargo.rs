@@ -170,8 +170,8 @@ pub struct Invocation<'a> {
     pub profile: &'a str,
     pub features: &'a [String],
     pub toolchain: Toolchain,
-    /// For messages only.
-    pub function: &'a str,
+    /// The functions this binary serves (several share a package), for messages only.
+    pub functions: &'a [&'a str],
     /// Report the build as a step (a spinner on a terminal, a line otherwise).
     pub progress: bool,
     pub target_dir: &'a Path,
@@ -187,12 +187,16 @@ pub fn build(root: &Path, invocation: &Invocation) -> anyhow::Result<PathBuf> {
         profile,
         features,
         toolchain,
-        function,
+        functions,
         progress,
         target_dir,
     } = *invocation;
     let triple = toolchain.target(arch);
-    tools::ensure_rust_target(triple)?;
+    let names = functions.join(", ");
+    let subject = match functions {
+        [one] => format!("function `{one}`"),
+        _ => format!("functions {}", quoted_list(functions)),
+    };
 
     let mut command = match toolchain {
         Toolchain::RustLld => {
@@ -202,7 +206,7 @@ pub fn build(root: &Path, invocation: &Invocation) -> anyhow::Result<PathBuf> {
             command
         }
         Toolchain::Zig => {
-            let venv_bin = tools::ensure_zig(root).map_err(|err| missing_zig(function, err))?;
+            let venv_bin = tools::ensure_zig(root).map_err(|err| missing_zig(&subject, err))?;
             let mut command = Command::new(venv_bin.join("cargo-zigbuild"));
             command.args(["zigbuild", "--target", &format!("{triple}.{GLIBC_VERSION}")]);
             // cargo-zigbuild runs Zig as `python3 -m ziglang`: the venv's python3 must come first.
@@ -226,7 +230,7 @@ pub fn build(root: &Path, invocation: &Invocation) -> anyhow::Result<PathBuf> {
         .stderr(Stdio::piped());
 
     let step = if progress {
-        progress::step("Building", &format!("{function} ({arch}, {profile})"))
+        progress::step("Building", &format!("{names} ({arch}, {profile})"))
     } else {
         progress::silent()
     };
@@ -274,8 +278,8 @@ pub fn build(root: &Path, invocation: &Invocation) -> anyhow::Result<PathBuf> {
             eprintln!("{line}");
         }
         bail!(
-            "could not compile function `{function}` for {arch} ({triple}, profile `{profile}`): \
-             cargo failed ({status}); its diagnostics are above"
+            "could not compile {subject} for {arch} ({triple}, profile `{profile}`): cargo \
+             failed ({status}); its diagnostics are above"
         );
     }
     binary.with_context(|| {
@@ -283,9 +287,19 @@ pub fn build(root: &Path, invocation: &Invocation) -> anyhow::Result<PathBuf> {
     })
 }
 
-fn missing_zig(function: &str, err: anyhow::Error) -> anyhow::Error {
+/// `a`, `b`, `c`
+fn quoted_list(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `subject`: `function \`x\`` or `functions \`x\`, \`y\``.
+fn missing_zig(subject: &str, err: anyhow::Error) -> anyhow::Error {
     anyhow::anyhow!(
-        "function `{function}` compiles C code, which needs Zig as the cross C compiler, and Zig \
+        "the package of {subject} compiles C code, which needs Zig as the cross C compiler, and Zig \
          could not be installed into the project venv: {err:#}\n\
          Fix: python3 -m venv .venv && .venv/bin/pip install '{}' '{}'\n\
          (or build a pure-Rust function: drop the C dependency, e.g. use rustls with the `ring`-free \

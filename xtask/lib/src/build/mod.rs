@@ -7,6 +7,7 @@
 //! glibc of `provided.al2023`.
 
 mod cargo;
+mod memo;
 mod package;
 mod resolved;
 
@@ -22,6 +23,7 @@ use crate::manifest::{Manifest, FILE_NAME};
 use crate::workspace;
 
 pub use cargo::Toolchain;
+pub use memo::{BuildMemo, GitState};
 pub use package::ENTRY_NAME;
 
 /// The file beside each zip that describes the build.
@@ -151,71 +153,196 @@ pub fn build_function_with(
     arch: Arch,
     options: &BuildOptions,
 ) -> anyhow::Result<BuildRecord> {
+    let wanted = [(function.to_owned(), arch)];
+    let mut records = build_functions(root, manifest, &wanted, options, &mut BuildMemo::default())?;
+    Ok(records.remove(0))
+}
+
+/// Builds each `(function, arch)` of `wanted` and writes its zip and build record; returns the
+/// records in `wanted`'s order. Each distinct build (package, features, architecture) is
+/// compiled once, as one step: functions that share a package share its binary, and each gets
+/// its own zip and record. A rebuild with no change re-uses cargo's artifacts and the zips.
+pub fn build_functions(
+    root: &Path,
+    manifest: Option<&Manifest>,
+    wanted: &[(String, Arch)],
+    options: &BuildOptions,
+    memo: &mut BuildMemo,
+) -> anyhow::Result<Vec<BuildRecord>> {
     let target_dir = options
         .target_dir
         .clone()
         .unwrap_or_else(|| workspace::target_dir(root));
-    let features = manifest
-        .and_then(|manifest| manifest.function(function))
-        .map_or_else(Vec::new, |spec| spec.features.clone());
-    let out_dir = output_dir_in(&target_dir, function, arch);
-    let wanted_package = function_package(manifest, function);
-    let resolved = match resolved::load(&out_dir, wanted_package, &features) {
-        Some(resolved) => resolved,
-        None => {
-            let metadata = cargo::metadata(root, arch, wanted_package, &features)?;
-            let package = resolve_package(&metadata, manifest, function)?;
-            let resolved = resolved::Resolved {
-                package: package.name.to_string(),
-                bin: cargo::binary_target(package)?.to_owned(),
-                toolchain: cargo::toolchain_for(&metadata, package),
+    let mut records: Vec<Option<BuildRecord>> = vec![None; wanted.len()];
+    for group in group_builds(manifest, wanted) {
+        let functions: Vec<&str> = group
+            .members
+            .iter()
+            .map(|&i| wanted[i].0.as_str())
+            .collect();
+        let compiled = compile(
+            root,
+            manifest,
+            &group.key,
+            &functions,
+            options,
+            &target_dir,
+            memo,
+        )?;
+        let git = memo.git_state(root);
+        for &index in &group.members {
+            let function = &wanted[index].0;
+            let out_dir = output_dir_in(&target_dir, function, group.key.arch);
+            let packaged = package::package(&compiled.binary, &out_dir)?;
+            let record = BuildRecord {
+                function: function.clone(),
+                package: compiled.package.clone(),
+                arch: group.key.arch,
+                target: compiled.toolchain.target(group.key.arch).to_owned(),
+                profile: options.profile.clone(),
+                features: group.key.features.clone(),
+                toolchain: compiled.toolchain,
+                git_commit: git.commit.clone(),
+                git_dirty: git.dirty,
+                zip_path: packaged.zip_path,
+                zip_size: packaged.zip_size,
+                sha256_hex: packaged.sha256_hex,
+                code_sha256: packaged.code_sha256,
+                binary_sha256: packaged.binary_sha256,
             };
-            let inputs = resolved::graph_inputs(&metadata);
-            resolved::store(&out_dir, wanted_package, &features, &resolved, inputs);
-            resolved
+            let record_path = out_dir.join(RECORD_FILE);
+            std::fs::write(&record_path, serde_json::to_string_pretty(&record)? + "\n")
+                .with_context(|| format!("could not write {}", record_path.display()))?;
+            records[index] = Some(record);
         }
+    }
+    Ok(records.into_iter().flatten().collect())
+}
+
+/// What makes two functions' builds the same build: the manifest's package and features, and
+/// the architecture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BuildKey {
+    package: String,
+    features: Vec<String>,
+    arch: Arch,
+}
+
+/// One distinct build and the indices (into the wanted list) of the functions it serves.
+#[derive(Debug, PartialEq, Eq)]
+struct BuildGroup {
+    key: BuildKey,
+    members: Vec<usize>,
+}
+
+/// `wanted` grouped by build, in the order each build is first wanted.
+fn group_builds(manifest: Option<&Manifest>, wanted: &[(String, Arch)]) -> Vec<BuildGroup> {
+    let mut groups: Vec<BuildGroup> = Vec::new();
+    for (index, (function, arch)) in wanted.iter().enumerate() {
+        let key = BuildKey {
+            package: function_package(manifest, function).to_owned(),
+            features: function_features(manifest, function),
+            arch: *arch,
+        };
+        match groups.iter_mut().find(|group| group.key == key) {
+            Some(group) => group.members.push(index),
+            None => groups.push(BuildGroup {
+                key,
+                members: vec![index],
+            }),
+        }
+    }
+    groups
+}
+
+/// A compiled binary and what it was compiled as.
+struct Compiled {
+    package: String,
+    toolchain: Toolchain,
+    binary: PathBuf,
+}
+
+/// Compiles one build for `functions` (shown as one step naming them all).
+fn compile(
+    root: &Path,
+    manifest: Option<&Manifest>,
+    key: &BuildKey,
+    functions: &[&str],
+    options: &BuildOptions,
+    target_dir: &Path,
+    memo: &mut BuildMemo,
+) -> anyhow::Result<Compiled> {
+    // `cargo metadata`'s decisions are cached beside the first function's zip.
+    let first = functions[0];
+    let out_dir = output_dir_in(target_dir, first, key.arch);
+    let resolved = match resolved::load(&out_dir, &key.package, &key.features) {
+        Some(resolved) => resolved,
+        // The error names the first function; say which others share the build.
+        None => match resolve(root, manifest, key, first, &out_dir) {
+            Err(err) if functions.len() > 1 => {
+                let names: Vec<String> = functions.iter().map(|f| format!("`{f}`")).collect();
+                return Err(err.context(format!(
+                    "could not build {} for {}",
+                    names.join(", "),
+                    key.arch
+                )));
+            }
+            resolved => resolved?,
+        },
     };
     let toolchain = if options.force_zig {
         Toolchain::Zig
     } else {
         resolved.toolchain
     };
+    memo.ensure_rust_target(toolchain.target(key.arch))?;
     let binary = cargo::build(
         root,
         &cargo::Invocation {
             package: &resolved.package,
             bin: &resolved.bin,
-            arch,
+            arch: key.arch,
             profile: &options.profile,
-            features: &features,
+            features: &key.features,
             toolchain,
-            function,
+            functions,
             progress: options.progress,
-            target_dir: &target_dir,
+            target_dir,
         },
     )?;
-    let packaged = package::package(&binary, &out_dir)?;
-    let (git_commit, git_dirty) = git_state(root);
-    let record = BuildRecord {
-        function: function.to_owned(),
+    Ok(Compiled {
         package: resolved.package,
-        arch,
-        target: toolchain.target(arch).to_owned(),
-        profile: options.profile.clone(),
-        features,
         toolchain,
-        git_commit,
-        git_dirty,
-        zip_path: packaged.zip_path,
-        zip_size: packaged.zip_size,
-        sha256_hex: packaged.sha256_hex,
-        code_sha256: packaged.code_sha256,
-        binary_sha256: packaged.binary_sha256,
+        binary,
+    })
+}
+
+/// `cargo metadata`'s decisions for `key` (the package building `function`, its binary, the
+/// toolchain), stored beside its zip in `out_dir`.
+fn resolve(
+    root: &Path,
+    manifest: Option<&Manifest>,
+    key: &BuildKey,
+    function: &str,
+    out_dir: &Path,
+) -> anyhow::Result<resolved::Resolved> {
+    let metadata = cargo::metadata(root, key.arch, &key.package, &key.features)?;
+    let package = resolve_package(&metadata, manifest, function)?;
+    let resolved = resolved::Resolved {
+        package: package.name.to_string(),
+        bin: cargo::binary_target(package)?.to_owned(),
+        toolchain: cargo::toolchain_for(&metadata, package),
     };
-    let record_path = out_dir.join(RECORD_FILE);
-    std::fs::write(&record_path, serde_json::to_string_pretty(&record)? + "\n")
-        .with_context(|| format!("could not write {}", record_path.display()))?;
-    Ok(record)
+    let inputs = resolved::graph_inputs(&metadata);
+    resolved::store(out_dir, &key.package, &key.features, &resolved, inputs);
+    Ok(resolved)
+}
+
+/// The cargo features the manifest gives `function`.
+fn function_features(manifest: Option<&Manifest>, function: &str) -> Vec<String> {
+    manifest
+        .and_then(|manifest| manifest.function(function))
+        .map_or_else(Vec::new, |spec| spec.features.clone())
 }
 
 /// The package name the manifest gives `function` (its `package`, else its key).
@@ -281,25 +408,6 @@ fn known_functions(
     known
 }
 
-/// `HEAD` and whether the tree is dirty; `(None, false)` outside git.
-fn git_state(root: &Path) -> (Option<String>, bool) {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .current_dir(root)
-            .output()
-            .ok()
-            .filter(|output| output.status.success())
-            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-    };
-    let Some(commit) = git(&["rev-parse", "HEAD"]) else {
-        return (None, false);
-    };
-    let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
-        .is_some_and(|status| !status.is_empty());
-    (Some(commit), dirty)
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let root = workspace::root()?;
     let manifest = Manifest::load(&root)?.map(|(_, manifest)| manifest);
@@ -323,27 +431,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         progress: true,
         target_dir: None,
     };
-    for function in &functions {
+    let mut wanted = Vec::new();
+    for function in functions {
         let arches = match args.arch {
             Some(ArchChoice::Arm64) => vec![Arch::Arm64],
             Some(ArchChoice::X86_64) => vec![Arch::X86_64],
             Some(ArchChoice::All) => Arch::ALL.to_vec(),
             None => vec![manifest
                 .as_ref()
-                .and_then(|m| m.function(function))
+                .and_then(|m| m.function(&function))
                 .and_then(|spec| spec.arch)
                 .unwrap_or(Arch::Arm64)],
         };
-        for arch in arches {
-            let record = build_function_with(&root, manifest.as_ref(), function, arch, &options)?;
-            println!(
-                "{function} {arch}: {} ({}, {}) {}",
-                human_size(record.zip_size),
-                record.target,
-                record.profile,
-                relative(&root, &record.zip_path).display()
-            );
-        }
+        wanted.extend(arches.into_iter().map(|arch| (function.clone(), arch)));
+    }
+    let records = build_functions(
+        &root,
+        manifest.as_ref(),
+        &wanted,
+        &options,
+        &mut BuildMemo::default(),
+    )?;
+    for record in records {
+        println!(
+            "{} {}: {} ({}, {}) {}",
+            record.function,
+            record.arch,
+            human_size(record.zip_size),
+            record.target,
+            record.profile,
+            relative(&root, &record.zip_path).display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -357,5 +475,59 @@ fn human_size(bytes: u64) -> String {
         format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0))
     } else {
         format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn functions_that_share_a_build_are_grouped_in_the_order_first_wanted() {
+        let manifest = Manifest::parse(
+            Path::new(FILE_NAME),
+            r#"app = "demo"
+
+[functions.api]
+package = "shared"
+
+[functions.worker]
+package = "shared"
+
+[functions.worker-secrets]
+package = "shared"
+features = ["secrets"]
+
+[functions.hello]
+
+[environments.dev]
+"#,
+        )
+        .unwrap();
+        let wanted: Vec<(String, Arch)> = [
+            ("hello", Arch::Arm64),
+            ("api", Arch::Arm64),
+            ("worker-secrets", Arch::Arm64),
+            ("worker", Arch::Arm64),
+            ("api", Arch::X86_64),
+        ]
+        .into_iter()
+        .map(|(function, arch)| (function.to_owned(), arch))
+        .collect();
+        let groups: Vec<(String, Vec<String>, Arch, Vec<usize>)> =
+            group_builds(Some(&manifest), &wanted)
+                .into_iter()
+                .map(|g| (g.key.package, g.key.features, g.key.arch, g.members))
+                .collect();
+        let secrets = vec!["secrets".to_owned()];
+        assert_eq!(
+            groups,
+            [
+                ("hello".to_owned(), vec![], Arch::Arm64, vec![0]),
+                ("shared".to_owned(), vec![], Arch::Arm64, vec![1, 3]),
+                ("shared".to_owned(), secrets, Arch::Arm64, vec![2]),
+                ("shared".to_owned(), vec![], Arch::X86_64, vec![4]),
+            ]
+        );
     }
 }

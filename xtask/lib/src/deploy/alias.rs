@@ -8,6 +8,7 @@ use aws_sdk_lambda::types::AliasRoutingConfiguration;
 
 use super::aws::{describe, is_conflict, EnvClients};
 use super::engine::{self, AliasState};
+use super::fan_out;
 use super::history::{next_step_number, AliasHistory, Step, StepKind};
 use crate::manifest::Manifest;
 
@@ -20,13 +21,17 @@ pub async fn next_step(
     kind: StepKind,
 ) -> anyhow::Result<Step> {
     let alias = manifest.alias(&clients.env);
-    let mut histories = Vec::new();
-    for function in manifest.functions.keys() {
+    let states = fan_out::each(manifest.functions.keys(), |function| {
         let name = manifest.function_name(function, &clients.env);
-        if let Some(state) = engine::get_alias(clients, &name, &alias).await? {
-            histories.push(state.history());
-        }
-    }
+        let alias = &alias;
+        async move { engine::get_alias(clients, &name, alias).await }
+    })
+    .await;
+    let histories: Vec<AliasHistory> = fan_out::all_ok(states)?
+        .into_iter()
+        .flatten()
+        .map(|state| state.history())
+        .collect();
     Ok(Step {
         number: next_step_number(&histories),
         kind,

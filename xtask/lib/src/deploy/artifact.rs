@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use serde::Deserialize;
 
 use crate::arch::Arch;
-use crate::build::BuildOptions;
+use crate::build::{BuildMemo, BuildOptions};
 use crate::manifest::Manifest;
 use crate::workspace;
 
@@ -61,30 +61,34 @@ fn read_record(path: &Path) -> anyhow::Result<Artifact> {
     serde_json::from_str(&text).with_context(|| format!("{} is not a build record", path.display()))
 }
 
-/// Builds `function` for `arch` (a no-change rebuild re-uses everything), showing the build as
-/// a step, and returns its zip.
-pub fn build(
+/// Builds each `(function, arch)` of `wanted` (a no-change rebuild re-uses everything; functions
+/// that share a package are compiled once), showing each build as a step, and returns their
+/// zips in `wanted`'s order.
+pub fn build_all(
     root: &Path,
     manifest: &Manifest,
-    function: &str,
-    arch: Arch,
+    wanted: &[(String, Arch)],
     profile: &str,
-) -> anyhow::Result<Artifact> {
+    memo: &mut BuildMemo,
+) -> anyhow::Result<Vec<Artifact>> {
     let options = BuildOptions {
         profile: profile.to_owned(),
         progress: true,
         ..BuildOptions::default()
     };
-    let record = crate::build::build_function_with(root, Some(manifest), function, arch, &options)?;
-    Ok(Artifact {
-        arch: record.arch,
-        target: record.target,
-        git_commit: record.git_commit,
-        git_dirty: record.git_dirty,
-        zip_path: record.zip_path,
-        sha256_hex: record.sha256_hex,
-        code_sha256: record.code_sha256,
-    })
+    let records = crate::build::build_functions(root, Some(manifest), wanted, &options, memo)?;
+    Ok(records
+        .into_iter()
+        .map(|record| Artifact {
+            arch: record.arch,
+            target: record.target,
+            git_commit: record.git_commit,
+            git_dirty: record.git_dirty,
+            zip_path: record.zip_path,
+            sha256_hex: record.sha256_hex,
+            code_sha256: record.code_sha256,
+        })
+        .collect())
 }
 
 /// The local build of `function` whose zip has `code_sha256`, if this machine has it.

@@ -11,8 +11,15 @@ use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 
 use crate::manifest::{is_plausible_region, Manifest, FILE_NAME};
 
-/// Attempts per AWS call: throttling and transient errors are retried with exponential backoff
-/// and jitter by the SDK's standard retry strategy.
+/// Attempts per AWS call. This is the one place that decides about retries: every client of
+/// [`EnvClients`] uses the SDK's standard retry strategy, which retries throttling (the error
+/// codes of `aws_runtime::retries::classifiers::THROTTLING_ERRORS`: Lambda's
+/// `TooManyRequestsException`, IAM's and STS's `Throttling`, `ThrottlingException`,
+/// `RequestLimitExceeded`, ...) and transient errors (HTTP 500/502/503/504, timeouts, dropped
+/// connections) with exponential backoff and full jitter: a random wait of up to 200 ms × 2ⁿ,
+/// at most 20 s. Concurrent deploys of many functions lean on it (`fan_out`); nothing else
+/// retries throttling. (Waits for IAM propagation are not throttling: `engine` and
+/// `triggers::sqs` retry those themselves.)
 const MAX_ATTEMPTS: u32 = 6;
 const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
-    Architecture, Environment, FunctionCode, FunctionConfiguration, LastUpdateStatus, Runtime,
-    State,
+    Architecture, Environment, FunctionCode, FunctionConfiguration, Runtime,
 };
 
 use super::artifact::Artifact;
@@ -20,13 +19,12 @@ use super::role::{
     check_role_exists, create_role, managed_policy, put_role_policy, role_arn, role_policy,
     ROLE_PROPAGATION_LIMIT,
 };
+use super::wait::{self, Change};
 use crate::arch::Arch;
 use crate::manifest::triggers::QueueRef;
 
 /// Lambda's cap on a zip uploaded directly (not through S3).
 const MAX_DIRECT_UPLOAD: u64 = 50 * 1024 * 1024;
-/// How long to wait for a function update to finish (`LastUpdateStatus`).
-const UPDATE_WAIT_LIMIT: Duration = Duration::from_secs(300);
 
 /// What one function should look like in one environment.
 #[derive(Debug, Clone)]
@@ -545,27 +543,22 @@ async fn list_versions(
     name: &str,
 ) -> anyhow::Result<Vec<FunctionConfiguration>> {
     let mut versions = Vec::new();
-    let mut marker = None;
-    loop {
-        let output = clients
-            .lambda
-            .list_versions_by_function()
-            .function_name(name)
-            .set_marker(marker)
-            .send()
-            .await
-            .map_err(|err| {
-                anyhow::anyhow!(
-                    "could not list the versions of `{name}`: {}",
-                    describe(&err)
-                )
-            })?;
-        versions.extend(output.versions().iter().cloned());
-        match output.next_marker() {
-            Some(next) if !next.is_empty() => marker = Some(next.to_owned()),
-            _ => return Ok(versions),
-        }
+    let mut pages = clients
+        .lambda
+        .list_versions_by_function()
+        .function_name(name)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| {
+            anyhow::anyhow!(
+                "could not list the versions of `{name}`: {}",
+                describe(&err)
+            )
+        })?;
+        versions.extend(page.versions().iter().cloned());
     }
+    Ok(versions)
 }
 
 /// Everything up to (not including) the alias move: role, function, code, configuration,
@@ -638,9 +631,12 @@ pub async fn prepare(clients: &EnvClients, plan: &Plan) -> anyhow::Result<String
             }
         };
         revision = created.revision_id().map(str::to_owned);
-        revision = wait_updated(clients, &d.name).await?.or(revision);
+        revision = wait::until_done(clients, &d.name, Change::Created)
+            .await?
+            .or(revision);
     } else {
-        wait_updated(clients, &d.name).await?;
+        // An update still in progress (another deploy's, or the console's) refuses ours.
+        wait::until_done(clients, &d.name, Change::Updated).await?;
         if plan.upload_code {
             let zip = d.artifact.read_zip()?;
             let updated = clients
@@ -655,7 +651,9 @@ pub async fn prepare(clients: &EnvClients, plan: &Plan) -> anyhow::Result<String
                 .await
                 .map_err(|err| conflict_or(err, &d.name, "upload the code of"))?;
             revision = updated.revision_id().map(str::to_owned);
-            revision = wait_updated(clients, &d.name).await?.or(revision);
+            revision = wait::until_done(clients, &d.name, Change::Updated)
+                .await?
+                .or(revision);
         }
         if !plan.config_changes.is_empty() {
             let updated = clients
@@ -673,7 +671,9 @@ pub async fn prepare(clients: &EnvClients, plan: &Plan) -> anyhow::Result<String
                 .await
                 .map_err(|err| conflict_or(err, &d.name, "update the configuration of"))?;
             revision = updated.revision_id().map(str::to_owned);
-            revision = wait_updated(clients, &d.name).await?.or(revision);
+            revision = wait::until_done(clients, &d.name, Change::Updated)
+                .await?
+                .or(revision);
         }
         if plan.update_tags {
             tag_function(clients, d).await?;
@@ -746,48 +746,6 @@ async fn tag_function(clients: &EnvClients, d: &Desired) -> anyhow::Result<()> {
         .await
         .map_err(|err| anyhow::anyhow!("could not tag `{}`: {}", d.name, describe(&err)))?;
     Ok(())
-}
-
-/// Polls until the function's last update finished (successfully), with backoff; returns the
-/// function's current `RevisionId`.
-async fn wait_updated(clients: &EnvClients, name: &str) -> anyhow::Result<Option<String>> {
-    let started = Instant::now();
-    let mut delay = Duration::from_millis(250);
-    loop {
-        let config = clients
-            .lambda
-            .get_function_configuration()
-            .function_name(name)
-            .send()
-            .await
-            .map_err(|err| anyhow::anyhow!("could not read `{name}`: {}", describe(&err)))?;
-        let pending = matches!(config.state(), Some(State::Pending))
-            || matches!(
-                config.last_update_status(),
-                Some(LastUpdateStatus::InProgress)
-            );
-        if matches!(config.last_update_status(), Some(LastUpdateStatus::Failed))
-            || matches!(config.state(), Some(State::Failed))
-        {
-            bail!(
-                "the last update of `{name}` failed: {}",
-                config
-                    .last_update_status_reason()
-                    .or(config.state_reason())
-                    .unwrap_or("no reason given")
-            );
-        }
-        if !pending {
-            return Ok(config.revision_id().map(str::to_owned));
-        }
-        if started.elapsed() > UPDATE_WAIT_LIMIT {
-            bail!(
-                "`{name}` is still updating after {UPDATE_WAIT_LIMIT:?}: re-run the deploy later"
-            );
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
 }
 
 /// The names of the function's aliases (none when the function does not exist).

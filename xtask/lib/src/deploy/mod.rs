@@ -15,6 +15,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use clap::Args as ClapArgs;
 
+use crate::arch::Arch;
+use crate::build::BuildMemo;
 use crate::manifest::{self, Manifest};
 use crate::{progress, workspace};
 
@@ -24,6 +26,7 @@ pub mod aws;
 pub mod config_check;
 pub mod destroy;
 pub mod engine;
+mod fan_out;
 pub mod finalize;
 pub mod history;
 mod preflight;
@@ -35,6 +38,7 @@ mod rollback;
 pub mod secrets;
 pub mod status;
 pub mod triggers;
+mod wait;
 
 use aws::EnvClients;
 use engine::{AliasState, AliasTarget, Desired, Plan};
@@ -162,14 +166,13 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let runtime = runtime()?;
     // Credentials before the build: a missing login costs seconds, not a release build.
     let clients = runtime.block_on(aws::connect(&manifest, &args.env))?;
-    let mut artifacts = Vec::new();
-    for function in &functions {
-        let arch = manifest.arch(function, &args.env);
-        artifacts.push(
-            artifact::build(&root, &manifest, function, arch, &args.profile)
-                .with_context(|| format!("could not build `{function}` for {arch}"))?,
-        );
-    }
+    // What the builds and the config check learn once (git, Rust targets, host builds).
+    let mut memo = BuildMemo::default();
+    let wanted: Vec<(String, Arch)> = functions
+        .iter()
+        .map(|function| (function.clone(), manifest.arch(function, &args.env)))
+        .collect();
+    let artifacts = artifact::build_all(&root, &manifest, &wanted, &args.profile, &mut memo)?;
     let subjects = functions
         .iter()
         .zip(&artifacts)
@@ -183,7 +186,14 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    config_check::check(&root, &manifest, &args.env, &clients.region, &subjects)?;
+    config_check::check(
+        &root,
+        &manifest,
+        &args.env,
+        &clients.region,
+        &subjects,
+        &mut memo,
+    )?;
     let target = match args.canary {
         Some(percent) => AliasTarget::Canary(f64::from(percent) / 100.0),
         None => AliasTarget::Full,
@@ -191,14 +201,14 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         // Secrets engineer's hook: every secret reference of the environment exists.
         secrets::preflight(&manifest, &clients).await?;
-        let mut plans = Vec::new();
+        let mut wanted = Vec::new();
         for (function, artifact) in functions.iter().zip(artifacts) {
             let stamp = VersionStamp {
                 git_commit: artifact.git_label(),
                 sha256: Some(artifact.sha256_hex.clone()),
                 promoted_from: None,
             };
-            let desired = Desired {
+            wanted.push(Desired {
                 function: function.clone(),
                 name: manifest.function_name(function, &args.env),
                 alias: manifest.alias(&args.env),
@@ -206,24 +216,34 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
                 tags: tags(&manifest, &args.env, function),
                 artifact,
                 stamp,
-            };
-            plans.push(
-                engine::plan(&clients, desired, target)
+            });
+        }
+        // Reads only: every function's plan and the triggers' at once.
+        let plan_functions = fan_out::each(wanted, |desired| {
+            let function = desired.function.clone();
+            let clients = &clients;
+            async move {
+                engine::plan(clients, desired, target)
                     .await
                     .with_context(|| {
                         format!(
                             "pre-flight failed for `{function}`, nothing was written; fix the \
                              cause and re-run"
                         )
-                    })?,
-            );
-        }
-        let wiring = plan_triggers(&manifest, &clients, &functions).await?;
+                    })
+            }
+        });
+        let (plans, wiring) = futures_util::future::join(
+            plan_functions,
+            plan_triggers(&manifest, &clients, &functions),
+        )
+        .await;
+        let plans = fan_out::all_ok(plans)?;
         execute(
             &manifest,
             &clients,
             &plans,
-            &wiring,
+            &wiring?,
             args.dry_run,
             args.yes,
             StepKind::Deploy,
@@ -292,34 +312,40 @@ async fn execute(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prepares every function's version, wires the triggers, then moves every alias, recording
-/// `step` on each alias it changes; on any failure the aliases already moved by this command
-/// are put back, so every alias ends where it was.
+/// Prepares every function's version (concurrently), wires the triggers, then moves every
+/// alias, recording `step` on each alias it changes. No alias moves until every function has
+/// its version, so the environment never runs a mix of old and new versions; on any failure
+/// the aliases already moved by this command are put back, so every alias ends where it was.
 async fn apply(
     clients: &EnvClients,
     plans: &[Plan],
     wiring: &Wiring,
     step: history::Step,
 ) -> anyhow::Result<()> {
-    let mut versions = Vec::new();
-    for plan in plans {
-        let actions = plan.actions();
-        let shown = if actions.is_empty() {
-            progress::silent()
-        } else {
-            let subject = format!("{} ({})", plan.desired.function, actions.join(", "));
-            progress::step("Deploying", &subject)
-        };
-        let prepared = engine::prepare(clients, plan).await;
-        drop(shown);
-        match prepared {
-            Ok(version) => {
-                println!("  {}: version {version} ready", plan.desired.function);
-                versions.push(version);
-            }
-            Err(err) => return Err(failure(clients, &plan_refs(plans), err).await),
+    let steps = progress::Steps::new();
+    let prepared = fan_out::each(plans, |plan| {
+        let steps = &steps;
+        async move {
+            let actions = plan.actions();
+            let _shown = if actions.is_empty() {
+                progress::silent()
+            } else {
+                let subject = format!("{} ({})", plan.desired.function, actions.join(", "));
+                steps.step("Deploying", &subject)
+            };
+            engine::prepare(clients, plan).await
+        }
+    })
+    .await;
+    for (plan, version) in plans.iter().zip(&prepared) {
+        if let Ok(version) = version {
+            println!("  {}: version {version} ready", plan.desired.function);
         }
     }
+    let versions = match fan_out::all_ok(prepared) {
+        Ok(versions) => versions,
+        Err(err) => return Err(failure(clients, &plan_refs(plans), err).await),
+    };
     let mut moves = Vec::new();
     for (plan, version) in plans.iter().zip(&versions) {
         let before = plan.alias_before.as_ref();
@@ -388,10 +414,11 @@ struct AliasMove {
     history: history::AliasHistory,
 }
 
+/// Moves the aliases (concurrently, so the environment switches versions within moments) and
+/// prints each in the given order; when any move fails, puts back every one that moved.
 async fn move_aliases(clients: &EnvClients, moves: &[AliasMove]) -> anyhow::Result<()> {
-    let mut done: Vec<(&AliasMove, AliasState)> = Vec::new();
-    for m in moves {
-        match alias::move_alias(
+    let results = fan_out::each(moves, |m| {
+        alias::move_alias(
             clients,
             &m.name,
             &m.alias,
@@ -400,55 +427,61 @@ async fn move_aliases(clients: &EnvClients, moves: &[AliasMove]) -> anyhow::Resu
             m.weights.clone(),
             &m.history,
         )
-        .await
-        {
+    })
+    .await;
+    let mut moved: Vec<(&AliasMove, AliasState)> = Vec::new();
+    let mut errors = Vec::new();
+    for (m, result) in moves.iter().zip(results) {
+        match result {
             Ok(state) => {
                 println!("  {}: alias `{}` -> {}", m.label, m.alias, state.summary());
-                done.push((m, state));
+                moved.push((m, state));
             }
-            Err(err) => {
-                let mut restore_errors = Vec::new();
-                for (moved, now) in done.iter().rev() {
-                    if let Err(restore) = alias::restore_alias(
-                        clients,
-                        &moved.name,
-                        &moved.alias,
-                        now,
-                        moved.before.as_ref(),
-                    )
-                    .await
-                    {
-                        restore_errors.push(format!(
-                            "could NOT put alias `{}` of `{}` back to {} ({restore:#}): fix it \
-                             with `cargo xtask rollback --env {}`",
-                            moved.alias,
-                            moved.name,
-                            moved
-                                .before
-                                .as_ref()
-                                .map_or("(no alias)".to_owned(), AliasState::summary),
-                            clients.env
-                        ));
-                    }
-                }
-                let err = if restore_errors.is_empty() {
-                    err
-                } else {
-                    err.context(restore_errors.join("\n"))
-                };
-                let refs: Vec<AliasRef<'_>> = moves
-                    .iter()
-                    .map(|m| AliasRef {
-                        label: &m.label,
-                        name: &m.name,
-                        alias: &m.alias,
-                    })
-                    .collect();
-                return Err(failure(clients, &refs, err).await);
-            }
+            Err(err) => errors.push(err),
         }
     }
-    Ok(())
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let err = fan_out::combined(errors);
+    let mut restore_errors = Vec::new();
+    for (moved, now) in moved.iter().rev() {
+        if let Err(restore) = alias::restore_alias(
+            clients,
+            &moved.name,
+            &moved.alias,
+            now,
+            moved.before.as_ref(),
+        )
+        .await
+        {
+            restore_errors.push(format!(
+                "could NOT put alias `{}` of `{}` back to {} ({restore:#}): fix it with `cargo \
+                 xtask rollback --env {}`",
+                moved.alias,
+                moved.name,
+                moved
+                    .before
+                    .as_ref()
+                    .map_or("(no alias)".to_owned(), AliasState::summary),
+                clients.env
+            ));
+        }
+    }
+    let err = if restore_errors.is_empty() {
+        err
+    } else {
+        err.context(restore_errors.join("\n"))
+    };
+    let refs: Vec<AliasRef<'_>> = moves
+        .iter()
+        .map(|m| AliasRef {
+            label: &m.label,
+            name: &m.name,
+            alias: &m.alias,
+        })
+        .collect();
+    Err(failure(clients, &refs, err).await)
 }
 
 /// Names one alias, for failure reports.
@@ -475,12 +508,15 @@ async fn failure(
     targets: &[AliasRef<'_>],
     err: anyhow::Error,
 ) -> anyhow::Error {
-    let mut places = Vec::new();
-    for target in targets {
-        let now = engine::get_alias(clients, target.name, target.alias)
+    let now = fan_out::each(targets, |target| async move {
+        engine::get_alias(clients, target.name, target.alias)
             .await
             .ok()
-            .flatten();
+            .flatten()
+    })
+    .await;
+    let mut places = Vec::new();
+    for (target, now) in targets.iter().zip(now) {
         places.push(format!(
             "{}: `{}` alias `{}` {}",
             target.label,

@@ -11,12 +11,14 @@ use clap::Args as ClapArgs;
 use super::alias::{history_after, next_step};
 use super::aws::{self, EnvClients};
 use super::engine::{self, AliasState, AliasTarget, Desired};
+use super::fan_out;
 use super::history::{StepKind, VersionStamp};
 use super::preflight::{check_config, settings, tags};
 use super::{
     artifact, config_check, confirm, execute, load, move_and_wire, plan_triggers, print_header,
     runtime, secrets, select_functions, triggers, AliasMove, Loaded, ManifestArg,
 };
+use crate::build::BuildMemo;
 use crate::manifest::{self, Manifest, Strategy};
 
 /// `cargo xtask promote --from staging --to prod`
@@ -58,30 +60,34 @@ pub fn promote(args: PromoteArgs) -> anyhow::Result<ExitCode> {
             Strategy::SingleStack => to.clone(),
             Strategy::MultiStack => aws::connect(&manifest, &args.from).await?,
         };
-        let mut sources = Vec::new();
-        for function in &functions {
-            let name = manifest.function_name(function, &args.from);
-            let alias = manifest.alias(&args.from);
-            let state = engine::get_alias(&from, &name, &alias)
-                .await?
-                .with_context(|| {
-                    format!(
-                        "`{}` has no alias `{alias}`: nothing to promote from `{}`",
-                        name, args.from
-                    )
-                })?;
-            if !state.weights.is_empty() {
-                bail!(
-                    "`{}` is mid-canary in `{}` ({}): finalize or roll it back first, so there \
-                     is one version to promote",
-                    name,
-                    args.from,
-                    state.summary()
-                );
+        let sources = fan_out::each(&functions, |function| {
+            let (from, args, manifest) = (&from, &args, &manifest);
+            async move {
+                let name = manifest.function_name(function, &args.from);
+                let alias = manifest.alias(&args.from);
+                let state = engine::get_alias(from, &name, &alias)
+                    .await?
+                    .with_context(|| {
+                        format!(
+                            "`{}` has no alias `{alias}`: nothing to promote from `{}`",
+                            name, args.from
+                        )
+                    })?;
+                if !state.weights.is_empty() {
+                    bail!(
+                        "`{}` is mid-canary in `{}` ({}): finalize or roll it back first, so \
+                         there is one version to promote",
+                        name,
+                        args.from,
+                        state.summary()
+                    );
+                }
+                let version = engine::get_version(from, &name, &state.version).await?;
+                Ok((function.clone(), name, state.version.clone(), version))
             }
-            let version = engine::get_version(&from, &name, &state.version).await?;
-            sources.push((function.clone(), name, state.version.clone(), version));
-        }
+        })
+        .await;
+        let sources = fan_out::all_ok(sources)?;
         match manifest.strategy {
             Strategy::SingleStack => promote_single(&root, &manifest, &to, &args, sources).await,
             Strategy::MultiStack => promote_multi(&root, &manifest, &to, &args, sources).await,
@@ -128,7 +134,14 @@ async fn promote_single(
             },
         })
         .collect::<Vec<_>>();
-    config_check::check(root, manifest, &args.to, &clients.region, &subjects)?;
+    config_check::check(
+        root,
+        manifest,
+        &args.to,
+        &clients.region,
+        &subjects,
+        &mut BuildMemo::default(),
+    )?;
     let wiring = plan_triggers(manifest, clients, &functions).await?;
     let step = next_step(clients, manifest, StepKind::Promote).await?;
     let mut moves = Vec::new();
@@ -138,7 +151,11 @@ async fn promote_single(
         clients,
         &format!("Plan to promote `{}` to", args.from),
     );
-    for (function, name, version, config) in sources {
+    let befores = fan_out::each(&sources, |(_, name, _, _)| {
+        engine::get_alias(clients, name, &alias)
+    })
+    .await;
+    for ((function, name, version, config), before) in sources.into_iter().zip(befores) {
         // The version froze every environment's variables when it was published: it must
         // carry the target's configuration.
         let vars = engine::variables_of(&config);
@@ -170,7 +187,7 @@ async fn promote_single(
                 ));
             }
         }
-        let before = engine::get_alias(clients, &name, &alias).await?;
+        let before = before?;
         let summary = before
             .as_ref()
             .map_or("(none)".to_owned(), AliasState::summary);
@@ -277,11 +294,19 @@ async fn promote_multi(
         });
         wanted.push(desired);
     }
-    config_check::check(root, manifest, &args.to, &clients.region, &subjects)?;
-    let mut plans = Vec::new();
-    for desired in wanted {
-        plans.push(engine::plan(clients, desired, AliasTarget::Full).await?);
-    }
+    config_check::check(
+        root,
+        manifest,
+        &args.to,
+        &clients.region,
+        &subjects,
+        &mut BuildMemo::default(),
+    )?;
+    let plans = fan_out::each(wanted, |desired| {
+        engine::plan(clients, desired, AliasTarget::Full)
+    })
+    .await;
+    let plans = fan_out::all_ok(plans)?;
     let wiring = plan_triggers(manifest, clients, &functions).await?;
     execute(
         manifest,

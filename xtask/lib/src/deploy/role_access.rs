@@ -152,26 +152,27 @@ async fn simulate(
     action: &str,
     arns: &[String],
 ) -> Result<BTreeMap<String, PolicyEvaluationDecisionType>, String> {
-    let mut decisions = BTreeMap::new();
-    let mut marker = None;
-    loop {
-        let output = clients
+    // Advisory: one retry, not the deploy's patient backoff, when the simulator fails.
+    let iam = aws_sdk_iam::Client::from_conf(
+        clients
             .iam
-            .simulate_principal_policy()
-            .policy_source_arn(role_arn)
-            .action_names(action)
-            .set_resource_arns(Some(arns.to_vec()))
-            .set_marker(marker)
-            .customize()
-            // Advisory: one retry, not the deploy's patient backoff, when the simulator fails.
-            .config_override(
-                aws_sdk_iam::config::Builder::default()
-                    .retry_config(RetryConfig::standard().with_max_attempts(2)),
-            )
-            .send()
-            .await
-            .map_err(|err| format!("IAM policy simulation failed: {}", describe(&err)))?;
-        for result in output.evaluation_results() {
+            .config()
+            .to_builder()
+            .retry_config(RetryConfig::standard().with_max_attempts(2))
+            .build(),
+    );
+    let mut decisions = BTreeMap::new();
+    let mut pages = iam
+        .simulate_principal_policy()
+        .policy_source_arn(role_arn)
+        .action_names(action)
+        .set_resource_arns(Some(arns.to_vec()))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page =
+            page.map_err(|err| format!("IAM policy simulation failed: {}", describe(&err)))?;
+        for result in page.evaluation_results() {
             if result.resource_specific_results().is_empty() {
                 if let Some(resource) = result.eval_resource_name() {
                     decisions.insert(resource.to_owned(), result.eval_decision().clone());
@@ -184,9 +185,6 @@ async fn simulate(
                 );
             }
         }
-        match output.marker() {
-            Some(next) if output.is_truncated() => marker = Some(next.to_owned()),
-            _ => return Ok(decisions),
-        }
     }
+    Ok(decisions)
 }

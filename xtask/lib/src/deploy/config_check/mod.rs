@@ -10,7 +10,9 @@
 //! it (a static musl build for the host's architecture). An arm64 or glibc zip cannot run
 //! here, so a host build of the same package and features stands in for it: the config struct
 //! and its loading are the same source, and that build is the one `invoke` and `serve` use,
-//! usually already compiled.
+//! usually already compiled. Each binary is made once per command: functions that share a zip
+//! share its extracted bootstrap, those that share a package its host build. The checks then
+//! run a few processes at a time, and are reported in the manifest's order.
 //!
 //! A binary that does not start through lambda-stage's runners (a plain `lambda_runtime`
 //! function, or an older lambda-stage) goes straight to the Runtime API: the check gives it a
@@ -18,14 +20,17 @@
 
 mod process;
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 
 use super::artifact::Artifact;
+use super::fan_out::FUNCTIONS_AT_ONCE;
 use super::secrets::references;
 use crate::arch::Arch;
+use crate::build::BuildMemo;
 use crate::manifest::{Manifest, FILE_NAME};
 use crate::workspace;
 use process::{run, Verdict};
@@ -63,14 +68,21 @@ pub fn check(
     env: &str,
     region: &str,
     subjects: &[Subject],
+    memo: &mut BuildMemo,
 ) -> anyhow::Result<()> {
-    let mut problems = Vec::new();
+    // Each distinct binary once: functions that share a zip share its extracted bootstrap, and
+    // those that share a package share its host build (the memo).
+    let mut extracted = HashMap::new();
+    let mut binaries = Vec::new();
     for subject in subjects {
+        binaries.push(binary_for(root, manifest, subject, memo, &mut extracted)?);
+    }
+    let verdicts = run_all(subjects, &binaries, region);
+    let mut problems = Vec::new();
+    for (subject, verdict) in subjects.iter().zip(verdicts) {
         let function = &subject.function;
-        let binary = Binary::for_subject(root, manifest, subject)?;
-        let variables = lambda_variables(subject, region, binary.task_root());
-        let verdict = run(&binary.path, variables)
-            .with_context(|| format!("could not run the config check of `{function}`"))?;
+        let verdict =
+            verdict.with_context(|| format!("could not run the config check of `{function}`"))?;
         match verdict {
             Verdict::Valid { environments } => eprintln!(
                 "config check: `{function}` loads its config in {} (its own code, the \
@@ -141,52 +153,87 @@ fn problem(
     text
 }
 
-/// The binary a check runs; a copy extracted from a zip is removed when dropped.
-struct Binary {
+/// Runs every subject's check with its binary, [`FUNCTIONS_AT_ONCE`] processes at a time (each
+/// mostly waits for its process); the verdicts come back in the subjects' order.
+fn run_all(
+    subjects: &[Subject],
+    binaries: &[PathBuf],
+    region: &str,
+) -> Vec<anyhow::Result<Verdict>> {
+    let checks: Vec<(&Subject, &PathBuf)> = subjects.iter().zip(binaries).collect();
+    let mut verdicts = Vec::new();
+    for batch in checks.chunks(FUNCTIONS_AT_ONCE) {
+        std::thread::scope(|scope| {
+            let running: Vec<_> = batch
+                .iter()
+                .map(|(subject, binary)| {
+                    scope.spawn(move || {
+                        let task_root = binary.parent().unwrap_or(Path::new("/"));
+                        run(binary, lambda_variables(subject, region, task_root))
+                    })
+                })
+                .collect();
+            verdicts.extend(running.into_iter().map(|check| {
+                check
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the check panicked")))
+            }));
+        });
+    }
+    verdicts
+}
+
+/// A bootstrap extracted from a zip into a directory of its own, removed when dropped.
+struct Extracted {
+    dir: PathBuf,
     path: PathBuf,
-    extracted: Option<PathBuf>,
 }
 
-impl Binary {
-    fn for_subject(root: &Path, manifest: &Manifest, subject: &Subject) -> anyhow::Result<Binary> {
-        let function = &subject.function;
-        match &subject.code {
-            Code::Artifact(artifact) if runs_here(&artifact.target) => extract(artifact),
-            Code::Artifact(artifact) => {
-                eprintln!(
-                    "config check: `{function}` is built for {} ({}), which cannot run here: \
-                     checking a build of the same package and features for this machine",
-                    artifact.arch, artifact.target
-                );
-                host_build(root, manifest, function)
-            }
-            Code::WorkingTree {
-                version,
-                built_from,
-            } => {
-                eprintln!(
-                    "note: the zip of version {version} of `{}`{} is not on this machine: its \
-                     config is checked with the working tree's code",
-                    subject.name,
-                    built_from
-                        .as_ref()
-                        .map_or_else(String::new, |commit| format!(" (git {commit})"))
-                );
-                host_build(root, manifest, function)
-            }
-        }
-    }
-
-    /// `LAMBDA_TASK_ROOT`: the binary's directory, as `/var/task` holds the bootstrap on Lambda.
-    fn task_root(&self) -> &Path {
-        self.path.parent().unwrap_or(Path::new("/"))
-    }
-}
-
-impl Drop for Binary {
+impl Drop for Extracted {
     fn drop(&mut self) {
-        if let Some(dir) = &self.extracted {
-            let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The binary that checks `subject`: its zip's bootstrap (extracted once per zip, kept in
+/// `extracted`) when it runs here, else a host build of its package and features.
+fn binary_for(
+    root: &Path,
+    manifest: &Manifest,
+    subject: &Subject,
+    memo: &mut BuildMemo,
+    extracted: &mut HashMap<String, Extracted>,
+) -> anyhow::Result<PathBuf> {
+    let function = &subject.function;
+    match &subject.code {
+        Code::Artifact(artifact) if runs_here(&artifact.target) => {
+            let bootstrap = match extracted.entry(artifact.sha256_hex.clone()) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(new) => new.insert(extract(artifact)?),
+            };
+            Ok(bootstrap.path.clone())
+        }
+        Code::Artifact(artifact) => {
+            eprintln!(
+                "config check: `{function}` is built for {} ({}), which cannot run here: \
+                 checking a build of the same package and features for this machine",
+                artifact.arch, artifact.target
+            );
+            host_build(root, manifest, function, memo)
+        }
+        Code::WorkingTree {
+            version,
+            built_from,
+        } => {
+            eprintln!(
+                "note: the zip of version {version} of `{}`{} is not on this machine: its \
+                 config is checked with the working tree's code",
+                subject.name,
+                built_from
+                    .as_ref()
+                    .map_or_else(String::new, |commit| format!(" (git {commit})"))
+            );
+            host_build(root, manifest, function, memo)
         }
     }
 }
@@ -199,7 +246,7 @@ fn runs_here(target: &str) -> bool {
 
 /// The zip's `bootstrap`, extracted beside it into a directory of this process's own, so
 /// concurrent deploys never write a binary another one is running.
-fn extract(artifact: &Artifact) -> anyhow::Result<Binary> {
+fn extract(artifact: &Artifact) -> anyhow::Result<Extracted> {
     use std::os::unix::fs::PermissionsExt as _;
     let zip_dir = artifact.zip_path.parent().unwrap_or(Path::new("."));
     let nanos = std::time::SystemTime::now()
@@ -207,9 +254,9 @@ fn extract(artifact: &Artifact) -> anyhow::Result<Binary> {
         .map_or(0, |d| d.subsec_nanos());
     let dir = zip_dir.join(format!("check-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
-    let binary = Binary {
+    let binary = Extracted {
         path: dir.join(crate::build::ENTRY_NAME),
-        extracted: Some(dir),
+        dir,
     };
     let zip = std::fs::File::open(&artifact.zip_path)
         .with_context(|| format!("could not open {}", artifact.zip_path.display()))?;
@@ -227,16 +274,20 @@ fn extract(artifact: &Artifact) -> anyhow::Result<Binary> {
     Ok(binary)
 }
 
-/// The package and features of `function`, built for this machine (cargo's output on stderr).
-fn host_build(root: &Path, manifest: &Manifest, function: &str) -> anyhow::Result<Binary> {
+/// The package and features of `function`, built for this machine (cargo's output on stderr)
+/// once per command: functions that share them share the binary.
+fn host_build(
+    root: &Path,
+    manifest: &Manifest,
+    function: &str,
+    memo: &mut BuildMemo,
+) -> anyhow::Result<PathBuf> {
     let spec = manifest.require_function(function)?;
-    let path =
-        crate::invoke::build_host_binary(root, spec.package_name(function), &spec.features, false)
-            .with_context(|| format!("could not build `{function}` for its config check"))?;
-    Ok(Binary {
-        path,
-        extracted: None,
+    let package = spec.package_name(function);
+    memo.host_binary(package, &spec.features, || {
+        crate::invoke::build_host_binary(root, package, &spec.features, false)
     })
+    .with_context(|| format!("could not build `{function}` for its config check"))
 }
 
 /// What Lambda sets in an execution environment (minus credentials: a check reads nothing),
@@ -318,7 +369,78 @@ fn secrets_feature_fix(root: &Path, manifest: &Manifest, function: &str) -> Stri
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write as _;
+
     use super::*;
+
+    /// Every subject shares one zip, whose bootstrap reports only once all of a batch's checks
+    /// are running: each marks itself in a directory, then waits (at most 5 s) for the others.
+    #[test]
+    fn subjects_that_share_a_zip_share_its_bootstrap_and_are_checked_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let marks = dir.path().join("marks");
+        std::fs::create_dir(&marks).unwrap();
+        let report = r#"{"lambdaStageCheck":{"ok":true,"environments":["dev"]}}"#;
+        let script = format!(
+            "#!/bin/bash\ntouch '{marks}'/$AWS_LAMBDA_FUNCTION_NAME\n\
+             for i in $(seq 100); do\n\
+               if [ $(ls '{marks}' | wc -l) -ge {FUNCTIONS_AT_ONCE} ]; then echo '{report}'; exit 0; fi\n\
+               sleep 0.05\n\
+             done\nexit 1\n",
+            marks = marks.display()
+        );
+        let zip_path = dir.path().join("bootstrap.zip");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+        zip.start_file(
+            crate::build::ENTRY_NAME,
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        zip.write_all(script.as_bytes()).unwrap();
+        zip.finish().unwrap();
+        let host = Arch::host().expect("the tests run on x86_64 or arm64");
+        let artifact = Artifact {
+            arch: host,
+            target: host.musl_target().to_owned(),
+            git_commit: None,
+            git_dirty: false,
+            zip_path,
+            sha256_hex: "one-zip".to_owned(),
+            code_sha256: "one-zip".to_owned(),
+        };
+        let subjects: Vec<Subject> = (0..FUNCTIONS_AT_ONCE)
+            .map(|i| Subject {
+                function: format!("fn-{i}"),
+                name: format!("demo-fn-{i}"),
+                variables: BTreeMap::new(),
+                memory_mb: 128,
+                code: Code::Artifact(artifact.clone()),
+            })
+            .collect();
+        let manifest =
+            Manifest::parse(Path::new(FILE_NAME), "app = \"demo\"\n[environments.dev]\n").unwrap();
+
+        let mut extracted = HashMap::new();
+        let binaries: Vec<PathBuf> = subjects
+            .iter()
+            .map(|subject| {
+                let mut memo = BuildMemo::default();
+                binary_for(dir.path(), &manifest, subject, &mut memo, &mut extracted).unwrap()
+            })
+            .collect();
+        assert_eq!(extracted.len(), 1, "one extraction");
+        assert!(binaries.iter().all(|binary| *binary == binaries[0]));
+
+        for verdict in run_all(&subjects, &binaries, "us-east-1") {
+            assert_eq!(
+                verdict.unwrap(),
+                Verdict::Valid {
+                    environments: vec!["dev".to_owned()]
+                },
+                "every check of the batch ran at the same time"
+            );
+        }
+    }
 
     #[test]
     fn only_a_static_build_for_this_machine_runs_here() {
