@@ -3,10 +3,10 @@
 //! current invocation's end is kept for `LogType=Tail`.
 //!
 //! Every invocation costs as few syscalls as the stream allows, as `serve` pays them on each:
-//! - Our own lines wait for the next write: `START` goes out with the function's first output
-//!   (or with `END` and `REPORT`, for a function that writes nothing), so a one-line invocation is
-//!   two `write`s to our stderr (stderr is unbuffered, and `eprintln!` would write a line and its
-//!   newline separately).
+//! - Each forward and each group of Lambda's lines is one `write` to our stderr (stderr is
+//!   unbuffered, and `eprintln!` would write a line and its newline separately). `START` goes out
+//!   at once (whoever watches the log learns that the invocation began); the function output
+//!   found at the invocation's end goes out with `END` and `REPORT`.
 //! - A read that returns less than it asked for has emptied the pipe (a pipe read takes all there
 //!   is, up to the buffer), so the stream stops there instead of reading again to hear `EAGAIN`.
 
@@ -41,8 +41,8 @@ type Sink = Box<dyn Fn(&[u8]) + Send + Sync>;
 struct Log {
     /// The current invocation's log so far, at most [`MAX_LOG_TAIL_BYTES`] (its end).
     invocation: Vec<u8>,
-    /// Our own lines (and at the invocation's end, the function's last output) not written yet:
-    /// they go out with the next write.
+    /// The function's output read at the invocation's end, not written yet: it goes out with
+    /// `END` and `REPORT`.
     unwritten: Vec<u8>,
 }
 
@@ -153,17 +153,15 @@ impl LogStream {
         }
     }
 
-    /// Begins an invocation's log with its `START` line, which goes out with the next write.
-    /// What came before (init, or output after the last invocation) is forwarded but is not this
-    /// invocation's.
+    /// Begins an invocation's log with its `START` line. What came before (init, or output
+    /// after the last invocation) is forwarded but is not this invocation's.
     pub(crate) fn start(&self, start_line: &str) {
         self.drain(Forward::Now);
-        let mut log = self.log.lock().expect("invocation log");
-        log.invocation.clear();
-        log.add_lines(&[start_line]);
+        self.log.lock().expect("invocation log").invocation.clear();
+        self.lines(&[start_line]);
     }
 
-    /// Adds Lambda's own `lines` to the log, and writes them (with any waiting line) now.
+    /// Adds Lambda's own `lines` to the log, and writes them (after any output waiting) now.
     pub(crate) fn lines(&self, lines: &[&str]) {
         let mut log = self.log.lock().expect("invocation log");
         log.add_lines(lines);
@@ -182,7 +180,7 @@ impl LogStream {
 }
 
 impl Log {
-    /// Queues our `lines` for the next write and adds them to the invocation's log.
+    /// Queues our `lines` after any output waiting and adds them to the invocation's log.
     fn add_lines(&mut self, lines: &[&str]) {
         let start = self.unwritten.len();
         for line in lines {
@@ -198,8 +196,8 @@ impl Log {
         push_bounded(&mut self.invocation, output);
     }
 
-    /// Writes the lines waiting and then `output` (the function's) in one write, and adds
-    /// `output` to the invocation's log.
+    /// Writes what waits and then `output` (the function's) in one write, and adds `output` to
+    /// the invocation's log.
     fn forward(&mut self, output: &[u8], sink: &Sink) {
         if self.unwritten.is_empty() {
             if !output.is_empty() {
@@ -246,14 +244,15 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn start_goes_out_with_the_first_output_and_end_with_report() {
+    async fn start_goes_out_at_once_and_the_last_output_with_end_and_report() {
         let (mut function, stream, writes) = recorded();
         let pump = tokio::spawn(Arc::clone(&stream).pump());
         stream.start("START RequestId: 1");
+        assert_eq!(*writes.lock().unwrap(), ["START RequestId: 1\n"]);
         function.write_all(b"first line\n").unwrap();
         // The pump forwards the line as it comes, without waiting for the invocation's end.
         tokio::time::timeout(Duration::from_secs(10), async {
-            while writes.lock().unwrap().is_empty() {
+            while writes.lock().unwrap().len() < 2 {
                 tokio::task::yield_now().await;
             }
         })
@@ -272,25 +271,30 @@ mod tests {
         let writes = writes.lock().unwrap().clone();
         assert_eq!(writes.concat(), expected, "{writes:?}");
         assert_eq!(
-            writes[0], "START RequestId: 1\nfirst line\n",
-            "START and the function's first output in one write: {writes:?}"
-        );
-        assert_eq!(
             writes[1..],
-            ["last line\nEND RequestId: 1\nREPORT RequestId: 1\n"],
+            [
+                "first line\n",
+                "last line\nEND RequestId: 1\nREPORT RequestId: 1\n"
+            ],
             "the last output, END and REPORT in one write: {writes:?}"
         );
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn an_invocation_without_output_is_one_write() {
+    async fn an_invocation_without_output_is_start_then_end_and_report() {
         let (_function, stream, writes) = recorded();
         stream.start("START RequestId: 2");
         let tail = stream.finish(&["END RequestId: 2", "REPORT RequestId: 2"]);
 
         let expected = "START RequestId: 2\nEND RequestId: 2\nREPORT RequestId: 2\n";
         assert_eq!(String::from_utf8_lossy(&tail), expected);
-        assert_eq!(*writes.lock().unwrap(), [expected]);
+        assert_eq!(
+            *writes.lock().unwrap(),
+            [
+                "START RequestId: 2\n",
+                "END RequestId: 2\nREPORT RequestId: 2\n"
+            ]
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -310,7 +314,8 @@ mod tests {
             *writes.lock().unwrap(),
             [
                 "init line\n",
-                "START RequestId: 3\nhandler line\nEND RequestId: 3\n"
+                "START RequestId: 3\n",
+                "handler line\nEND RequestId: 3\n"
             ]
         );
     }
