@@ -32,7 +32,7 @@ impl Delivery {
 
 /// A random (v4) UUID, as Lambda's request ids are. Ids have to be unique, not unpredictable:
 /// they come from a per-thread generator, not from the system's, which costs a syscall each.
-fn new_request_id() -> String {
+pub fn new_request_id() -> String {
     uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes())
         .into_uuid()
         .to_string()

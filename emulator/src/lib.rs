@@ -140,6 +140,10 @@ pub const HOST_PASSTHROUGH: &[&str] = &[
 /// (`TZ` and `LANG` it sets too, but a function may override them, as on Lambda).
 pub use lambda_stage_names::variables::RESERVED_BY_LAMBDA as RESERVED_VARIABLES;
 
+/// A fresh request id, as the emulator makes one when [`Invocation::request_id`] is `None`
+/// (for a front end that reports the id before the invocation ends).
+pub use delivery::new_request_id;
+
 /// How one function runs: what Lambda's function configuration says.
 #[derive(Debug, Clone)]
 pub struct FunctionConfig {

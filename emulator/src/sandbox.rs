@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Sleep;
 
 use crate::delivery::Delivery;
 use crate::log_stream::LogStream;
@@ -54,6 +56,11 @@ pub(crate) struct Sandbox {
     server: JoinHandle<()>,
     peak_memory: PeakMemory,
     spawned_at: Instant,
+    /// The deadline of the invocation in flight (before the first, of init). One timer for the
+    /// sandbox's life, moved for each invocation: moved later, as a deadline always is, it
+    /// leaves the runtime asleep, while a new timer earlier than every other one wakes the
+    /// runtime's driver up to re-arm (a syscall and a wake-up per invocation).
+    deadline: Pin<Box<Sleep>>,
     /// Set once the runtime asked for its first event.
     init_duration: Option<Duration>,
     init_reported: bool,
@@ -158,6 +165,7 @@ impl Sandbox {
             server,
             peak_memory,
             spawned_at,
+            deadline: Box::pin(tokio::time::sleep_until((spawned_at + INIT_TIMEOUT).into())),
             init_duration: None,
             init_reported: false,
             output,
@@ -187,15 +195,13 @@ impl Sandbox {
         } else {
             self.spawned_at + INIT_TIMEOUT
         };
-        // One timer for the whole invocation, moved to the function's deadline once the runtime
-        // has the event (for a warm sandbox, a later time: the timer is extended in place).
-        let timer = tokio::time::sleep_until(take_by.into());
-        tokio::pin!(timer);
+        // Moved to the function's deadline once the runtime has the event.
+        self.deadline.as_mut().reset(take_by.into());
         loop {
             let event = tokio::select! {
                 biased;
                 event = self.events.recv() => event,
-                () = &mut timer => {
+                () = self.deadline.as_mut() => {
                     if warm {
                         return self.finish(id, started, config, self.timed_out(id, config));
                     }
@@ -218,7 +224,7 @@ impl Sandbox {
                     request_id,
                     deadline,
                 }) if request_id == id => {
-                    timer.as_mut().reset(deadline.into());
+                    self.deadline.as_mut().reset(deadline.into());
                     break;
                 }
                 Some(SandboxEvent::InitError { error_type, body }) => {
@@ -254,7 +260,7 @@ impl Sandbox {
             let event = tokio::select! {
                 biased;
                 event = self.events.recv() => event,
-                () = &mut timer => return self.finish(id, started, config, self.timed_out(id, config)),
+                () = self.deadline.as_mut() => return self.finish(id, started, config, self.timed_out(id, config)),
             };
             let result = match event {
                 Some(SandboxEvent::Response { request_id, body }) if request_id == id => {

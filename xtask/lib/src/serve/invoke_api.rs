@@ -115,7 +115,7 @@ pub(super) async fn invoke_api(
             )
         }
     };
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = lambda_stage_emulator::new_request_id();
     let invocation = Invocation {
         qualifier: qualifier
             .filter(|q| *q != "$LATEST")
