@@ -11,6 +11,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
     Architecture, Environment, FunctionCode, FunctionConfiguration, Runtime,
 };
+use futures_util::future::try_join;
 
 use super::artifact::Artifact;
 use super::aws::{describe, error_code, is_conflict, is_not_found, EnvClients};
@@ -284,25 +285,31 @@ pub async fn plan(
             zip_size / (1024 * 1024)
         );
     }
-    let (create_role, update_role_policy, role_warnings) = match &desired.settings.role {
-        RoleSpec::Existing(arn) => {
-            check_role_exists(clients, arn).await?;
-            let warnings =
-                super::role_access::warnings(clients, arn, &desired.settings.variables).await;
-            (false, false, warnings)
-        }
-        RoleSpec::Managed { name } => match role_policy(clients, name).await? {
-            None => (true, false, Vec::new()),
-            Some(current) => (
-                false,
-                current != Some(managed_policy(clients, &desired)),
-                Vec::new(),
-            ),
-        },
+    // The role, the function and its alias are read at once: on AWS each read is a round trip,
+    // and a function's plan would otherwise wait for them one after another.
+    let role = async {
+        anyhow::Ok(match &desired.settings.role {
+            RoleSpec::Existing(arn) => {
+                check_role_exists(clients, arn).await?;
+                let warnings =
+                    super::role_access::warnings(clients, arn, &desired.settings.variables).await;
+                (false, false, warnings)
+            }
+            RoleSpec::Managed { name } => match role_policy(clients, name).await? {
+                None => (true, false, Vec::new()),
+                Some(current) => (
+                    false,
+                    current != Some(managed_policy(clients, &desired)),
+                    Vec::new(),
+                ),
+            },
+        })
     };
-
-    let latest = get_function(clients, &desired.name).await?;
-    let alias_before = get_alias(clients, &desired.name, &desired.alias).await?;
+    let (((create_role, update_role_policy, role_warnings), latest), alias_before) = try_join(
+        try_join(role, get_function(clients, &desired.name)),
+        get_alias(clients, &desired.name, &desired.alias),
+    )
+    .await?;
     if let AliasTarget::Canary(_) = alias_target {
         if alias_before.is_none() {
             bail!(
