@@ -10,6 +10,7 @@
 use std::fmt::Write as _;
 
 use super::aws::EnvClients;
+use super::fan_out;
 use crate::manifest::{Manifest, Strategy, Triggers};
 
 pub mod function_url;
@@ -160,12 +161,37 @@ pub async fn converge(
     mode: &mut Converge,
 ) -> anyhow::Result<()> {
     http_api::converge(clients, targets, mode).await?;
-    for target in targets.in_scope() {
-        function_url::converge(clients, targets, target, mode).await?;
-        sqs::converge(clients, targets, target, mode).await?;
-        schedule::converge(clients, targets, target, mode).await?;
+    if mode.is_apply() {
+        // Writes one function after another, each printed as it is made, so a failure shows
+        // how far the wiring got.
+        for target in targets.in_scope() {
+            converge_function(clients, targets, target, mode).await?;
+        }
+        return Ok(());
+    }
+    // Reads only: every function's at once, their changes listed in the manifest's order.
+    let plans = fan_out::each(targets.in_scope(), |target| async move {
+        let mut plan = Converge::plan();
+        converge_function(clients, targets, target, &mut plan).await?;
+        anyhow::Ok(plan)
+    })
+    .await;
+    for plan in fan_out::all_ok(plans)? {
+        mode.changes.extend(plan.changes);
     }
     Ok(())
+}
+
+/// One function's URL, queue and schedule.
+async fn converge_function(
+    clients: &EnvClients,
+    targets: &EnvTargets,
+    target: &Target,
+    mode: &mut Converge,
+) -> anyhow::Result<()> {
+    function_url::converge(clients, targets, target, mode).await?;
+    sqs::converge(clients, targets, target, mode).await?;
+    schedule::converge(clients, targets, target, mode).await
 }
 
 /// The plan's trigger section.
