@@ -183,7 +183,8 @@ fn run_all(
     verdicts
 }
 
-/// A bootstrap extracted from a zip into a directory of its own, removed when dropped.
+/// A binary the check runs (a zip's bootstrap, or a copy of a host build) in a directory of
+/// its own, removed when dropped.
 struct Extracted {
     dir: PathBuf,
     path: PathBuf,
@@ -219,7 +220,7 @@ fn binary_for(
                  checking a build of the same package and features for this machine",
                 artifact.arch, artifact.target
             );
-            host_build(root, manifest, function, memo)
+            host_build(root, manifest, function, memo, extracted)
         }
         Code::WorkingTree {
             version,
@@ -233,7 +234,7 @@ fn binary_for(
                     .as_ref()
                     .map_or_else(String::new, |commit| format!(" (git {commit})"))
             );
-            host_build(root, manifest, function, memo)
+            host_build(root, manifest, function, memo, extracted)
         }
     }
 }
@@ -248,11 +249,7 @@ fn runs_here(target: &str) -> bool {
 /// concurrent deploys never write a binary another one is running.
 fn extract(artifact: &Artifact) -> anyhow::Result<Extracted> {
     use std::os::unix::fs::PermissionsExt as _;
-    let zip_dir = artifact.zip_path.parent().unwrap_or(Path::new("."));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let dir = zip_dir.join(format!("check-{}-{nanos}", std::process::id()));
+    let dir = unique_dir(artifact.zip_path.parent().unwrap_or(Path::new(".")));
     std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
     let binary = Extracted {
         path: dir.join(crate::build::ENTRY_NAME),
@@ -276,18 +273,48 @@ fn extract(artifact: &Artifact) -> anyhow::Result<Extracted> {
 
 /// The package and features of `function`, built for this machine (cargo's output on stderr)
 /// once per command: functions that share them share the binary.
+///
+/// The check runs a private copy, made as soon as cargo is done: cargo's `target/debug/<bin>`
+/// is shared, and another build of the package with other features (`serve`, `invoke`, a
+/// second deploy) may replace it before the check runs.
 fn host_build(
     root: &Path,
     manifest: &Manifest,
     function: &str,
     memo: &mut BuildMemo,
+    copies: &mut HashMap<String, Extracted>,
 ) -> anyhow::Result<PathBuf> {
     let spec = manifest.require_function(function)?;
     let package = spec.package_name(function);
     memo.host_binary(package, &spec.features, || {
-        crate::invoke::build_host_binary(root, package, &spec.features, false)
+        let built = crate::invoke::build_host_binary(root, package, &spec.features, false)?;
+        let copy = private_copy(&built)?;
+        let path = copy.path.clone();
+        copies.insert(format!("host build of {}", built.display()), copy);
+        Ok(path)
     })
     .with_context(|| format!("could not build `{function}` for its config check"))
+}
+
+/// `binary` copied into a directory of its own next to it, removed when dropped.
+fn private_copy(binary: &Path) -> anyhow::Result<Extracted> {
+    let dir = unique_dir(binary.parent().unwrap_or(Path::new(".")));
+    std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
+    let copy = Extracted {
+        path: dir.join(binary.file_name().unwrap_or_default()),
+        dir,
+    };
+    std::fs::copy(binary, &copy.path)
+        .with_context(|| format!("could not copy {}", binary.display()))?;
+    Ok(copy)
+}
+
+/// A directory name under `parent` that no other check (of this or another process) uses.
+fn unique_dir(parent: &Path) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    parent.join(format!("check-{}-{nanos}", std::process::id()))
 }
 
 /// What Lambda sets in an execution environment (minus credentials: a check reads nothing),
