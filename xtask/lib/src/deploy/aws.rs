@@ -12,14 +12,17 @@ use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use crate::manifest::{is_plausible_region, Manifest, FILE_NAME};
 
 /// Attempts per AWS call. This is the one place that decides about retries: every client of
-/// [`EnvClients`] uses the SDK's standard retry strategy, which retries throttling (the error
-/// codes of `aws_runtime::retries::classifiers::THROTTLING_ERRORS`: Lambda's
+/// [`EnvClients`] uses the SDK's adaptive retry mode. It retries throttling (the error codes
+/// of `aws_runtime::retries::classifiers::THROTTLING_ERRORS`: Lambda's
 /// `TooManyRequestsException`, IAM's and STS's `Throttling`, `ThrottlingException`,
 /// `RequestLimitExceeded`, ...) and transient errors (HTTP 500/502/503/504, timeouts, dropped
-/// connections) with exponential backoff and full jitter: a random wait of up to 200 ms × 2ⁿ,
-/// at most 20 s. Concurrent deploys of many functions lean on it (`fan_out`); nothing else
-/// retries throttling. (Waits for IAM propagation are not throttling: `engine` and
-/// `triggers::sqs` retry those themselves.)
+/// connections) with exponential backoff and full jitter, a random wait of up to 200 ms × 2ⁿ,
+/// at most 20 s, as the standard mode does. On top of that, once a call is throttled, the
+/// SDK's client-side rate limiter holds every later call of the service (all functions of a
+/// concurrent deploy share it) to the rate AWS accepted, and raises it again as calls
+/// succeed. That is what keeps a deploy of many functions (`fan_out`) within Lambda's
+/// control-plane limit; nothing else retries throttling. (Waits for IAM propagation are not
+/// throttling: `engine` and `triggers::sqs` retry those themselves.)
 const MAX_ATTEMPTS: u32 = 6;
 const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 
@@ -46,7 +49,7 @@ pub struct EnvClients {
 pub async fn connect(manifest: &Manifest, env: &str) -> anyhow::Result<EnvClients> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(
-            RetryConfig::standard()
+            RetryConfig::adaptive()
                 .with_max_attempts(MAX_ATTEMPTS)
                 .with_initial_backoff(INITIAL_BACKOFF),
         )
