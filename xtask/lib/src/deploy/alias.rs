@@ -12,30 +12,60 @@ use super::fan_out;
 use super::history::{next_step_number, AliasHistory, Step, StepKind};
 use crate::manifest::Manifest;
 
-/// The step a command that moves aliases of `clients.env` is: numbered one past the highest
-/// step recorded on any alias of the environment (every function of the manifest, not only
-/// the ones this command moves), so `rollback` can tell which command came last.
-pub async fn next_step(
-    clients: &EnvClients,
-    manifest: &Manifest,
-    kind: StepKind,
-) -> anyhow::Result<Step> {
-    let alias = manifest.alias(&clients.env);
-    let states = fan_out::each(manifest.functions.keys(), |function| {
-        let name = manifest.function_name(function, &clients.env);
-        let alias = &alias;
-        async move { engine::get_alias(clients, &name, alias).await }
-    })
-    .await;
-    let histories: Vec<AliasHistory> = fan_out::all_ok(states)?
-        .into_iter()
-        .flatten()
-        .map(|state| state.history())
-        .collect();
-    Ok(Step {
-        number: next_step_number(&histories),
-        kind,
-    })
+/// The aliases of the environment's functions as a command read them: where each stood before
+/// the command, and so the number of the command's step.
+#[derive(Debug, Default)]
+pub struct EnvAliases {
+    /// By the function's name in AWS; `None`: it has no alias for the environment.
+    states: BTreeMap<String, Option<AliasState>>,
+}
+
+impl EnvAliases {
+    /// Reads, at once, the alias of every function of the manifest in `clients.env`, except the
+    /// functions named in `already_read` (their plans read them; see [`EnvAliases::insert`]).
+    pub async fn read(
+        clients: &EnvClients,
+        manifest: &Manifest,
+        already_read: &[&str],
+    ) -> anyhow::Result<Self> {
+        let alias = manifest.alias(&clients.env);
+        let names: Vec<String> = manifest
+            .functions
+            .keys()
+            .map(|function| manifest.function_name(function, &clients.env))
+            .filter(|name| !already_read.contains(&name.as_str()))
+            .collect();
+        let states = fan_out::each(&names, |name| engine::get_alias(clients, name, &alias)).await;
+        Ok(EnvAliases {
+            states: names.into_iter().zip(fan_out::all_ok(states)?).collect(),
+        })
+    }
+
+    /// Adds an alias that the command read itself.
+    pub fn insert(&mut self, name: &str, state: Option<AliasState>) {
+        self.states.insert(name.to_owned(), state);
+    }
+
+    /// Where the alias of the function called `name` stood.
+    pub fn before(&self, name: &str) -> Option<&AliasState> {
+        self.states.get(name).and_then(Option::as_ref)
+    }
+
+    /// The command's step: numbered one past the highest step recorded on any alias of the
+    /// environment (every function of the manifest, not only the ones this command moves), so
+    /// `rollback` can tell which command came last.
+    pub fn next_step(&self, kind: StepKind) -> Step {
+        let histories: Vec<AliasHistory> = self
+            .states
+            .values()
+            .flatten()
+            .map(AliasState::history)
+            .collect();
+        Step {
+            number: next_step_number(&histories),
+            kind,
+        }
+    }
 }
 
 /// The history an alias carries after `step` moves it away from `before` (`None`: the step

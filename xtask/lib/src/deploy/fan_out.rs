@@ -14,12 +14,12 @@ use futures_util::stream::{self, StreamExt as _};
 
 /// How many functions a command works on at once. Lambda allows 15 control-plane requests per
 /// second per Region for the whole account (GetFunction 100, not counted in the 15), and the
-/// limit cannot be raised. This bound is not what keeps a deploy under that rate: the SDK's
-/// adaptive retry mode does ([`super::aws`]), slowing every call of the command once one is
-/// throttled. A function's deploy is a few calls spread over seconds of upload and
-/// `LastUpdateStatus` waits, so most of the time most functions are waiting, not calling. The
-/// bound keeps what is in flight at once modest (each upload holds its zip in memory, and each
-/// function has a line on the terminal): an app of up to 16 functions deploys in one round.
+/// limit cannot be raised. A function's deploy is a few calls spread over seconds of upload and
+/// `LastUpdateStatus` waits, so most of the time most functions are waiting, not calling; a
+/// burst above the rate (the plans' reads, which all start together) is throttled, and the
+/// SDK retries it with backoff ([`super::aws`]). The bound keeps what is in flight modest: each
+/// upload holds its zip in memory, and each function has a line on the terminal. An app of up
+/// to 16 functions deploys in one round.
 pub const FUNCTIONS_AT_ONCE: usize = 16;
 
 /// Runs `work` on every item, at most [`FUNCTIONS_AT_ONCE`] at a time, started in the items'

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use clap::Args as ClapArgs;
 
-use super::alias::{history_after, next_step};
+use super::alias::{history_after, EnvAliases};
 use super::history::StepKind;
 use super::{
-    aws, confirm, engine, load, move_aliases, print_header, runtime, select_functions, AliasMove,
-    Loaded, ManifestArg,
+    aws, confirm, load, move_aliases, print_header, runtime, select_functions, AliasMove, Loaded,
+    ManifestArg,
 };
 
 /// `cargo xtask finalize --env prod` / `cargo xtask rollback --env prod`
@@ -39,12 +39,13 @@ pub fn finalize(args: AliasArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let clients = aws::connect(&manifest, &args.env).await?;
         print_header(&manifest, &clients, "Plan to finalize");
-        let step = next_step(&clients, &manifest, StepKind::Finalize).await?;
+        let aliases = EnvAliases::read(&clients, &manifest, &[]).await?;
+        let step = aliases.next_step(StepKind::Finalize);
         let alias = manifest.alias(&args.env);
         let mut moves = Vec::new();
         for function in &functions {
             let name = manifest.function_name(function, &args.env);
-            let Some(before) = engine::get_alias(&clients, &name, &alias).await? else {
+            let Some(before) = aliases.before(&name).cloned() else {
                 println!("  {function}: `{name}` has no alias `{alias}`: nothing to finalize");
                 continue;
             };

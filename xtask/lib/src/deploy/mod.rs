@@ -40,6 +40,7 @@ pub mod status;
 pub mod triggers;
 mod wait;
 
+use alias::EnvAliases;
 use aws::EnvClients;
 use engine::{AliasState, AliasTarget, Desired, Plan};
 use history::{StepKind, VersionStamp};
@@ -233,12 +234,19 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
                     })
             }
         });
-        let (plans, wiring) = futures_util::future::join(
+        let in_scope: Vec<String> = functions
+            .iter()
+            .map(|function| manifest.function_name(function, &args.env))
+            .collect();
+        let in_scope: Vec<&str> = in_scope.iter().map(String::as_str).collect();
+        let (plans, wiring, other_aliases) = futures_util::future::join3(
             plan_functions,
             plan_triggers(&manifest, &clients, &functions),
+            EnvAliases::read(&clients, &manifest, &in_scope),
         )
         .await;
         let plans = fan_out::all_ok(plans)?;
+        let step = step_of(&plans, other_aliases?, StepKind::Deploy);
         execute(
             &manifest,
             &clients,
@@ -246,7 +254,7 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
             &wiring?,
             args.dry_run,
             args.yes,
-            StepKind::Deploy,
+            step,
         )
         .await
     })
@@ -278,7 +286,16 @@ async fn plan_triggers(
     Ok(Wiring { targets, plan })
 }
 
-/// Prints the plans, stops for `--dry-run` or a no-op, confirms, applies as one step of the
+/// The step of a command that plans `plans` (each read its function's alias); `others` are the
+/// aliases of the environment's other functions, which the step's number counts too.
+fn step_of(plans: &[Plan], mut others: EnvAliases, kind: StepKind) -> history::Step {
+    for plan in plans {
+        others.insert(&plan.desired.name, plan.alias_before.clone());
+    }
+    others.next_step(kind)
+}
+
+/// Prints the plans, stops for `--dry-run` or a no-op, confirms, applies as `step` of the
 /// environment's history.
 async fn execute(
     manifest: &Manifest,
@@ -287,9 +304,9 @@ async fn execute(
     wiring: &Wiring,
     dry_run: bool,
     yes: bool,
-    kind: StepKind,
+    step: history::Step,
 ) -> anyhow::Result<ExitCode> {
-    let verb = kind.as_str();
+    let verb = step.kind.as_str();
     print_header(manifest, clients, &format!("Plan to {verb} to"));
     for plan in plans {
         print!("{}", plan.describe());
@@ -307,7 +324,6 @@ async fn execute(
         return Ok(ExitCode::SUCCESS);
     }
     confirm(manifest, &clients.env, yes, verb)?;
-    let step = alias::next_step(clients, manifest, kind).await?;
     apply(clients, plans, wiring, step).await?;
     Ok(ExitCode::SUCCESS)
 }

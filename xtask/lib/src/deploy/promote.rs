@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use clap::Args as ClapArgs;
 
-use super::alias::{history_after, next_step};
+use super::alias::{history_after, EnvAliases};
 use super::aws::{self, EnvClients};
 use super::engine::{self, AliasState, AliasTarget, Desired};
 use super::fan_out;
@@ -16,7 +16,7 @@ use super::history::{StepKind, VersionStamp};
 use super::preflight::{check_config, settings, tags};
 use super::{
     artifact, config_check, confirm, execute, load, move_and_wire, plan_triggers, print_header,
-    runtime, secrets, select_functions, triggers, AliasMove, Loaded, ManifestArg,
+    runtime, secrets, select_functions, step_of, triggers, AliasMove, Loaded, ManifestArg,
 };
 use crate::build::BuildMemo;
 use crate::manifest::{self, Manifest, Strategy};
@@ -143,7 +143,8 @@ async fn promote_single(
         &mut BuildMemo::default(),
     )?;
     let wiring = plan_triggers(manifest, clients, &functions).await?;
-    let step = next_step(clients, manifest, StepKind::Promote).await?;
+    let aliases = EnvAliases::read(clients, manifest, &[]).await?;
+    let step = aliases.next_step(StepKind::Promote);
     let mut moves = Vec::new();
     let mut problems = Vec::new();
     print_header(
@@ -151,11 +152,7 @@ async fn promote_single(
         clients,
         &format!("Plan to promote `{}` to", args.from),
     );
-    let befores = fan_out::each(&sources, |(_, name, _, _)| {
-        engine::get_alias(clients, name, &alias)
-    })
-    .await;
-    for ((function, name, version, config), before) in sources.into_iter().zip(befores) {
+    for (function, name, version, config) in sources {
         // The version froze every environment's variables when it was published: it must
         // carry the target's configuration.
         let vars = engine::variables_of(&config);
@@ -187,7 +184,7 @@ async fn promote_single(
                 ));
             }
         }
-        let before = before?;
+        let before = aliases.before(&name).cloned();
         let summary = before
             .as_ref()
             .map_or("(none)".to_owned(), AliasState::summary);
@@ -308,6 +305,12 @@ async fn promote_multi(
     .await;
     let plans = fan_out::all_ok(plans)?;
     let wiring = plan_triggers(manifest, clients, &functions).await?;
+    let names: Vec<&str> = plans.iter().map(|p| p.desired.name.as_str()).collect();
+    let step = step_of(
+        &plans,
+        EnvAliases::read(clients, manifest, &names).await?,
+        StepKind::Promote,
+    );
     execute(
         manifest,
         clients,
@@ -315,7 +318,7 @@ async fn promote_multi(
         &wiring,
         args.dry_run,
         args.yes,
-        StepKind::Promote,
+        step,
     )
     .await
 }
