@@ -1,8 +1,8 @@
 //! Apps of many functions (issue 15, Deploy): functions that share a package are built once
 //! per deploy, with the facts of the run (installed Rust targets, git) read once; functions
-//! are planned and prepared concurrently, throttling is retried, the aliases move only after
-//! every function of the environment has its version, and the output lists the functions in
-//! the manifest's order.
+//! are planned, prepared and wired to their triggers concurrently, throttling is retried, the
+//! aliases move only after every function of the environment has its version, and the output
+//! lists the functions in the manifest's order.
 //!
 //! Each test runs the real CLI against moto behind the fault proxy (`deploy_stage`). Functions
 //! are `bare-echo` and `hello` (x86_64 musl, dev profile), under keys of this module's own.
@@ -247,5 +247,73 @@ fn assert_listed_in_order(run: &Run, functions: &[&str], version: &str) {
         named(stdout, "  ", &format!(": alias `dev` -> version {version}")),
         expected,
         "{run:?}"
+    );
+}
+
+/// Four scheduled functions: their triggers are wired at once (every `PutRule` is held until
+/// all four arrived) and listed in the manifest's order. When one function's write fails, the
+/// others' still finish, the error says which change was in progress and which were done, and
+/// a re-run converges.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_functions_triggers_are_wired_at_once_and_a_failure_lets_the_others_finish() {
+    let stage = Stage::start().await;
+    let functions = ["par-wire-a", "par-wire-b", "par-wire-c", "par-wire-d"];
+    let scheduled = |expression: &str| {
+        app(&functions, "bare-echo", "Hi").replace(
+            "create-role = true\n",
+            &format!("create-role = true\nschedule = {{ expression = \"{expression}\" }}\n"),
+        )
+    };
+    let rule_lines = |run: &Run, what: &str| -> Vec<String> {
+        run.stdout
+            .lines()
+            .chain(run.stderr.lines())
+            .filter(|line| line.contains(&format!(": {what} schedule rule `")))
+            .map(|line| line.trim().to_owned())
+            .collect()
+    };
+
+    stage.write_manifest(&scheduled("rate(1 hour)"));
+    stage.proxy.hold("PutRule", functions.len());
+    let run = stage.xtask(DEPLOY_DEV).await;
+    assert_ok(&run);
+    assert!(
+        !stage.proxy.hold_timed_out("PutRule"),
+        "the four rules were written together: {run:?}"
+    );
+    stage.proxy.release("PutRule");
+    let created: Vec<String> = functions
+        .iter()
+        .map(|f| format!("{f}: create schedule rule `par-{f}-dev`: rate(1 hour) (enabled)"))
+        .collect();
+    // Once in the plan, once as made, both in the manifest's order.
+    let listed = rule_lines(&run, "create");
+    assert_eq!(listed.len(), 2 * functions.len(), "{run:?}");
+    assert_eq!(listed[..4], created[..], "the plan: {run:?}");
+    assert_eq!(listed[4..], created[..], "as made: {run:?}");
+
+    stage.proxy.reset_counts();
+    stage.write_manifest(&scheduled("rate(2 hours)"));
+    stage.proxy.inject("PutRule", 3, 1, FaultKind::Fail);
+    let run = stage.xtask(DEPLOY_DEV).await;
+    assert!(!run.success, "{run:?}");
+    let report: Vec<&str> = run
+        .stderr
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.contains("update schedule rule"))
+        .collect();
+    let count = |state: &str| report.iter().filter(|l| l.starts_with(state)).count();
+    assert_eq!(count("done: "), 3, "{run:?}");
+    assert_eq!(count("in progress when it failed: "), 1, "{run:?}");
+    assert_eq!(count("not done: "), 0, "{run:?}");
+    assert_eq!(stage.proxy.calls("PutRule"), 4, "every function tried");
+
+    let run = stage.xtask(DEPLOY_DEV).await;
+    assert_ok(&run);
+    assert_eq!(
+        rule_lines(&run, "update").len(),
+        2,
+        "only the failed one: {run:?}"
     );
 }

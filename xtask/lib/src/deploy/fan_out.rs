@@ -10,7 +10,7 @@
 
 use std::future::Future;
 
-use futures_util::stream::{self, StreamExt as _};
+use futures_util::stream::{self, Stream, StreamExt as _};
 
 /// How many functions a command works on at once. Lambda allows 15 control-plane requests per
 /// second per Region for the whole account (GetFunction 100, not counted in the 15), and the
@@ -29,11 +29,17 @@ where
     F: FnMut(T) -> Fut,
     Fut: Future<Output = R>,
 {
-    stream::iter(items)
-        .map(work)
-        .buffered(FUNCTIONS_AT_ONCE)
-        .collect()
-        .await
+    in_order(items, work).collect().await
+}
+
+/// As [`each`], but yields each result as soon as it and every earlier item's are done, so a
+/// caller can print them in order while later items still run.
+pub fn in_order<T, R, F, Fut>(items: impl IntoIterator<Item = T>, work: F) -> impl Stream<Item = R>
+where
+    F: FnMut(T) -> Fut,
+    Fut: Future<Output = R>,
+{
+    stream::iter(items).map(work).buffered(FUNCTIONS_AT_ONCE)
 }
 
 /// Every value, or one error made of every failure, in the items' order.

@@ -9,6 +9,8 @@
 
 use std::fmt::Write as _;
 
+use futures_util::StreamExt as _;
+
 use super::aws::EnvClients;
 use super::fan_out;
 use crate::manifest::{Manifest, Strategy, Triggers};
@@ -117,7 +119,11 @@ impl EnvTargets {
 #[derive(Debug, Default)]
 pub struct Converge {
     apply: bool,
+    /// Print each change as it is recorded (applying, with one writer at a time).
+    print: bool,
     changes: Vec<String>,
+    /// Changes that were being made when a write failed (indexes into `changes`).
+    interrupted: Vec<usize>,
 }
 
 impl Converge {
@@ -126,11 +132,21 @@ impl Converge {
         Converge::default()
     }
 
-    /// Records and writes.
+    /// Records, prints and writes.
     pub fn apply() -> Self {
         Converge {
             apply: true,
-            changes: Vec::new(),
+            print: true,
+            ..Converge::default()
+        }
+    }
+
+    /// For one function of many converged at once: what it records is printed when
+    /// [`Converge::absorb`] takes it, so lines of different functions do not mix.
+    fn for_one_function(apply: bool) -> Self {
+        Converge {
+            apply,
+            ..Converge::default()
         }
     }
 
@@ -138,7 +154,7 @@ impl Converge {
     /// so a failure shows how far the wiring got.
     pub fn change(&mut self, line: impl Into<String>) -> bool {
         let line = line.into();
-        if self.apply {
+        if self.print {
             println!("  {line}");
         }
         self.changes.push(line);
@@ -152,34 +168,61 @@ impl Converge {
     pub fn changes(&self) -> &[String] {
         &self.changes
     }
+
+    /// Whether the change at `index` was being made when a write failed.
+    pub fn was_interrupted(&self, index: usize) -> bool {
+        self.interrupted.contains(&index)
+    }
+
+    /// Notes that the last change recorded was being made when `result` failed.
+    fn note<T>(&mut self, result: anyhow::Result<T>) -> anyhow::Result<T> {
+        if result.is_err() && self.apply && !self.changes.is_empty() {
+            self.interrupted.push(self.changes.len() - 1);
+        }
+        result
+    }
+
+    /// Takes over what one function's converge recorded, printing it when applying.
+    fn absorb(&mut self, other: Converge) {
+        let offset = self.changes.len();
+        self.interrupted
+            .extend(other.interrupted.iter().map(|index| offset + index));
+        for line in other.changes {
+            self.change(line);
+        }
+    }
 }
 
-/// Reads (and with [`Converge::apply`], writes) every trigger of the environment's functions.
+/// Reads (and with [`Converge::apply`], writes) every trigger of the environment's functions:
+/// the app's HTTP API first (shared by the functions), then every function's own triggers at
+/// once, their changes listed (and when applying, printed) in the manifest's order as each
+/// function finishes. A failure of some functions lets the others finish, and names them all.
 pub async fn converge(
     clients: &EnvClients,
     targets: &EnvTargets,
     mode: &mut Converge,
 ) -> anyhow::Result<()> {
-    http_api::converge(clients, targets, mode).await?;
-    if mode.is_apply() {
-        // Writes one function after another, each printed as it is made, so a failure shows
-        // how far the wiring got.
-        for target in targets.in_scope() {
-            converge_function(clients, targets, target, mode).await?;
+    let shared = http_api::converge(clients, targets, mode).await;
+    mode.note(shared)?;
+    let apply = mode.apply;
+    let mut each_function = fan_out::in_order(targets.in_scope(), |target| async move {
+        let mut own = Converge::for_one_function(apply);
+        let result = converge_function(clients, targets, target, &mut own).await;
+        let result = own.note(result);
+        (own, result)
+    });
+    let mut errors = Vec::new();
+    while let Some((own, result)) = each_function.next().await {
+        mode.absorb(own);
+        if let Err(err) = result {
+            errors.push(err);
         }
-        return Ok(());
     }
-    // Reads only: every function's at once, their changes listed in the manifest's order.
-    let plans = fan_out::each(targets.in_scope(), |target| async move {
-        let mut plan = Converge::plan();
-        converge_function(clients, targets, target, &mut plan).await?;
-        anyhow::Ok(plan)
-    })
-    .await;
-    for plan in fan_out::all_ok(plans)? {
-        mode.changes.extend(plan.changes);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(fan_out::combined(errors))
     }
-    Ok(())
 }
 
 /// One function's URL, queue and schedule.
@@ -217,13 +260,12 @@ pub async fn wire(
 ) -> anyhow::Result<()> {
     let mut applied = Converge::apply();
     if let Err(err) = converge(clients, targets, &mut applied).await {
-        let done = applied.changes.len().saturating_sub(1);
         let mut report = String::new();
         for (index, change) in applied.changes.iter().enumerate() {
-            let state = if index < done {
-                "done"
-            } else {
+            let state = if applied.was_interrupted(index) {
                 "in progress when it failed"
+            } else {
+                "done"
             };
             let _ = write!(report, "\n  {state}: {change}");
         }
