@@ -3,12 +3,14 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Args as ClapArgs;
 use serde::Serialize;
 
 use super::artifact;
 use super::aws;
 use super::engine;
+use super::fan_out;
 use super::history::{AliasHistory, Step, StepRecord, VersionStamp};
 use super::previews;
 use super::rollback::{step_text, what_rollback_undoes};
@@ -166,11 +168,21 @@ async fn environment_status(
     };
     status.account = Some(clients.account.clone());
     status.region = Some(clients.region.clone());
-    for function in manifest.functions.keys() {
-        match function_status(root, manifest, env, function, &clients).await {
+    // Every function's at once; listed in the manifest's order, up to the first that fails.
+    let read = fan_out::each(manifest.functions.keys(), |function| {
+        let clients = &clients;
+        async move {
+            function_status(root, manifest, env, function, clients)
+                .await
+                .with_context(|| function.clone())
+        }
+    })
+    .await;
+    for function_status in read {
+        match function_status {
             Ok(function_status) => status.functions.push(function_status),
             Err(err) => {
-                status.error = Some(format!("{function}: {err:#}"));
+                status.error = Some(format!("{err:#}"));
                 return status;
             }
         }

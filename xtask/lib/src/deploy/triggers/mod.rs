@@ -303,10 +303,14 @@ pub async fn status(
     targets: &EnvTargets,
 ) -> anyhow::Result<Vec<TriggerStatus>> {
     let mut statuses = http_api::status(clients, targets).await?;
-    for target in &targets.all {
-        statuses.extend(function_url::status(clients, target).await?);
+    // Every function's at once, listed in the manifest's order.
+    let each_function = fan_out::each(&targets.all, |target| async move {
+        let mut statuses = function_url::status(clients, target).await?;
         statuses.extend(sqs::status(clients, target).await?);
         statuses.extend(schedule::status(clients, target).await?);
-    }
+        anyhow::Ok(statuses)
+    })
+    .await;
+    statuses.extend(fan_out::all_ok(each_function)?.into_iter().flatten());
     Ok(statuses)
 }
