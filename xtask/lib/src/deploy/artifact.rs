@@ -40,8 +40,13 @@ impl Artifact {
         })
     }
 
-    pub fn read_zip(&self) -> anyhow::Result<Vec<u8>> {
-        std::fs::read(&self.zip_path)
+    /// The zip's bytes, read on tokio's blocking pool: functions deploy concurrently on one
+    /// thread, and reading a zip of up to 50 MB there would stall every other function's calls.
+    pub async fn read_zip(&self) -> anyhow::Result<Vec<u8>> {
+        let path = self.zip_path.clone();
+        tokio::task::spawn_blocking(move || std::fs::read(&path))
+            .await
+            .context("reading the zip stopped")?
             .with_context(|| format!("could not read the zip {}", self.zip_path.display()))
     }
 }

@@ -588,7 +588,7 @@ pub async fn prepare(clients: &EnvClients, plan: &Plan) -> anyhow::Result<String
     let role = role_arn(&d.settings.role, clients);
     let mut revision = plan.latest_revision.clone();
     if plan.create_function {
-        let zip = d.artifact.read_zip()?;
+        let zip = d.artifact.read_zip().await?;
         let started = Instant::now();
         let created = loop {
             let attempt = clients
@@ -645,7 +645,7 @@ pub async fn prepare(clients: &EnvClients, plan: &Plan) -> anyhow::Result<String
         // An update still in progress (another deploy's, or the console's) refuses ours.
         wait::until_done(clients, &d.name, Change::Updated).await?;
         if plan.upload_code {
-            let zip = d.artifact.read_zip()?;
+            let zip = d.artifact.read_zip().await?;
             let updated = clients
                 .lambda
                 .update_function_code()
