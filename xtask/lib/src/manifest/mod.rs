@@ -2,9 +2,9 @@
 //!
 //! Loading validates it: a file that is not UTF-8 is refused at its first bad byte; serde catches
 //! unknown keys, wrong types and unknown architectures; `problems` then checks what serde cannot
-//! (strategy rules and settings in `check_settings`; variables, packages and features in `check_values`;
-//! triggers in `check_triggers`). Every problem names the file, line, column and key
-//! (`problem`).
+//! (strategy rules and settings in `check_settings`; variables, packages and features in
+//! `check_values`; triggers in `check_triggers`). Every problem names the file, line, column
+//! and key (`problem`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
