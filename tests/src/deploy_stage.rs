@@ -173,6 +173,46 @@ impl Stage {
     }
 }
 
+/// `cargo xtask deploy` with the profile the deploy tests use.
+pub const DEPLOY: &[&str] = &["deploy", "--profile", "dev"];
+
+/// A command's arguments: `base`, then `more`.
+pub fn args<'a>(base: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
+    base.iter().chain(more).copied().collect()
+}
+
+/// A single-stack app (`demo`, us-east-1, moto's account) of one `bare-echo` function under the
+/// key `function` with `memory` MB, served in `dev`, `staging` and a protected `prod` (which
+/// also has an SSM reference, `/demo/prod/api-key`); each environment's `APP_GREETING` is
+/// `greeting` followed by its name.
+pub fn echo_app(function: &str, greeting: &str, memory: u32) -> String {
+    format!(
+        r#"app = "demo"
+region = "us-east-1"
+account-id = "{ACCOUNT}"
+
+[functions.{function}]
+package = "bare-echo"
+arch = "x86_64"
+memory = {memory}
+create-role = true
+required-vars = ["APP_GREETING"]
+tags = {{ team = "payments" }}
+
+[environments.dev]
+vars = {{ APP_GREETING = "{greeting} dev" }}
+
+[environments.staging]
+vars = {{ APP_GREETING = "{greeting} staging" }}
+
+[environments.prod]
+protected = true
+vars = {{ APP_GREETING = "{greeting} prod" }}
+secrets = {{ APP_API_KEY = "ssm:/demo/prod/api-key" }}
+"#
+    )
+}
+
 pub fn variable(config: &Value, name: &str) -> Option<String> {
     config["Environment"]["Variables"][name]
         .as_str()

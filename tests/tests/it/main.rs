@@ -8,9 +8,11 @@
 mod adoption_workspace;
 mod build_artifacts;
 mod build_reproducible;
-mod deploy_flows;
+mod deploy_failures;
+mod deploy_lifecycle;
 mod deploy_parallel;
 mod deploy_preflight;
+mod deploy_rollback;
 mod deploy_triggers;
 mod emulator_invoke;
 mod emulator_semantics;

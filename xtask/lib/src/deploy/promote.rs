@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
+use aws_sdk_lambda::types::FunctionConfiguration;
 use clap::Args as ClapArgs;
 
 use super::alias::{history_after, EnvAliases};
@@ -83,7 +84,12 @@ pub fn promote(args: PromoteArgs) -> anyhow::Result<ExitCode> {
                     );
                 }
                 let version = engine::get_version(from, &name, &state.version).await?;
-                Ok((function.clone(), name, state.version.clone(), version))
+                Ok(Source {
+                    function: function.clone(),
+                    name,
+                    version: state.version.clone(),
+                    config: version,
+                })
             }
         })
         .await;
@@ -95,53 +101,84 @@ pub fn promote(args: PromoteArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// What the source environment runs of one function.
+struct Source {
+    /// The function's key in the manifest.
+    function: String,
+    /// Its Lambda name in the source environment.
+    name: String,
+    /// The version the source alias runs.
+    version: String,
+    /// That version's configuration.
+    config: FunctionConfiguration,
+}
+
+impl Source {
+    /// The config check of the version with the variables and memory it was published with,
+    /// run with its own zip when this machine has it, else with the working tree's code.
+    fn as_published(&self, root: &Path) -> config_check::Subject {
+        let config = &self.config;
+        let code = match artifact::find_by_code_sha(
+            root,
+            &self.function,
+            config.code_sha256().unwrap_or_default(),
+        ) {
+            Some(artifact) => config_check::Code::Artifact(artifact),
+            None => config_check::Code::WorkingTree {
+                version: self.version.clone(),
+                built_from: VersionStamp::parse(config.description()).git_commit,
+            },
+        };
+        config_check::Subject {
+            function: self.function.clone(),
+            name: self.name.clone(),
+            variables: engine::variables_of(config),
+            memory_mb: config
+                .memory_size()
+                .and_then(|mb| u32::try_from(mb).ok())
+                .unwrap_or(manifest::DEFAULT_MEMORY_MB),
+            code,
+        }
+    }
+}
+
+/// Runs each function's code in check mode with the variables it gets in the target
+/// environment (`config_check`), before anything is written.
+fn check_code_in_target(
+    root: &Path,
+    manifest: &Manifest,
+    clients: &EnvClients,
+    args: &PromoteArgs,
+    subjects: &[config_check::Subject],
+) -> anyhow::Result<()> {
+    // Promote builds nothing else, so the check's host builds are the only ones to share.
+    let mut memo = BuildMemo::default();
+    config_check::check(
+        root,
+        manifest,
+        &args.to,
+        &clients.region,
+        subjects,
+        &mut memo,
+    )
+}
+
 /// Single-stack: the target alias moves to the very version the source alias runs.
 async fn promote_single(
     root: &Path,
     manifest: &Manifest,
     clients: &EnvClients,
     args: &PromoteArgs,
-    sources: Vec<(
-        String,
-        String,
-        String,
-        aws_sdk_lambda::types::FunctionConfiguration,
-    )>,
+    sources: Vec<Source>,
 ) -> anyhow::Result<ExitCode> {
     let alias = manifest.alias(&args.to);
-    let functions: Vec<String> = sources.iter().map(|s| s.0.clone()).collect();
+    let functions: Vec<String> = sources.iter().map(|s| s.function.clone()).collect();
     // The version froze its variables: its cold start checks them all, and so does this.
-    let subjects = sources
+    let subjects: Vec<_> = sources
         .iter()
-        .map(|(function, name, version, config)| config_check::Subject {
-            function: function.clone(),
-            name: name.clone(),
-            variables: engine::variables_of(config),
-            memory_mb: config
-                .memory_size()
-                .and_then(|mb| u32::try_from(mb).ok())
-                .unwrap_or(manifest::DEFAULT_MEMORY_MB),
-            code: match artifact::find_by_code_sha(
-                root,
-                function,
-                config.code_sha256().unwrap_or_default(),
-            ) {
-                Some(artifact) => config_check::Code::Artifact(artifact),
-                None => config_check::Code::WorkingTree {
-                    version: version.clone(),
-                    built_from: VersionStamp::parse(config.description()).git_commit,
-                },
-            },
-        })
-        .collect::<Vec<_>>();
-    config_check::check(
-        root,
-        manifest,
-        &args.to,
-        &clients.region,
-        &subjects,
-        &mut BuildMemo::default(),
-    )?;
+        .map(|source| source.as_published(root))
+        .collect();
+    check_code_in_target(root, manifest, clients, args, &subjects)?;
     let wiring = plan_triggers(manifest, clients, &functions).await?;
     let aliases = EnvAliases::read(clients, manifest, &[]).await?;
     let step = aliases.next_step(StepKind::Promote);
@@ -152,7 +189,13 @@ async fn promote_single(
         clients,
         &format!("Plan to promote `{}` to", args.from),
     );
-    for (function, name, version, config) in sources {
+    for Source {
+        function,
+        name,
+        version,
+        config,
+    } in sources
+    {
         // The version froze every environment's variables when it was published: it must
         // carry the target's configuration.
         let vars = engine::variables_of(&config);
@@ -236,18 +279,19 @@ async fn promote_multi(
     manifest: &Manifest,
     clients: &EnvClients,
     args: &PromoteArgs,
-    sources: Vec<(
-        String,
-        String,
-        String,
-        aws_sdk_lambda::types::FunctionConfiguration,
-    )>,
+    sources: Vec<Source>,
 ) -> anyhow::Result<ExitCode> {
-    let functions: Vec<String> = sources.iter().map(|s| s.0.clone()).collect();
+    let functions: Vec<String> = sources.iter().map(|s| s.function.clone()).collect();
     check_config(manifest, &args.to, &functions)?;
     let mut wanted = Vec::new();
     let mut subjects = Vec::new();
-    for (function, name, version, config) in sources {
+    for Source {
+        function,
+        name,
+        version,
+        config,
+    } in sources
+    {
         let code_sha = config.code_sha256().unwrap_or_default().to_owned();
         let artifact =
             artifact::find_by_code_sha(root, &function, &code_sha).with_context(|| {
@@ -291,14 +335,7 @@ async fn promote_multi(
         });
         wanted.push(desired);
     }
-    config_check::check(
-        root,
-        manifest,
-        &args.to,
-        &clients.region,
-        &subjects,
-        &mut BuildMemo::default(),
-    )?;
+    check_code_in_target(root, manifest, clients, args, &subjects)?;
     let plans = fan_out::each(wanted, |desired| {
         engine::plan(clients, desired, AliasTarget::Full)
     })

@@ -116,37 +116,33 @@ mod tests {
         assert_eq!(revision.unwrap().as_deref(), Some("rev-2"));
     }
 
+    /// What `finished` says when the waiter stopped at `config`, a failure state, after `change`.
+    fn failure(config: FunctionConfiguration, change: Change) -> String {
+        let outcome = Err(WaiterError::FailureState(FailureState::new(
+            FinalPoll::new(Ok(output(config))),
+        )));
+        finished(outcome, "demo-api", change)
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn a_failed_change_names_the_function_and_lambdas_reason() {
-        let failed_update = output(
-            FunctionConfiguration::builder()
-                .last_update_status(LastUpdateStatus::Failed)
-                .last_update_status_reason("The runtime is not supported")
-                .build(),
-        );
-        let outcome = Err(WaiterError::FailureState(FailureState::new(
-            FinalPoll::new(Ok(failed_update)),
-        )));
+        let failed_update = FunctionConfiguration::builder()
+            .last_update_status(LastUpdateStatus::Failed)
+            .last_update_status_reason("The runtime is not supported")
+            .build();
         assert_eq!(
-            finished(outcome, "demo-api", Change::Updated)
-                .unwrap_err()
-                .to_string(),
+            failure(failed_update, Change::Updated),
             "the last update of `demo-api` failed: The runtime is not supported"
         );
 
-        let failed_creation = output(
-            FunctionConfiguration::builder()
-                .state(State::Failed)
-                .state_reason("The role cannot be assumed")
-                .build(),
-        );
-        let outcome = Err(WaiterError::FailureState(FailureState::new(
-            FinalPoll::new(Ok(failed_creation)),
-        )));
+        let failed_creation = FunctionConfiguration::builder()
+            .state(State::Failed)
+            .state_reason("The role cannot be assumed")
+            .build();
         assert_eq!(
-            finished(outcome, "demo-api", Change::Created)
-                .unwrap_err()
-                .to_string(),
+            failure(failed_creation, Change::Created),
             "the creation of `demo-api` failed: The role cannot be assumed"
         );
     }

@@ -10,17 +10,18 @@
 //! it (a static musl build for the host's architecture). An arm64 or glibc zip cannot run
 //! here, so a host build of the same package and features stands in for it: the config struct
 //! and its loading are the same source, and that build is the one `invoke` and `serve` use,
-//! usually already compiled. Each binary is made once per command: functions that share a zip
-//! share its extracted bootstrap, those that share a package its host build. The checks then
-//! run a few processes at a time, and are reported in the manifest's order.
+//! usually already compiled. Each binary is made once per command (`binaries.rs`): functions
+//! that share a zip share its extracted bootstrap, those that share a package its host build.
+//! The checks then run a few processes at a time (`process.rs` runs one), and are reported in
+//! the manifest's order.
 //!
 //! A binary that does not start through lambda-stage's runners (a plain `lambda_runtime`
 //! function, or an older lambda-stage) goes straight to the Runtime API: the check gives it a
 //! local one that never answers, sees the connection, and says its config was not checked.
 
+mod binaries;
 mod process;
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -29,10 +30,10 @@ use anyhow::{bail, Context as _};
 use super::artifact::Artifact;
 use super::fan_out::FUNCTIONS_AT_ONCE;
 use super::secrets::references;
-use crate::arch::Arch;
 use crate::build::BuildMemo;
 use crate::manifest::{Manifest, FILE_NAME};
 use crate::workspace;
+use binaries::binary_for;
 use process::{run, Verdict};
 
 /// The variable that starts the framework's check mode (`lambda_stage::check::CHECK_VAR`).
@@ -71,12 +72,13 @@ pub fn check(
     memo: &mut BuildMemo,
 ) -> anyhow::Result<()> {
     // Each distinct binary once: functions that share a zip share its extracted bootstrap, and
-    // those that share a package share its host build (the memo).
-    let mut extracted = HashMap::new();
-    let mut binaries = Vec::new();
-    for subject in subjects {
-        binaries.push(binary_for(root, manifest, subject, memo, &mut extracted)?);
-    }
+    // those that share a package share its host build (the memo). The checks run private
+    // copies of both, kept here until the checks are done.
+    let mut private_binaries = HashMap::new();
+    let binaries = subjects
+        .iter()
+        .map(|subject| binary_for(root, manifest, subject, memo, &mut private_binaries))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let verdicts = run_all(subjects, &binaries, region);
     let mut problems = Vec::new();
     for (subject, verdict) in subjects.iter().zip(verdicts) {
@@ -183,140 +185,6 @@ fn run_all(
     verdicts
 }
 
-/// A binary the check runs (a zip's bootstrap, or a copy of a host build) in a directory of
-/// its own, removed when dropped.
-struct Extracted {
-    dir: PathBuf,
-    path: PathBuf,
-}
-
-impl Drop for Extracted {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The binary that checks `subject`: its zip's bootstrap (extracted once per zip, kept in
-/// `extracted`) when it runs here, else a host build of its package and features.
-fn binary_for(
-    root: &Path,
-    manifest: &Manifest,
-    subject: &Subject,
-    memo: &mut BuildMemo,
-    extracted: &mut HashMap<String, Extracted>,
-) -> anyhow::Result<PathBuf> {
-    let function = &subject.function;
-    match &subject.code {
-        Code::Artifact(artifact) if runs_here(&artifact.target) => {
-            let bootstrap = match extracted.entry(artifact.sha256_hex.clone()) {
-                Entry::Occupied(known) => known.into_mut(),
-                Entry::Vacant(new) => new.insert(extract(artifact)?),
-            };
-            Ok(bootstrap.path.clone())
-        }
-        Code::Artifact(artifact) => {
-            eprintln!(
-                "config check: `{function}` is built for {} ({}), which cannot run here: \
-                 checking a build of the same package and features for this machine",
-                artifact.arch, artifact.target
-            );
-            host_build(root, manifest, function, memo, extracted)
-        }
-        Code::WorkingTree {
-            version,
-            built_from,
-        } => {
-            eprintln!(
-                "note: the zip of version {version} of `{}`{} is not on this machine: its \
-                 config is checked with the working tree's code",
-                subject.name,
-                built_from
-                    .as_ref()
-                    .map_or_else(String::new, |commit| format!(" (git {commit})"))
-            );
-            host_build(root, manifest, function, memo, extracted)
-        }
-    }
-}
-
-/// Whether this machine runs binaries built for `target`: a static musl build of its own
-/// architecture (a glibc build would also need a matching loader and libraries).
-fn runs_here(target: &str) -> bool {
-    cfg!(target_os = "linux") && Arch::host().is_some_and(|arch| arch.musl_target() == target)
-}
-
-/// The zip's `bootstrap`, extracted beside it into a directory of this process's own, so
-/// concurrent deploys never write a binary another one is running.
-fn extract(artifact: &Artifact) -> anyhow::Result<Extracted> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let dir = unique_dir(artifact.zip_path.parent().unwrap_or(Path::new(".")));
-    std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
-    let binary = Extracted {
-        path: dir.join(crate::build::ENTRY_NAME),
-        dir,
-    };
-    let zip = std::fs::File::open(&artifact.zip_path)
-        .with_context(|| format!("could not open {}", artifact.zip_path.display()))?;
-    let mut archive = zip::ZipArchive::new(zip)
-        .with_context(|| format!("{} is not a zip", artifact.zip_path.display()))?;
-    let mut entry = archive
-        .by_name(crate::build::ENTRY_NAME)
-        .with_context(|| format!("{} has no bootstrap", artifact.zip_path.display()))?;
-    let mut file = std::fs::File::create(&binary.path)
-        .with_context(|| format!("could not write {}", binary.path.display()))?;
-    std::io::copy(&mut entry, &mut file)
-        .with_context(|| format!("could not write {}", binary.path.display()))?;
-    drop(file);
-    std::fs::set_permissions(&binary.path, std::fs::Permissions::from_mode(0o755))?;
-    Ok(binary)
-}
-
-/// The package and features of `function`, built for this machine (cargo's output on stderr)
-/// once per command: functions that share them share the binary.
-///
-/// The check runs a private copy, made as soon as cargo is done: cargo's `target/debug/<bin>`
-/// is shared, and another build of the package with other features (`serve`, `invoke`, a
-/// second deploy) may replace it before the check runs.
-fn host_build(
-    root: &Path,
-    manifest: &Manifest,
-    function: &str,
-    memo: &mut BuildMemo,
-    copies: &mut HashMap<String, Extracted>,
-) -> anyhow::Result<PathBuf> {
-    let spec = manifest.require_function(function)?;
-    let package = spec.package_name(function);
-    memo.host_binary(package, &spec.features, || {
-        let built = crate::invoke::build_host_binary(root, package, &spec.features, false)?;
-        let copy = private_copy(&built)?;
-        let path = copy.path.clone();
-        copies.insert(format!("host build of {}", built.display()), copy);
-        Ok(path)
-    })
-    .with_context(|| format!("could not build `{function}` for its config check"))
-}
-
-/// `binary` copied into a directory of its own next to it, removed when dropped.
-fn private_copy(binary: &Path) -> anyhow::Result<Extracted> {
-    let dir = unique_dir(binary.parent().unwrap_or(Path::new(".")));
-    std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
-    let copy = Extracted {
-        path: dir.join(binary.file_name().unwrap_or_default()),
-        dir,
-    };
-    std::fs::copy(binary, &copy.path)
-        .with_context(|| format!("could not copy {}", binary.display()))?;
-    Ok(copy)
-}
-
-/// A directory name under `parent` that no other check (of this or another process) uses.
-fn unique_dir(parent: &Path) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    parent.join(format!("check-{}-{nanos}", std::process::id()))
-}
-
 /// What Lambda sets in an execution environment (minus credentials: a check reads nothing),
 /// then the function's own variables.
 fn lambda_variables(subject: &Subject, region: &str, task_root: &Path) -> Vec<(String, String)> {
@@ -399,6 +267,7 @@ mod tests {
     use std::io::Write as _;
 
     use super::*;
+    use crate::arch::Arch;
 
     /// Every subject shares one zip, whose bootstrap reports only once all of a batch's checks
     /// are running: each marks itself in a directory, then waits (at most 5 s) for the others.
@@ -447,15 +316,22 @@ mod tests {
         let manifest =
             Manifest::parse(Path::new(FILE_NAME), "app = \"demo\"\n[environments.dev]\n").unwrap();
 
-        let mut extracted = HashMap::new();
+        let mut private_binaries = HashMap::new();
         let binaries: Vec<PathBuf> = subjects
             .iter()
             .map(|subject| {
                 let mut memo = BuildMemo::default();
-                binary_for(dir.path(), &manifest, subject, &mut memo, &mut extracted).unwrap()
+                binary_for(
+                    dir.path(),
+                    &manifest,
+                    subject,
+                    &mut memo,
+                    &mut private_binaries,
+                )
+                .unwrap()
             })
             .collect();
-        assert_eq!(extracted.len(), 1, "one extraction");
+        assert_eq!(private_binaries.len(), 1, "one extraction");
         assert!(binaries.iter().all(|binary| *binary == binaries[0]));
 
         for verdict in run_all(&subjects, &binaries, "us-east-1") {
@@ -467,14 +343,5 @@ mod tests {
                 "every check of the batch ran at the same time"
             );
         }
-    }
-
-    #[test]
-    fn only_a_static_build_for_this_machine_runs_here() {
-        let host = Arch::host().expect("the tests run on x86_64 or arm64");
-        assert!(runs_here(host.musl_target()));
-        let other = Arch::ALL.into_iter().find(|a| *a != host).unwrap();
-        assert!(!runs_here(other.musl_target()));
-        assert!(!runs_here("x86_64-unknown-linux-gnu"));
     }
 }
