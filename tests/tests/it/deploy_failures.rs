@@ -8,7 +8,7 @@
 //! keys of each test's own, so parallel tests never share a build output.
 
 use lambda_stage_tests::deploy_stage::{
-    args, assert_failed_with, assert_ok, echo_app, variable, Stage, ACCOUNT, DEPLOY,
+    args, assert_failed_with, assert_ok, echo_app, variable, Run, Stage, ACCOUNT, DEPLOY,
 };
 use lambda_stage_tests::fault_proxy::FaultKind;
 
@@ -236,30 +236,8 @@ async fn throttling_is_retried_with_backoff() {
 async fn deploy_waits_for_an_update_and_stops_at_a_failed_one() {
     let stage = deployed_to_dev("echo-wait").await;
     let name = "demo-echo-wait";
-    let status = |status: &str| {
-        serde_json::json!({ "Configuration": {
-            "FunctionName": name,
-            "State": "Active",
-            "LastUpdateStatus": status,
-            "LastUpdateStatusReason": format!("{status} (from the test proxy)"),
-        }})
-        .to_string()
-    };
-    let json = [("content-type", "application/json")];
-    // The calls of a deploy that changes the configuration: the plan's read, the check that no
-    // update is running, then the wait after `UpdateFunctionConfiguration`.
-    let after_the_update = 3;
 
-    stage.write_manifest(&echo_app("echo-wait", "Two", 128));
-    stage.proxy.reset_counts();
-    stage.proxy.respond_to_call(
-        "GetFunction",
-        after_the_update,
-        200,
-        &json,
-        &status("InProgress"),
-    );
-    let run = stage.xtask(&args(DEPLOY, &["--env", "dev"])).await;
+    let run = deploy_seeing_the_update(&stage, "echo-wait", "Two", "InProgress").await;
     assert_ok(&run);
     let log = stage.proxy.log();
     let update = log
@@ -274,20 +252,40 @@ async fn deploy_waits_for_an_update_and_stops_at_a_failed_one() {
     assert_eq!(polls, 2, "polled until the update finished: {log:?}");
     assert_eq!(stage.alias_version(name, "dev").await.as_deref(), Some("2"));
 
-    stage.write_manifest(&echo_app("echo-wait", "Three", 128));
-    stage.proxy.reset_counts();
-    stage.proxy.respond_to_call(
-        "GetFunction",
-        after_the_update,
-        200,
-        &json,
-        &status("Failed"),
-    );
-    let run = stage.xtask(&args(DEPLOY, &["--env", "dev"])).await;
+    let run = deploy_seeing_the_update(&stage, "echo-wait", "Three", "Failed").await;
     assert_failed_with(
         &run,
         "the last update of `demo-echo-wait` failed: Failed (from the test proxy)",
     );
     assert_eq!(stage.proxy.calls("PublishVersion"), 0, "{run:?}");
     assert_eq!(stage.alias_version(name, "dev").await.as_deref(), Some("2"));
+}
+
+/// Deploys `function` of [`echo_app`] with `greeting` (a configuration update) to `dev`,
+/// while the first `GetFunction` after the update says its `LastUpdateStatus` is `status`.
+async fn deploy_seeing_the_update(
+    stage: &Stage,
+    function: &str,
+    greeting: &str,
+    status: &str,
+) -> Run {
+    // The calls of a deploy that changes the configuration: the plan's read, the check that no
+    // update is running, then the wait after `UpdateFunctionConfiguration`.
+    let after_the_update = 3;
+    let answer = serde_json::json!({ "Configuration": {
+        "FunctionName": format!("demo-{function}"),
+        "State": "Active",
+        "LastUpdateStatus": status,
+        "LastUpdateStatusReason": format!("{status} (from the test proxy)"),
+    }});
+    stage.write_manifest(&echo_app(function, greeting, 128));
+    stage.proxy.reset_counts();
+    stage.proxy.respond_to_call(
+        "GetFunction",
+        after_the_update,
+        200,
+        &[("content-type", "application/json")],
+        &answer.to_string(),
+    );
+    stage.xtask(&args(DEPLOY, &["--env", "dev"])).await
 }
