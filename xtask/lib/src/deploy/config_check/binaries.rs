@@ -22,6 +22,23 @@ pub(super) struct PrivateBinary {
     path: PathBuf,
 }
 
+impl PrivateBinary {
+    /// A place for a binary called `file_name`, in a new directory under `parent` that no other
+    /// check (of this or another process) uses.
+    fn new_under(parent: &Path, file_name: impl AsRef<Path>) -> anyhow::Result<PrivateBinary> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = parent.join(format!("check-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("could not create {}", dir.display()))?;
+        Ok(PrivateBinary {
+            path: dir.join(file_name),
+            dir,
+        })
+    }
+}
+
 impl Drop for PrivateBinary {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -82,12 +99,8 @@ fn runs_here(target: &str) -> bool {
 /// concurrent deploys never write a binary another one is running.
 fn extract(artifact: &Artifact) -> anyhow::Result<PrivateBinary> {
     use std::os::unix::fs::PermissionsExt as _;
-    let dir = unique_dir(artifact.zip_path.parent().unwrap_or(Path::new(".")));
-    std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
-    let binary = PrivateBinary {
-        path: dir.join(crate::build::ENTRY_NAME),
-        dir,
-    };
+    let beside_the_zip = artifact.zip_path.parent().unwrap_or(Path::new("."));
+    let binary = PrivateBinary::new_under(beside_the_zip, crate::build::ENTRY_NAME)?;
     let zip = std::fs::File::open(&artifact.zip_path)
         .with_context(|| format!("could not open {}", artifact.zip_path.display()))?;
     let mut archive = zip::ZipArchive::new(zip)
@@ -131,23 +144,11 @@ fn host_build(
 
 /// `binary` copied into a directory of its own next to it, removed when dropped.
 fn private_copy(binary: &Path) -> anyhow::Result<PrivateBinary> {
-    let dir = unique_dir(binary.parent().unwrap_or(Path::new(".")));
-    std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
-    let copy = PrivateBinary {
-        path: dir.join(binary.file_name().unwrap_or_default()),
-        dir,
-    };
+    let beside_the_build = binary.parent().unwrap_or(Path::new("."));
+    let copy = PrivateBinary::new_under(beside_the_build, binary.file_name().unwrap_or_default())?;
     std::fs::copy(binary, &copy.path)
         .with_context(|| format!("could not copy {}", binary.display()))?;
     Ok(copy)
-}
-
-/// A directory name under `parent` that no other check (of this or another process) uses.
-fn unique_dir(parent: &Path) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    parent.join(format!("check-{}-{nanos}", std::process::id()))
 }
 
 #[cfg(test)]
