@@ -269,23 +269,72 @@ async fn deploy_seeing_the_update(
     greeting: &str,
     status: &str,
 ) -> Run {
-    // The calls of a deploy that changes the configuration: the plan's read, the check that no
-    // update is running, then the wait after `UpdateFunctionConfiguration`.
-    let after_the_update = 3;
+    // The calls of a deploy that changes the configuration: the plan's read, then the wait
+    // after `UpdateFunctionConfiguration`.
+    let after_the_update = 2;
+    stage.write_manifest(&echo_app(function, greeting, 128));
+    stage.proxy.reset_counts();
+    answer_get_function(stage, after_the_update, function, status);
+    stage.xtask(&args(DEPLOY, &["--env", "dev"])).await
+}
+
+/// The `nth` `GetFunction` of `function` says its `LastUpdateStatus` is `status`.
+fn answer_get_function(stage: &Stage, nth: usize, function: &str, status: &str) {
     let answer = serde_json::json!({ "Configuration": {
         "FunctionName": format!("demo-{function}"),
         "State": "Active",
         "LastUpdateStatus": status,
         "LastUpdateStatusReason": format!("{status} (from the test proxy)"),
     }});
-    stage.write_manifest(&echo_app(function, greeting, 128));
-    stage.proxy.reset_counts();
     stage.proxy.respond_to_call(
         "GetFunction",
-        after_the_update,
+        nth,
         200,
         &[("content-type", "application/json")],
         &answer.to_string(),
     );
-    stage.xtask(&args(DEPLOY, &["--env", "dev"])).await
+}
+
+/// A change still in progress when the plan reads the function (another deploy's, or the
+/// console's) is waited out before deploy updates it; with none in progress, nothing is read
+/// between the plan and the update.
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_waits_for_a_change_in_progress_before_it_updates() {
+    let stage = deployed_to_dev("echo-busy").await;
+    let reads_before_the_first_update = || {
+        let log = stage.proxy.log();
+        let first_update = log
+            .iter()
+            .position(|op| op.starts_with("UpdateFunction"))
+            .unwrap_or_else(|| panic!("an update: {log:?}"));
+        let reads = log[..first_update]
+            .iter()
+            .filter(|op| *op == "GetFunction")
+            .count();
+        (reads, log)
+    };
+
+    stage.write_manifest(&echo_app("echo-busy", "Two", 128));
+    stage.proxy.reset_counts();
+    assert_ok(&stage.xtask(&args(DEPLOY, &["--env", "dev"])).await);
+    let (reads, log) = reads_before_the_first_update();
+    assert_eq!(reads, 1, "the plan's read alone: {log:?}");
+
+    stage.write_manifest(&echo_app("echo-busy", "Three", 128));
+    stage.proxy.reset_counts();
+    answer_get_function(&stage, 1, "echo-busy", "InProgress");
+    let run = stage.xtask(&args(DEPLOY, &["--env", "dev"])).await;
+    assert_ok(&run);
+    let (reads, log) = reads_before_the_first_update();
+    assert_eq!(
+        reads, 2,
+        "the plan's read, then one until it finished: {log:?}"
+    );
+    assert_eq!(
+        stage
+            .alias_version("demo-echo-busy", "dev")
+            .await
+            .as_deref(),
+        Some("3")
+    );
 }

@@ -113,6 +113,9 @@ pub struct Plan {
     pub alias_before: Option<AliasState>,
     pub alias_target: AliasTarget,
     latest_revision: Option<String>,
+    /// `$LATEST` was still being created or updated when the plan read it (another deploy's
+    /// change, or the console's): Lambda refuses a change until that one has finished.
+    latest_busy: bool,
 }
 
 impl Plan {

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context as _};
-use aws_sdk_lambda::types::{Architecture, FunctionConfiguration, Runtime};
+use aws_sdk_lambda::types::{
+    Architecture, FunctionConfiguration, LastUpdateStatus, Runtime, State,
+};
 use futures_util::future::try_join;
 
 use super::reads::{get_alias, get_function, list_versions};
@@ -118,7 +120,14 @@ pub async fn plan(
         alias_before,
         alias_target,
         latest_revision,
+        latest_busy: latest.as_ref().is_some_and(|(config, _)| is_busy(config)),
     })
+}
+
+/// Whether a creation or an update of the function is still in progress.
+fn is_busy(config: &FunctionConfiguration) -> bool {
+    config.state() == Some(&State::Pending)
+        || config.last_update_status() == Some(&LastUpdateStatus::InProgress)
 }
 
 fn architecture_of(config: &FunctionConfiguration) -> Option<Arch> {
@@ -191,4 +200,32 @@ pub fn variables_of(config: &FunctionConfiguration) -> BTreeMap<String, String> 
         .and_then(|env| env.variables())
         .map(|vars| vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_function_is_busy_while_created_or_updated() {
+        let config = |state: State, update: LastUpdateStatus| {
+            FunctionConfiguration::builder()
+                .state(state)
+                .last_update_status(update)
+                .build()
+        };
+        assert!(is_busy(&config(
+            State::Pending,
+            LastUpdateStatus::InProgress
+        )));
+        assert!(is_busy(&config(
+            State::Active,
+            LastUpdateStatus::InProgress
+        )));
+        assert!(!is_busy(&config(
+            State::Active,
+            LastUpdateStatus::Successful
+        )));
+        assert!(!is_busy(&config(State::Active, LastUpdateStatus::Failed)));
+    }
 }

@@ -86,8 +86,12 @@ pub async fn prepare(clients: &EnvClients, plan: &Plan) -> anyhow::Result<String
             .await?
             .or(revision);
     } else {
-        // An update still in progress (another deploy's, or the console's) refuses ours.
-        wait::until_done(clients, &d.name, Change::Updated).await?;
+        // A change in progress when the plan read the function (another deploy's, or the
+        // console's) would refuse ours: wait for it. One that starts later changes the
+        // `RevisionId`, and the precondition below refuses ours as a conflict.
+        if plan.latest_busy {
+            wait::until_done(clients, &d.name, Change::Updated).await?;
+        }
         if plan.upload_code {
             let zip = d.artifact.read_zip().await?;
             let updated = clients
