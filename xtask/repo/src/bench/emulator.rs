@@ -1,10 +1,16 @@
 //! `cargo xtask bench emulator`: the local Lambda's invoke round trip against cargo-lambda's
 //! `watch` emulator, in the same run, on the same release build of `hello`.
 //!
-//! Besides the client's view (throughput, p50, p99), each server's own CPU time per invocation
-//! (user + system, and the system part alone, from `/proc`, the function processes excluded):
-//! the round trip also contains the client, the function and the kernel, which are the same for
-//! both servers.
+//! Besides the client's view (throughput, p50, p99), each server's own CPU time per invocation,
+//! the function processes excluded: the round trip also contains the client, the function and the
+//! kernel, which are the same for both servers. The total is the process's CPU clock
+//! (`clock_gettime` on `clock_getcpuclockid(pid)`: nanoseconds, every thread's, including threads
+//! that have exited, as cargo-lambda's do); the kernel's part of it comes from `/proc/<pid>/stat`,
+//! which counts in 10 ms ticks, so it is the coarser figure.
+//!
+//! Each figure is the median of its rounds (each figure on its own), with the spread of the
+//! server CPU printed beside it: on a shared machine the median moves less between runs than the
+//! best round did.
 //!
 //! Both servers run as their own processes, their output and their functions' going to log files
 //! in `target/bench-emulator/` (ours copies each function line through itself, for
@@ -33,8 +39,8 @@ use lambda_stage_xtask::{tools, workspace};
 /// Requests per measurement (after the warm-up), split across the clients.
 const REQUESTS: usize = 3000;
 const WARMUP: usize = 200;
-/// Measurements per server and client count; the best round counts (least disturbed by others).
-const ROUNDS: usize = 3;
+/// Measurements per server and client count; each figure is the median of its rounds.
+const ROUNDS: usize = 5;
 const CLIENT_COUNTS: [usize; 2] = [1, 8];
 const CONCURRENCY: &str = "8";
 const CARGO_LAMBDA: &str = "cargo-lambda==1.9.2";
@@ -122,27 +128,25 @@ pub fn run() -> anyhow::Result<()> {
             })?;
         }
         println!(
-            "invoke round trip, release hello, {REQUESTS} requests per round, best of {ROUNDS} rounds, keep-alive HTTP/1.1"
+            "invoke round trip, release hello, {REQUESTS} requests per round, median of {ROUNDS} rounds, keep-alive HTTP/1.1"
         );
         for clients in CLIENT_COUNTS {
-            let mut best: Vec<Option<Figures>> = servers.iter().map(|_| None).collect();
+            let mut rounds: Vec<Vec<Figures>> = servers.iter().map(|_| Vec::new()).collect();
             for _ in 0..ROUNDS {
-                for (server, best) in servers.iter().zip(&mut best) {
-                    let figures = measure(server.port, server.child.id(), clients).await?;
-                    if best.as_ref().is_none_or(|b| figures.throughput > b.throughput) {
-                        *best = Some(figures);
-                    }
+                for (server, rounds) in servers.iter().zip(&mut rounds) {
+                    rounds.push(measure(server.port, server.child.id(), clients).await?);
                 }
             }
-            let best: Vec<Figures> = best.into_iter().flatten().collect();
             println!("{clients} client(s):");
-            for (server, figures) in servers.iter().zip(&best) {
+            let medians: Vec<Figures> = rounds.iter().map(|rounds| Figures::median(rounds)).collect();
+            for ((server, figures), rounds) in servers.iter().zip(&medians).zip(&rounds) {
+                let (lowest, highest) = cpu_spread(rounds);
                 println!(
-                    "  {:<20} {:>8.0} inv/s  p50 {:>7.3} ms  p99 {:>7.3} ms  server CPU {:>6.1} us/inv ({:.0} in the kernel)",
+                    "  {:<20} {:>8.0} inv/s  p50 {:>7.3} ms  p99 {:>7.3} ms  server CPU {:>6.1} us/inv (rounds {lowest:.1}-{highest:.1}; {:.0} in the kernel)",
                     server.name, figures.throughput, figures.p50_ms, figures.p99_ms, figures.server_cpu_us, figures.server_system_us
                 );
             }
-            let (ours, theirs) = (&best[0], &best[1]);
+            let (ours, theirs) = (&medians[0], &medians[1]);
             println!(
                 "  ratios: throughput ours/theirs {:.2} (target >= 2)  p50 ours/theirs {:.2} (target <= 0.5)  p99 ours/theirs {:.2}  server CPU ours/theirs {:.2} (target <= 0.5)",
                 ours.throughput / theirs.throughput,
@@ -150,7 +154,7 @@ pub fn run() -> anyhow::Result<()> {
                 ours.p99_ms / theirs.p99_ms,
                 ours.server_cpu_us / theirs.server_cpu_us
             );
-            if let Some(baseline) = best.get(2) {
+            if let Some(baseline) = medians.get(2) {
                 println!(
                     "  vs baseline: throughput {:.2}  p50 {:.2}  server CPU {:.2} (ours / baseline serve)",
                     ours.throughput / baseline.throughput,
@@ -324,48 +328,106 @@ struct Figures {
     server_system_us: f64,
 }
 
-/// The CPU time process `pid` has used so far, from `/proc/<pid>/stat`.
+impl Figures {
+    /// Each figure's median over `rounds` (an odd number of them).
+    fn median(rounds: &[Figures]) -> Figures {
+        let median = |figure: fn(&Figures) -> f64| {
+            let mut values: Vec<f64> = rounds.iter().map(figure).collect();
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        Figures {
+            throughput: median(|f| f.throughput),
+            p50_ms: median(|f| f.p50_ms),
+            p99_ms: median(|f| f.p99_ms),
+            server_cpu_us: median(|f| f.server_cpu_us),
+            server_system_us: median(|f| f.server_system_us),
+        }
+    }
+}
+
+/// The lowest and the highest server CPU per invocation of `rounds`.
+fn cpu_spread(rounds: &[Figures]) -> (f64, f64) {
+    rounds
+        .iter()
+        .map(|f| f.server_cpu_us)
+        .fold((f64::INFINITY, 0.0), |(low, high), cpu| {
+            (low.min(cpu), high.max(cpu))
+        })
+}
+
+/// The CPU time process `pid` has used so far.
 #[derive(Clone, Copy)]
 struct CpuTime {
-    user: Duration,
+    /// All of it, to the nanosecond: the process's CPU clock.
+    total: Duration,
+    /// The kernel's part, in 10 ms ticks (`/proc/<pid>/stat`).
     system: Duration,
 }
 
 impl CpuTime {
     fn of(pid: u32) -> anyhow::Result<CpuTime> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .with_context(|| format!("could not read /proc/{pid}/stat"))?;
-        // Field 2, the command name, may hold spaces: count from its closing parenthesis.
-        let after_name = stat
-            .rfind(')')
-            .map(|end| &stat[end + 1..])
-            .context("/proc/<pid>/stat has no command name")?;
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of the line, 12th and 13th after the name, in
-        // USER_HZ, which Linux fixes at 100 for user space.
-        let ticks = |index: usize, name: &str| -> anyhow::Result<Duration> {
-            let ticks: u64 = fields
-                .get(index)
-                .with_context(|| format!("/proc/{pid}/stat has no {name}"))?
-                .parse()?;
-            Ok(Duration::from_millis(ticks * 10))
-        };
         Ok(CpuTime {
-            user: ticks(11, "utime")?,
-            system: ticks(12, "stime")?,
+            total: process_cpu_clock(pid)?,
+            system: system_ticks(pid)?,
         })
     }
 
-    /// The time used since `earlier`, per invocation, in microseconds: (user, system).
+    /// The time used since `earlier`, per invocation, in microseconds: (total, system).
     fn per_invocation_since(self, earlier: CpuTime, invocations: usize) -> (f64, f64) {
         let per = |now: Duration, then: Duration| {
             now.saturating_sub(then).as_secs_f64() * 1e6 / invocations as f64
         };
         (
-            per(self.user, earlier.user),
+            per(self.total, earlier.total),
             per(self.system, earlier.system),
         )
     }
+}
+
+/// Process `pid`'s CPU clock: the run time of all its threads, those that have exited included.
+fn process_cpu_clock(pid: u32) -> anyhow::Result<Duration> {
+    let pid = libc::pid_t::try_from(pid)?;
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: `clock` is a valid place for the id; the call only writes it.
+    let error = unsafe { libc::clock_getcpuclockid(pid, &mut clock) };
+    ensure!(
+        error == 0,
+        "no CPU clock for process {pid}: {}",
+        std::io::Error::from_raw_os_error(error)
+    );
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec for the call to fill.
+    if unsafe { libc::clock_gettime(clock, &mut now) } != 0 {
+        let error = std::io::Error::last_os_error();
+        bail!("could not read process {pid}'s CPU clock: {error}");
+    }
+    Ok(Duration::new(
+        u64::try_from(now.tv_sec)?,
+        u32::try_from(now.tv_nsec)?,
+    ))
+}
+
+/// Process `pid`'s system time so far, from `/proc/<pid>/stat`, in 10 ms ticks.
+fn system_ticks(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("could not read /proc/{pid}/stat"))?;
+    // Field 2, the command name, may hold spaces: count from its closing parenthesis.
+    let after_name = stat
+        .rfind(')')
+        .map(|end| &stat[end + 1..])
+        .context("/proc/<pid>/stat has no command name")?;
+    // stime is field 15 of the line, the 13th after the name, in USER_HZ, which Linux fixes
+    // at 100 for user space.
+    let ticks: u64 = after_name
+        .split_whitespace()
+        .nth(12)
+        .with_context(|| format!("/proc/{pid}/stat has no stime"))?
+        .parse()?;
+    Ok(Duration::from_millis(ticks * 10))
 }
 
 async fn measure(port: u16, server_pid: u32, clients: usize) -> anyhow::Result<Figures> {
@@ -397,7 +459,7 @@ async fn measure(port: u16, server_pid: u32, clients: usize) -> anyhow::Result<F
         latencies.extend(task.await??);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let (server_user_us, server_system_us) =
+    let (server_cpu_us, server_system_us) =
         CpuTime::of(server_pid)?.per_invocation_since(cpu_before, latencies.len());
     latencies.sort_by(f64::total_cmp);
     let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
@@ -405,7 +467,7 @@ async fn measure(port: u16, server_pid: u32, clients: usize) -> anyhow::Result<F
         throughput: latencies.len() as f64 / elapsed,
         p50_ms: at(0.50),
         p99_ms: at(0.99),
-        server_cpu_us: server_user_us + server_system_us,
+        server_cpu_us,
         server_system_us,
     })
 }
