@@ -231,15 +231,30 @@ async fn throttling_is_retried_with_backoff() {
 
 /// `GetFunction` answered as Lambda does while an update runs, and when one failed (moto's
 /// updates finish at once): deploy waits for `InProgress` to end before it publishes, and a
-/// `Failed` update stops it with Lambda's reason, before any alias moves.
+/// `Failed` update stops it with Lambda's reason, before any alias moves. Before an update it
+/// reads the function only when the plan's read found a change in progress (another deploy's,
+/// or the console's), and then waits it out.
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_waits_for_an_update_and_stops_at_a_failed_one() {
     let stage = deployed_to_dev("echo-wait").await;
     let name = "demo-echo-wait";
+    let reads_before_the_first_update = || {
+        let log = stage.proxy.log();
+        let first_update = log
+            .iter()
+            .position(|op| op.starts_with("UpdateFunction"))
+            .unwrap_or_else(|| panic!("an update: {log:?}"));
+        let reads = log[..first_update]
+            .iter()
+            .filter(|op| *op == "GetFunction")
+            .count();
+        (reads, log)
+    };
 
     let run = deploy_seeing_the_update(&stage, "echo-wait", "Two", "InProgress").await;
     assert_ok(&run);
-    let log = stage.proxy.log();
+    let (reads, log) = reads_before_the_first_update();
+    assert_eq!(reads, 1, "the plan's read alone: {log:?}");
     let update = log
         .iter()
         .position(|op| op == "UpdateFunctionConfiguration")
@@ -259,6 +274,17 @@ async fn deploy_waits_for_an_update_and_stops_at_a_failed_one() {
     );
     assert_eq!(stage.proxy.calls("PublishVersion"), 0, "{run:?}");
     assert_eq!(stage.alias_version(name, "dev").await.as_deref(), Some("2"));
+
+    stage.write_manifest(&echo_app("echo-wait", "Four", 128));
+    stage.proxy.reset_counts();
+    answer_get_function(&stage, 1, "echo-wait", "InProgress");
+    assert_ok(&stage.xtask(&args(DEPLOY, &["--env", "dev"])).await);
+    let (reads, log) = reads_before_the_first_update();
+    assert_eq!(
+        reads, 2,
+        "the plan's read, then one until it finished: {log:?}"
+    );
+    assert_eq!(stage.alias_version(name, "dev").await.as_deref(), Some("3"));
 }
 
 /// Deploys `function` of [`echo_app`] with `greeting` (a configuration update) to `dev`,
@@ -292,49 +318,5 @@ fn answer_get_function(stage: &Stage, nth: usize, function: &str, status: &str) 
         200,
         &[("content-type", "application/json")],
         &answer.to_string(),
-    );
-}
-
-/// A change still in progress when the plan reads the function (another deploy's, or the
-/// console's) is waited out before deploy updates it; with none in progress, nothing is read
-/// between the plan and the update.
-#[tokio::test(flavor = "multi_thread")]
-async fn deploy_waits_for_a_change_in_progress_before_it_updates() {
-    let stage = deployed_to_dev("echo-busy").await;
-    let reads_before_the_first_update = || {
-        let log = stage.proxy.log();
-        let first_update = log
-            .iter()
-            .position(|op| op.starts_with("UpdateFunction"))
-            .unwrap_or_else(|| panic!("an update: {log:?}"));
-        let reads = log[..first_update]
-            .iter()
-            .filter(|op| *op == "GetFunction")
-            .count();
-        (reads, log)
-    };
-
-    stage.write_manifest(&echo_app("echo-busy", "Two", 128));
-    stage.proxy.reset_counts();
-    assert_ok(&stage.xtask(&args(DEPLOY, &["--env", "dev"])).await);
-    let (reads, log) = reads_before_the_first_update();
-    assert_eq!(reads, 1, "the plan's read alone: {log:?}");
-
-    stage.write_manifest(&echo_app("echo-busy", "Three", 128));
-    stage.proxy.reset_counts();
-    answer_get_function(&stage, 1, "echo-busy", "InProgress");
-    let run = stage.xtask(&args(DEPLOY, &["--env", "dev"])).await;
-    assert_ok(&run);
-    let (reads, log) = reads_before_the_first_update();
-    assert_eq!(
-        reads, 2,
-        "the plan's read, then one until it finished: {log:?}"
-    );
-    assert_eq!(
-        stage
-            .alias_version("demo-echo-busy", "dev")
-            .await
-            .as_deref(),
-        Some("3")
     );
 }
