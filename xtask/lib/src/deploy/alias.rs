@@ -26,14 +26,14 @@ impl EnvAliases {
     pub async fn read(
         clients: &EnvClients,
         manifest: &Manifest,
-        already_read: &[&str],
+        already_read: &[String],
     ) -> anyhow::Result<Self> {
         let alias = manifest.alias(&clients.env);
         let names: Vec<String> = manifest
             .functions
             .keys()
             .map(|function| manifest.function_name(function, &clients.env))
-            .filter(|name| !already_read.contains(&name.as_str()))
+            .filter(|name| !already_read.contains(name))
             .collect();
         let states = fan_out::each(&names, |name| engine::get_alias(clients, name, &alias)).await;
         Ok(EnvAliases {

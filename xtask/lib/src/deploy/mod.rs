@@ -238,7 +238,6 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|function| manifest.function_name(function, &args.env))
             .collect();
-        let in_scope: Vec<&str> = in_scope.iter().map(String::as_str).collect();
         let (plans, wiring, other_aliases) = futures_util::future::join3(
             plan_functions,
             plan_triggers(&manifest, &clients, &functions),

@@ -342,7 +342,7 @@ async fn promote_multi(
     .await;
     let plans = fan_out::all_ok(plans)?;
     let wiring = plan_triggers(manifest, clients, &functions).await?;
-    let names: Vec<&str> = plans.iter().map(|p| p.desired.name.as_str()).collect();
+    let names: Vec<String> = plans.iter().map(|p| p.desired.name.clone()).collect();
     let step = step_of(
         &plans,
         EnvAliases::read(clients, manifest, &names).await?,
