@@ -190,10 +190,11 @@ pub fn build_functions(
             memo,
         )?;
         let git = memo.git_state(root);
+        let bootstrap = package::Bootstrap::read(&compiled.binary)?;
         for &index in &group.members {
             let function = &wanted[index].0;
             let out_dir = output_dir_in(&target_dir, function, group.key.arch);
-            let packaged = package::package(&compiled.binary, &out_dir)?;
+            let packaged = bootstrap.package_into(&out_dir)?;
             let record = BuildRecord {
                 function: function.clone(),
                 package: compiled.package.clone(),

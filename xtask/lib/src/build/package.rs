@@ -1,6 +1,7 @@
 //! The deterministic `bootstrap.zip`: one entry `bootstrap`, a regular file with mode 0755, a
 //! fixed timestamp and no extra fields, so the same binary always gives the same zip bytes.
 
+use std::cell::OnceCell;
 use std::io::{Cursor, Write as _};
 use std::path::{Path, PathBuf};
 
@@ -33,28 +34,49 @@ pub fn entry_timestamp() -> DateTime {
     DateTime::DEFAULT
 }
 
-/// Zips `binary` as `<out_dir>/bootstrap.zip`, unless the zip already there was made from the
-/// same binary bytes (a no-change rebuild).
-pub fn package(binary: &Path, out_dir: &Path) -> anyhow::Result<Packaged> {
-    let bytes =
-        std::fs::read(binary).with_context(|| format!("could not read {}", binary.display()))?;
-    let binary_sha256 = hex(&Sha256::digest(&bytes));
-    let zip_path = out_dir.join(ZIP_FILE);
+/// One compiled binary, read and hashed once and zipped at most once, however many functions
+/// deploy it (functions that share a build each get its zip in their own directory).
+pub struct Bootstrap {
+    bytes: Vec<u8>,
+    binary_sha256: String,
+    zip: OnceCell<Vec<u8>>,
+}
 
-    if let Some(packaged) = reusable(out_dir, &zip_path, &binary_sha256) {
-        return Ok(packaged);
+impl Bootstrap {
+    pub fn read(binary: &Path) -> anyhow::Result<Bootstrap> {
+        let bytes = std::fs::read(binary)
+            .with_context(|| format!("could not read {}", binary.display()))?;
+        Ok(Bootstrap {
+            binary_sha256: hex(&Sha256::digest(&bytes)),
+            bytes,
+            zip: OnceCell::new(),
+        })
     }
 
-    let zip = zip_bootstrap(&bytes)?;
-    std::fs::create_dir_all(out_dir)
-        .with_context(|| format!("could not create {}", out_dir.display()))?;
-    // Written beside and renamed, so a reader never sees half a zip.
-    let partial = out_dir.join(format!("{ZIP_FILE}.partial"));
-    std::fs::write(&partial, &zip)
-        .with_context(|| format!("could not write {}", partial.display()))?;
-    std::fs::rename(&partial, &zip_path)
-        .with_context(|| format!("could not write {}", zip_path.display()))?;
-    Ok(describe(zip_path, &zip, binary_sha256))
+    /// Writes the zip as `<out_dir>/bootstrap.zip`, unless the zip already there was made from
+    /// the same binary bytes (a no-change rebuild).
+    pub fn package_into(&self, out_dir: &Path) -> anyhow::Result<Packaged> {
+        let zip_path = out_dir.join(ZIP_FILE);
+        if let Some(packaged) = reusable(out_dir, &zip_path, &self.binary_sha256) {
+            return Ok(packaged);
+        }
+        let zip = match self.zip.get() {
+            Some(zip) => zip,
+            None => {
+                let zip = zip_bootstrap(&self.bytes)?;
+                self.zip.get_or_init(|| zip)
+            }
+        };
+        std::fs::create_dir_all(out_dir)
+            .with_context(|| format!("could not create {}", out_dir.display()))?;
+        // Written beside and renamed, so a reader never sees half a zip.
+        let partial = out_dir.join(format!("{ZIP_FILE}.partial"));
+        std::fs::write(&partial, zip)
+            .with_context(|| format!("could not write {}", partial.display()))?;
+        std::fs::rename(&partial, &zip_path)
+            .with_context(|| format!("could not write {}", zip_path.display()))?;
+        Ok(describe(zip_path, zip, self.binary_sha256.clone()))
+    }
 }
 
 /// The previous zip, if its record says it holds this binary and its bytes are intact.
@@ -131,8 +153,14 @@ mod tests {
         std::fs::create_dir_all(second_binary.parent().unwrap()).unwrap();
         std::fs::write(&second_binary, &binary).unwrap();
 
-        let first = package(&first_binary, &first.path().join("out")).unwrap();
-        let second = package(&second_binary, &second.path().join("deeper").join("out")).unwrap();
+        let first = Bootstrap::read(&first_binary)
+            .unwrap()
+            .package_into(&first.path().join("out"))
+            .unwrap();
+        let second = Bootstrap::read(&second_binary)
+            .unwrap()
+            .package_into(&second.path().join("deeper").join("out"))
+            .unwrap();
 
         assert_eq!(
             std::fs::read(&first.zip_path).unwrap(),
@@ -149,6 +177,23 @@ mod tests {
             zip_bootstrap(&some_binary(8)).unwrap(),
             "a different binary must give a different zip"
         );
+    }
+
+    #[test]
+    fn one_bootstrap_gives_every_function_that_deploys_it_the_same_zip() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("built");
+        std::fs::write(&binary, some_binary(3)).unwrap();
+        let bootstrap = Bootstrap::read(&binary).unwrap();
+        let zips: Vec<Vec<u8>> = ["api", "worker", "cron"]
+            .iter()
+            .map(|function| {
+                let packaged = bootstrap.package_into(&dir.path().join(function)).unwrap();
+                std::fs::read(packaged.zip_path).unwrap()
+            })
+            .collect();
+        assert!(zips.iter().all(|zip| *zip == zips[0]));
+        assert_eq!(bootstrap.zip.get(), Some(&zips[0]), "the one zip, kept");
     }
 
     #[test]
