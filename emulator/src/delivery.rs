@@ -5,7 +5,7 @@ use bytes::Bytes;
 use crate::{FunctionConfig, Invocation};
 
 /// What `/next` delivers: the event and the values of its `Lambda-Runtime-*` headers.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Delivery {
     pub(crate) request_id: String,
     pub(crate) payload: Bytes,

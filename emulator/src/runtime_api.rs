@@ -196,12 +196,12 @@ async fn next(state: &ApiState) -> ApiResponse {
 
     let mut response = Response::new(Full::new(delivery.payload.clone()));
     let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let mut set = |name: &'static str, value: &str| {
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(name, value);
         }
     };
-    set("content-type", "application/json");
     set("lambda-runtime-aws-request-id", &delivery.request_id);
     set("lambda-runtime-deadline-ms", &deadline_ms.to_string());
     set("lambda-runtime-invoked-function-arn", &delivery.invoked_arn);
@@ -322,8 +322,12 @@ async fn read_limited(mut body: Incoming) -> Result<Result<Bytes, usize>, hyper:
     })
 }
 
+/// The answer to every accepted `/response` and `/error`: the same bytes each time.
 fn accepted() -> ApiResponse {
-    json_response(StatusCode::ACCEPTED, &json!({"status": "OK"}))
+    json_bytes(
+        StatusCode::ACCEPTED,
+        Bytes::from_static(br#"{"status":"OK"}"#),
+    )
 }
 
 fn invalid_request_id() -> ApiResponse {
@@ -358,7 +362,11 @@ fn api_error(status: StatusCode, error_type: &str, message: &str) -> ApiResponse
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> ApiResponse {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    json_bytes(status, Bytes::from(body.to_string()))
+}
+
+fn json_bytes(status: StatusCode, body: Bytes) -> ApiResponse {
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     response
         .headers_mut()
