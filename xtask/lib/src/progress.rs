@@ -16,13 +16,9 @@ pub struct Step {
 /// when stderr is a terminal, else the line `    Building hello (arm64, release)` on stderr.
 pub fn step(verb: &str, subject: &str) -> Step {
     if std::io::stderr().is_terminal() {
-        let bar = spinner(verb, subject);
-        bar.enable_steady_tick(TICK);
-        return Step { bar };
-    }
-    eprintln!("{}", line(verb, subject));
-    Step {
-        bar: ProgressBar::hidden(),
+        Step::turning(spinner(verb, subject))
+    } else {
+        Step::printed(verb, subject)
     }
 }
 
@@ -44,17 +40,8 @@ impl Steps {
     /// Starts one of the steps; see [`step`].
     pub fn step(&self, verb: &str, subject: &str) -> Step {
         match &self.lines {
-            Some(lines) => {
-                let bar = lines.add(spinner(verb, subject));
-                bar.enable_steady_tick(TICK);
-                Step { bar }
-            }
-            None => {
-                eprintln!("{}", line(verb, subject));
-                Step {
-                    bar: ProgressBar::hidden(),
-                }
-            }
+            Some(lines) => Step::turning(lines.add(spinner(verb, subject))),
+            None => Step::printed(verb, subject),
         }
     }
 }
@@ -73,6 +60,18 @@ pub fn silent() -> Step {
 }
 
 impl Step {
+    /// A step shown by `bar`, turning from now on.
+    fn turning(bar: ProgressBar) -> Step {
+        bar.enable_steady_tick(TICK);
+        Step { bar }
+    }
+
+    /// A step shown as one line, cargo's way, with nothing to clear afterwards.
+    fn printed(verb: &str, subject: &str) -> Step {
+        eprintln!("{}", line(verb, subject));
+        silent()
+    }
+
     /// Runs `print` with the spinner cleared, so what it prints is not drawn over.
     pub fn suspend<R>(&self, print: impl FnOnce() -> R) -> R {
         self.bar.suspend(print)

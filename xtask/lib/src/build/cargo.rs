@@ -288,7 +288,7 @@ pub fn build(root: &Path, invocation: &Invocation) -> anyhow::Result<PathBuf> {
 }
 
 /// `a`, `b`, `c`
-fn quoted_list(names: &[&str]) -> String {
+pub(super) fn quoted_list(names: &[&str]) -> String {
     names
         .iter()
         .map(|name| format!("`{name}`"))

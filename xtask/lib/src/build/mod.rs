@@ -281,10 +281,9 @@ fn compile(
         // The error names the first function; say which others share the build.
         None => match resolve(root, manifest, key, first, &out_dir) {
             Err(err) if functions.len() > 1 => {
-                let names: Vec<String> = functions.iter().map(|f| format!("`{f}`")).collect();
                 return Err(err.context(format!(
                     "could not build {} for {}",
-                    names.join(", "),
+                    cargo::quoted_list(functions),
                     key.arch
                 )));
             }
