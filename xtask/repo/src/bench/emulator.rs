@@ -331,11 +331,7 @@ struct Figures {
 impl Figures {
     /// Each figure's median over `rounds` (an odd number of them).
     fn median(rounds: &[Figures]) -> Figures {
-        let median = |figure: fn(&Figures) -> f64| {
-            let mut values: Vec<f64> = rounds.iter().map(figure).collect();
-            values.sort_by(f64::total_cmp);
-            values[values.len() / 2]
-        };
+        let median = |figure: fn(&Figures) -> f64| super::median(rounds.iter().map(figure));
         Figures {
             throughput: median(|f| f.throughput),
             p50_ms: median(|f| f.p50_ms),

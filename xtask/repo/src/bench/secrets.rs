@@ -19,6 +19,7 @@ use aws_sdk_ssm::types::ParameterType;
 
 use lambda_stage_xtask::workspace;
 
+use super::median;
 use super::moto::MotoServer;
 
 /// Cold starts per variant, interleaved so drift hits every variant alike.
@@ -144,7 +145,7 @@ pub fn run() -> anyhow::Result<()> {
     println!(
         "exec -> first /next, {ROUNDS} cold starts each (dev build of {PACKAGE}, moto on 127.0.0.1)"
     );
-    let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
+    let medians: Vec<f64> = samples.iter().map(|s| median(s.iter().copied())).collect();
     let base = medians[1];
     for ((name, _, _), p50) in variants.iter().zip(&medians) {
         println!(
@@ -165,7 +166,7 @@ pub fn run() -> anyhow::Result<()> {
         "  ratio added 20 one-call-each / 20 batched:   {:.2}",
         added(4) / added(3)
     );
-    let (one, two) = (median(&mut one_by_one), median(&mut batched));
+    let (one, two) = (median(one_by_one), median(batched));
     println!("in-process fetch of the same 20 SSM parameters, {ROUNDS} rounds");
     println!("  one GetParameter call each (sequential) p50 {one:>8.2} ms");
     println!("  2 batched GetParameters (concurrent)    p50 {two:>8.2} ms");
@@ -190,9 +191,4 @@ fn build(root: &Path, features: &str) -> anyhow::Result<PathBuf> {
     let copy = built.with_file_name(format!("{PACKAGE}-bench-{}", features.replace(',', "+")));
     std::fs::copy(&built, &copy).with_context(|| format!("could not copy {}", built.display()))?;
     Ok(copy)
-}
-
-fn median(samples: &mut [f64]) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
 }

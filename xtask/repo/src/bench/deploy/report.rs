@@ -3,10 +3,13 @@
 use std::path::Path;
 use std::process::Command;
 
+use lambda_stage_xtask::build::BuildMemo;
+
 use super::{
     CallCounts, Condition, Samples, CALL_LATENCY, CONDITIONS, FUNCTION_COUNTS, PACKAGE, ROUNDS,
     SCENARIOS, SETTLE_TIME, TARGET_RATIO,
 };
+use crate::bench::median;
 
 /// What the figures depend on besides the code: when, how busy, which commit.
 pub struct Machine {
@@ -49,17 +52,14 @@ fn command_line(program: &str, args: &[&str], dir: &Path) -> Option<String> {
         .then(|| text.lines().next().unwrap_or_default().trim().to_owned())
 }
 
-/// `HEAD`'s short hash, `+ changes` when the working tree differs from it.
+/// `HEAD`'s short hash, `+ uncommitted changes` when tracked files differ from it (what a
+/// deploy records, read the same way).
 fn commit(root: &Path) -> String {
-    let Some(hash) = command_line("git", &["rev-parse", "--short", "HEAD"], root) else {
-        return "(not a git checkout)".to_owned();
-    };
-    let dirty = command_line("git", &["status", "--porcelain"], root)
-        .is_some_and(|first| !first.is_empty());
-    if dirty {
-        format!("{hash} + uncommitted changes")
-    } else {
-        hash
+    let git = BuildMemo::default().git_state(root);
+    match git.commit {
+        None => "(not a git checkout)".to_owned(),
+        Some(hash) if git.dirty => format!("{} + uncommitted changes", &hash[..hash.len().min(7)]),
+        Some(hash) => hash[..hash.len().min(7)].to_owned(),
     }
 }
 
@@ -93,8 +93,8 @@ pub fn print(
             format!("{large}/{small}")
         );
         for scenario in SCENARIOS {
-            let one = median(&samples[&(condition, small, scenario)]);
-            let many = median(&samples[&(condition, large, scenario)]);
+            let one = median(samples[&(condition, small, scenario)].iter().copied());
+            let many = median(samples[&(condition, large, scenario)].iter().copied());
             let ratio = many / one;
             let verdict = if ratio <= TARGET_RATIO {
                 "met"
@@ -141,12 +141,6 @@ fn heading(condition: Condition) -> String {
             SETTLE_TIME.as_secs_f64()
         ),
     }
-}
-
-fn median(samples: &[f64]) -> f64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() / 2]
 }
 
 fn seconds(samples: &[f64]) -> String {
