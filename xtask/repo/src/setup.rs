@@ -1,6 +1,6 @@
 //! What this repository's own test suite needs on a fresh machine, installed by
 //! `cargo xtask test` (and so by CI): the musl targets, moto (the local AWS API), Zig, the
-//! pipeline providers' schema checker (PyPI, in the project venv) and qemu-user (apt, as root).
+//! pipeline providers' schema checker (PyPI, in the project venv, with uv) and qemu-user (apt, as root).
 //! None of it ships to adopters: `lambda-stage-xtask` only installs what a build needs.
 
 use std::path::Path;
@@ -21,16 +21,31 @@ pub const CHECK_JSONSCHEMA_REQUIREMENT: &str = "check-jsonschema==0.39.0";
 pub const QEMU_PACKAGE: &str = "qemu-user-static";
 pub const QEMU_AARCH64: &str = "qemu-aarch64-static";
 
-/// Everything the test suite needs, installed once before `cargo test --workspace`.
+/// Everything the test suite needs, installed once before `cargo test --workspace`. The three
+/// kinds of install mostly wait on downloads, and none needs another, so they run side by side.
 pub fn for_tests(root: &Path) -> anyhow::Result<()> {
-    for arch in Arch::ALL {
-        tools::ensure_rust_target(arch.musl_target())?;
-    }
-    tools::venv_bin(root, MOTO_REQUIREMENT, "moto_server")?;
-    tools::ensure_zig(root)?;
-    ensure_apt_package(QEMU_PACKAGE, QEMU_AARCH64)?;
-    tools::venv_bin(root, CHECK_JSONSCHEMA_REQUIREMENT, "check-jsonschema")?;
-    Ok(())
+    std::thread::scope(|scope| {
+        let targets = scope.spawn(|| -> anyhow::Result<()> {
+            for arch in Arch::ALL {
+                tools::ensure_rust_target(arch.musl_target())?;
+            }
+            Ok(())
+        });
+        let qemu = scope.spawn(|| ensure_apt_package(QEMU_PACKAGE, QEMU_AARCH64));
+        let python = tools::venv_bins(
+            root,
+            &[
+                (MOTO_REQUIREMENT, "moto_server"),
+                (tools::ZIGLANG_REQUIREMENT, "python"),
+                (tools::CARGO_ZIGBUILD_REQUIREMENT, "cargo-zigbuild"),
+                (CHECK_JSONSCHEMA_REQUIREMENT, "check-jsonschema"),
+            ],
+        );
+        for installed in [targets.join(), qemu.join()] {
+            installed.map_err(|_| anyhow::anyhow!("an install thread panicked"))??;
+        }
+        python.map(drop)
+    })
 }
 
 /// Ensures the Debian package `pkg` is installed, unless `probe_binary` is already on `PATH`.
