@@ -6,7 +6,7 @@
 //! and compile tokio, hyper and friends once more.) Binaries are copied out of cargo's output
 //! directory, so a later build with other features never swaps one under a running test.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -26,13 +26,27 @@ pub fn binary(package: &str, profile: &str) -> anyhow::Result<PathBuf> {
     binary_with_features(package, profile, "")
 }
 
-/// [`binary`] with cargo `features` of that package (comma list, `""` for none).
+/// [`binary`] from a build with cargo `features` (comma list, `""` for none), which `package`
+/// declares.
+///
+/// Each feature is turned on in every workspace package that declares it
+/// (`hello/secrets,many-secrets/secrets,...`): a feature of the framework, such as `secrets`, is
+/// then compiled in one build for all the functions that ask for it, not once per function.
 pub fn binary_with_features(
     package: &str,
     profile: &str,
     features: &str,
 ) -> anyhow::Result<PathBuf> {
-    let built = built(profile, package, features)?;
+    let declared = declared_features()?;
+    for feature in features.split(',').filter(|feature| !feature.is_empty()) {
+        if !declared
+            .get(package)
+            .is_some_and(|own| own.contains(feature))
+        {
+            bail!("the workspace package `{package}` has no cargo feature `{feature}`");
+        }
+    }
+    let built = built(profile, &features_key(features, declared))?;
     built
         .get(package)
         .cloned()
@@ -42,28 +56,77 @@ pub fn binary_with_features(
 /// package → binary, for one build.
 type Binaries = Arc<HashMap<String, PathBuf>>;
 
+/// package → the cargo features it declares.
+type DeclaredFeatures = BTreeMap<String, BTreeSet<String>>;
+
 /// Every workspace binary of one (profile, features) build, built on first use.
-fn built(profile: &str, package: &str, features: &str) -> anyhow::Result<Binaries> {
-    // Only the featured package's binary differs between featured builds; one build per key.
-    let key = (profile.to_owned(), features_key(package, features));
+fn built(profile: &str, features: &str) -> anyhow::Result<Binaries> {
+    let key = (profile.to_owned(), features.to_owned());
     static BUILDS: OnceLock<Mutex<HashMap<(String, String), Binaries>>> = OnceLock::new();
     let mut builds = BUILDS.get_or_init(Mutex::default).lock().unwrap();
     if let Some(binaries) = builds.get(&key) {
         return Ok(binaries.clone());
     }
-    let binaries = Arc::new(build_all(profile, &key.1)?);
+    let binaries = Arc::new(build_all(profile, features)?);
     builds.insert(key, binaries.clone());
     Ok(binaries)
 }
 
-/// `hello/secrets,hello/x` for cargo's `--features`; `""` without features.
-fn features_key(package: &str, features: &str) -> String {
-    features
+/// `features` turned on in every package of `declared` that has them, for cargo's `--features`
+/// (`a/x,b/x`, by package name); `""` without features.
+fn features_key(features: &str, declared: &DeclaredFeatures) -> String {
+    let wanted: BTreeSet<&str> = features
         .split(',')
         .filter(|feature| !feature.is_empty())
-        .map(|feature| format!("{package}/{feature}"))
+        .collect();
+    declared
+        .iter()
+        .flat_map(|(package, own)| {
+            wanted
+                .iter()
+                .filter(|feature| own.contains(**feature))
+                .map(move |feature| format!("{package}/{feature}"))
+        })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The features of every workspace package (`cargo metadata`, read once).
+fn declared_features() -> anyhow::Result<&'static DeclaredFeatures> {
+    static DECLARED: OnceLock<DeclaredFeatures> = OnceLock::new();
+    if let Some(declared) = DECLARED.get() {
+        return Ok(declared);
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .output()
+        .context("could not run cargo metadata")?;
+    if !output.status.success() {
+        bail!(
+            "cargo metadata failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let declared = metadata["packages"]
+        .as_array()
+        .context("cargo metadata lists packages")?
+        .iter()
+        .filter_map(|package| {
+            let name = package["name"].as_str()?.to_owned();
+            let features = package["features"].as_object()?.keys().cloned().collect();
+            Some((name, features))
+        })
+        .collect();
+    Ok(DECLARED.get_or_init(|| declared))
 }
 
 fn build_all(profile: &str, features: &str) -> anyhow::Result<HashMap<String, PathBuf>> {
@@ -158,9 +221,26 @@ mod tests {
     }
 
     #[test]
-    fn features_are_named_for_their_package() {
-        assert_eq!(features_key("hello", ""), "");
-        assert_eq!(features_key("hello", "secrets"), "hello/secrets");
-        assert_eq!(features_key("a", "x,y"), "a/x,a/y");
+    fn a_feature_is_turned_on_in_every_package_that_declares_it() {
+        let declared: DeclaredFeatures = [
+            ("hello", &["secrets"][..]),
+            ("probe", &["secrets", "x"]),
+            ("plain", &[]),
+        ]
+        .into_iter()
+        .map(|(package, features)| {
+            let features = features.iter().map(|f| f.to_string()).collect();
+            (package.to_owned(), features)
+        })
+        .collect();
+        assert_eq!(features_key("", &declared), "");
+        assert_eq!(
+            features_key("secrets", &declared),
+            "hello/secrets,probe/secrets"
+        );
+        assert_eq!(
+            features_key("x,secrets,x", &declared),
+            "hello/secrets,probe/secrets,probe/x"
+        );
     }
 }

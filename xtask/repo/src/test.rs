@@ -82,9 +82,10 @@ fn cargo_test(root: &Path, step: &[&str], extra: &[String]) -> anyhow::Result<bo
 /// libtest's default for `--test-threads`.
 const TEST_THREADS_VAR: &str = "RUST_TEST_THREADS";
 
-/// Twice as many tests at once as there are cores. The integration tests spend much of their
-/// time waiting (on moto, on a function process, on a build another test started), so with one
-/// test per core the cores idle: on 2 cores, `it` took 556 s with 2 threads and 341 s with 4.
+/// Twice as many tests at once as there are cores. Once the functions are built, the integration
+/// tests spend much of their time waiting (on moto, on a function process), so with one test per
+/// core the cores idle: on 2 cores with the builds already done, `it` took 556 s with 2 threads
+/// and 341 s with 4. From a clean clone the builds keep both cores busy either way.
 fn test_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |cores| cores.get()) * 2
 }
