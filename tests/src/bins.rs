@@ -1,10 +1,11 @@
 //! Builds the workspace's binaries once per test process and hands out their paths.
 //!
-//! Every build passes `--workspace --bins --tests`: the same packages and targets as
+//! Every build passes `--workspace --tests`: the same packages and targets as
 //! `cargo test --workspace`, so cargo resolves the same features and every dependency is the
-//! build the test run already made. (`cargo build -p hello` would resolve hello's features alone
-//! and compile tokio, hyper and friends once more.) Binaries are copied out of cargo's output
-//! directory, so a later build with other features never swaps one under a running test.
+//! build the test run already made (`cargo build -p hello` would resolve hello's features alone
+//! and compile tokio, hyper and friends once more), plus `--bin <package>` for the one binary
+//! asked for. Binaries are copied out of cargo's output directory, so a later build with other
+//! features never swaps one under a running test.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -20,8 +21,8 @@ pub fn workspace_root() -> &'static Path {
         .expect("tests/ has a parent")
 }
 
-/// The path of `package`'s binary built with `profile` (`dev` or `release`) for the host,
-/// building every workspace binary on first use.
+/// The path of `package`'s binary built with `profile` (`dev` or `release`) for the host, built
+/// on first use.
 pub fn binary(package: &str, profile: &str) -> anyhow::Result<PathBuf> {
     binary_with_features(package, profile, "")
 }
@@ -46,30 +47,29 @@ pub fn binary_with_features(
             bail!("the workspace package `{package}` has no cargo feature `{feature}`");
         }
     }
-    let built = built(profile, &features_key(features, declared))?;
-    built
-        .get(package)
-        .cloned()
-        .with_context(|| format!("the workspace has no binary package `{package}`"))
+    built(profile, &features_key(features, declared), package)
 }
-
-/// package → binary, for one build.
-type Binaries = Arc<HashMap<String, PathBuf>>;
 
 /// package → the cargo features it declares.
 type DeclaredFeatures = BTreeMap<String, BTreeSet<String>>;
 
-/// Every workspace binary of one (profile, features) build, built on first use.
-fn built(profile: &str, features: &str) -> anyhow::Result<Binaries> {
-    let key = (profile.to_owned(), features.to_owned());
-    static BUILDS: OnceLock<Mutex<HashMap<(String, String), Binaries>>> = OnceLock::new();
-    let mut builds = BUILDS.get_or_init(Mutex::default).lock().unwrap();
-    if let Some(binaries) = builds.get(&key) {
-        return Ok(binaries.clone());
-    }
-    let binaries = Arc::new(build_all(profile, features)?);
-    builds.insert(key, binaries.clone());
-    Ok(binaries)
+/// `package`'s binary from the build with `profile` and `features`, built on first use.
+fn built(profile: &str, features: &str, package: &str) -> anyhow::Result<PathBuf> {
+    type Slot = Arc<OnceLock<Result<PathBuf, String>>>;
+    static BUILDS: OnceLock<Mutex<HashMap<[String; 3], Slot>>> = OnceLock::new();
+    let key = [profile, features, package].map(str::to_owned);
+    let slot = BUILDS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .entry(key)
+        .or_default()
+        .clone();
+    // Other binaries may be asked for meanwhile; cargo's lock on the target directory orders
+    // the builds.
+    slot.get_or_init(|| build(profile, features, package).map_err(|err| format!("{err:#}")))
+        .clone()
+        .map_err(|err| anyhow::anyhow!(err))
 }
 
 /// `features` turned on in every package of `declared` that has them, for cargo's `--features`
@@ -129,7 +129,8 @@ fn declared_features() -> anyhow::Result<&'static DeclaredFeatures> {
     Ok(DECLARED.get_or_init(|| declared))
 }
 
-fn build_all(profile: &str, features: &str) -> anyhow::Result<HashMap<String, PathBuf>> {
+/// Builds `package`'s binary with `profile` and `features` and copies it out of cargo's output.
+fn build(profile: &str, features: &str, package: &str) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(workspace_root())
@@ -140,17 +141,32 @@ fn build_all(profile: &str, features: &str) -> anyhow::Result<HashMap<String, Pa
             "--profile",
             profile,
         ])
-        .args(["--workspace", "--bins", "--tests"])
+        .args(["--workspace", "--tests", "--bin", package])
         .args(["--features", features])
         .output()
         .context("could not run cargo build")?;
     if !output.status.success() {
         bail!(
-            "cargo build --workspace --bins --tests --profile {profile} --features '{features}' \
-             failed:\n{}",
+            "cargo build --workspace --tests --bin {package} --profile {profile} \
+             --features '{features}' failed:\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
+    let executable = String::from_utf8(output.stdout)?
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["reason"] == "compiler-artifact")
+        .filter(|message| message["target"]["kind"][0] == "bin")
+        .filter(|message| message["profile"]["test"] == false)
+        .find(|message| {
+            message["package_id"]
+                .as_str()
+                .and_then(package_name)
+                .as_deref()
+                == Some(package)
+        })
+        .and_then(|message| message["executable"].as_str().map(PathBuf::from))
+        .with_context(|| format!("cargo built no binary of the package `{package}`"))?;
     let copies = lambda_stage_xtask::workspace::target_dir(workspace_root())
         .join("test-bins")
         .join(profile)
@@ -164,34 +180,14 @@ fn build_all(profile: &str, features: &str) -> anyhow::Result<HashMap<String, Pa
         );
     std::fs::create_dir_all(&copies)
         .with_context(|| format!("could not create {}", copies.display()))?;
-    let mut binaries = HashMap::new();
-    for message in String::from_utf8(output.stdout)?
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["reason"] == "compiler-artifact")
-        .filter(|message| message["target"]["kind"][0] == "bin")
-        .filter(|message| message["profile"]["test"] == false)
-    {
-        let (Some(executable), Some(package)) = (
-            message["executable"].as_str(),
-            message["package_id"].as_str().and_then(package_name),
-        ) else {
-            continue;
-        };
-        let copy = copies.join(
-            Path::new(executable)
-                .file_name()
-                .context("a binary has a name")?,
-        );
-        // Written beside and renamed: a test may be running the previous copy.
-        let partial = copy.with_extension("partial");
-        std::fs::copy(executable, &partial)
-            .with_context(|| format!("could not copy {executable}"))?;
-        std::fs::rename(&partial, &copy)
-            .with_context(|| format!("could not write {}", copy.display()))?;
-        binaries.insert(package, copy);
-    }
-    Ok(binaries)
+    let copy = copies.join(executable.file_name().context("a binary has a name")?);
+    // Written beside and renamed: a test may be running the previous copy.
+    let partial = copy.with_extension("partial");
+    std::fs::copy(&executable, &partial)
+        .with_context(|| format!("could not copy {}", executable.display()))?;
+    std::fs::rename(&partial, &copy)
+        .with_context(|| format!("could not write {}", copy.display()))?;
+    Ok(copy)
 }
 
 /// The package name in a cargo package id: `path+file:///…/hello#0.1.0` or
