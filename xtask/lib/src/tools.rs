@@ -23,7 +23,8 @@ pub fn venv_dir(root: &Path) -> PathBuf {
 }
 
 /// Installs Python packages into the venv: uv, pinned, which pip installs once. uv resolves,
-/// downloads and unpacks in parallel, where pip takes about ten times as long for moto and Zig.
+/// downloads and unpacks in parallel: moto, Zig, cargo-zigbuild and check-jsonschema took 6 s
+/// with uv (uv itself included) and 44–52 s with pip on a 2-core machine.
 pub const UV_REQUIREMENT: &str = "uv==0.13.9";
 
 /// Ensures the project venv exists and `requirement` (a pip requirement such as
