@@ -97,25 +97,14 @@ fn declared_features() -> anyhow::Result<&'static DeclaredFeatures> {
     if let Some(declared) = DECLARED.get() {
         return Ok(declared);
     }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .current_dir(workspace_root())
-        .args([
-            "metadata",
-            "--no-deps",
-            "--format-version",
-            "1",
-            "--offline",
-        ])
-        .output()
-        .context("could not run cargo metadata")?;
-    if !output.status.success() {
-        bail!(
-            "cargo metadata failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let stdout = cargo(&[
+        "metadata",
+        "--no-deps",
+        "--format-version",
+        "1",
+        "--offline",
+    ])?;
+    let metadata: serde_json::Value = serde_json::from_slice(&stdout)?;
     let declared = metadata["packages"]
         .as_array()
         .context("cargo metadata lists packages")?
@@ -131,28 +120,20 @@ fn declared_features() -> anyhow::Result<&'static DeclaredFeatures> {
 
 /// Builds `package`'s binary with `profile` and `features` and copies it out of cargo's output.
 fn build(profile: &str, features: &str, package: &str) -> anyhow::Result<PathBuf> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .current_dir(workspace_root())
-        .args([
-            "build",
-            "--quiet",
-            "--message-format=json",
-            "--profile",
-            profile,
-        ])
-        .args(["--workspace", "--tests", "--bin", package])
-        .args(["--features", features])
-        .output()
-        .context("could not run cargo build")?;
-    if !output.status.success() {
-        bail!(
-            "cargo build --workspace --tests --bin {package} --profile {profile} \
-             --features '{features}' failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let executable = String::from_utf8(output.stdout)?
+    let stdout = cargo(&[
+        "build",
+        "--quiet",
+        "--message-format=json",
+        "--profile",
+        profile,
+        "--workspace",
+        "--tests",
+        "--bin",
+        package,
+        "--features",
+        features,
+    ])?;
+    let executable = String::from_utf8(stdout)?
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|message| message["reason"] == "compiler-artifact")
@@ -188,6 +169,24 @@ fn build(profile: &str, features: &str, package: &str) -> anyhow::Result<PathBuf
     std::fs::rename(&partial, &copy)
         .with_context(|| format!("could not write {}", copy.display()))?;
     Ok(copy)
+}
+
+/// `cargo <args>` in the workspace, with the cargo that runs the tests; its stdout, or an error
+/// with the command and its stderr.
+fn cargo(args: &[&str]) -> anyhow::Result<Vec<u8>> {
+    let output = Command::new(lambda_stage_xtask::workspace::cargo())
+        .current_dir(workspace_root())
+        .args(args)
+        .output()
+        .with_context(|| format!("could not run cargo {}", args.join(" ")))?;
+    if !output.status.success() {
+        bail!(
+            "cargo {} failed:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(output.stdout)
 }
 
 /// The package name in a cargo package id: `path+file:///…/hello#0.1.0` or

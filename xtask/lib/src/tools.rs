@@ -162,13 +162,9 @@ fn system_python() -> anyhow::Result<PathBuf> {
     )
 }
 
-/// Ensures the Rust standard library for `triple` is installed (`rustup target add`).
-pub fn ensure_rust_target(triple: &str) -> anyhow::Result<()> {
-    ensure_rust_target_among(triple, &mut installed_rust_targets()?)
-}
-
-/// [`ensure_rust_target`] when the installed targets were already listed (a build lists them
-/// once per command, [`crate::build::BuildMemo`]); `installed` gains `triple` once it is added.
+/// Ensures the Rust standard library for `triple` is installed (`rustup target add`), given the
+/// targets [`installed_rust_targets`] listed (a build lists them once per command,
+/// [`crate::build::BuildMemo`]); `installed` gains `triple` once it is added.
 pub fn ensure_rust_target_among(triple: &str, installed: &mut Vec<String>) -> anyhow::Result<()> {
     if installed.iter().any(|t| t == triple) {
         return Ok(());

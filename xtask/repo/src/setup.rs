@@ -26,8 +26,9 @@ pub const QEMU_AARCH64: &str = "qemu-aarch64-static";
 pub fn for_tests(root: &Path) -> anyhow::Result<()> {
     std::thread::scope(|scope| {
         let targets = scope.spawn(|| -> anyhow::Result<()> {
+            let mut installed = tools::installed_rust_targets()?;
             for arch in Arch::ALL {
-                tools::ensure_rust_target(arch.musl_target())?;
+                tools::ensure_rust_target_among(arch.musl_target(), &mut installed)?;
             }
             Ok(())
         });
