@@ -81,23 +81,7 @@ pub fn venv_bins(root: &Path, wanted: &[(&str, &str)]) -> anyhow::Result<Vec<Pat
             "create the project venv",
         )?;
     }
-    let uv = venv.join("bin").join("uv");
-    let uv_marker = state.join(marker_name(UV_REQUIREMENT));
-    if !(uv.is_file() && uv_marker.is_file()) {
-        run_quiet(
-            Command::new(&python).args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                UV_REQUIREMENT,
-            ]),
-            &format!("install `{UV_REQUIREMENT}` (the venv's installer) with pip"),
-        )?;
-        std::fs::write(&uv_marker, UV_REQUIREMENT)
-            .with_context(|| format!("could not write {}", uv_marker.display()))?;
-    }
+    let uv = ensure_uv(&venv, &state)?;
     let listed = requirements
         .iter()
         .map(|requirement| format!("`{requirement}`"))
@@ -123,6 +107,29 @@ pub fn venv_bins(root: &Path, wanted: &[(&str, &str)]) -> anyhow::Result<Vec<Pat
             .with_context(|| format!("could not write {}", marker.display()))?;
     }
     Ok(bins)
+}
+
+/// The venv's uv (`<venv>/bin/uv`), installed with the venv's pip the first time.
+fn ensure_uv(venv: &Path, state: &Path) -> anyhow::Result<PathBuf> {
+    let uv = venv.join("bin").join("uv");
+    let marker = state.join(marker_name(UV_REQUIREMENT));
+    if uv.is_file() && marker.is_file() {
+        return Ok(uv);
+    }
+    run_quiet(
+        Command::new(venv.join("bin").join("python")).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            UV_REQUIREMENT,
+        ]),
+        &format!("install `{UV_REQUIREMENT}` (the venv's installer) with pip"),
+    )?;
+    std::fs::write(&marker, UV_REQUIREMENT)
+        .with_context(|| format!("could not write {}", marker.display()))?;
+    Ok(uv)
 }
 
 /// The venv's Python with Zig (`python -m ziglang`) installed, plus `cargo-zigbuild`.
