@@ -1,6 +1,6 @@
 //! Typed configuration from environment variables, loaded with `envy`.
 //!
-//! The happy path is one `envy` call. When it fails, [`load`] works out *every* missing or
+//! The happy path is one `envy` call. When it fails, `load` works out *every* missing or
 //! unparsable variable (envy stops at the first) and reports them all in one
 //! [`ConfigError`], by their exact variable names and without any value.
 

@@ -4,7 +4,7 @@
 //! Every line written during an invocation carries the request id (from lambda_runtime's
 //! invocation span) and the environment (from lambda-stage's span). In Text format they are
 //! span fields: ` INFO Lambda runtime invoke{requestId="8f5…"}:invocation{env=staging}: greeting
-//! name="Ada"`; in JSON format every line is one flat object ([`json::FlatJson`]):
+//! name="Ada"`; in JSON format every line is one flat object (`json::FlatJson`):
 //! `{"timestamp":…,"level":"INFO","message":"greeting","requestId":"8f5…","env":"staging","name":"Ada"}`.
 //! `cargo xtask logs` reads both shapes to tell environments apart.
 

@@ -25,7 +25,7 @@ use crate::manifest::{Manifest, Strategy};
 /// `cargo xtask destroy --env <name>`
 #[derive(Debug, Clone, ClapArgs)]
 pub struct DestroyArgs {
-    /// The environment to remove (a key of [environments] in the manifest).
+    /// The environment to remove (a key of `[environments]` in the manifest).
     #[arg(long)]
     pub env: String,
     /// Do not ask for confirmation on a protected environment (for CI).

@@ -16,7 +16,7 @@ use super::{
 /// `cargo xtask finalize --env prod` / `cargo xtask rollback --env prod`
 #[derive(Debug, Clone, ClapArgs)]
 pub struct AliasArgs {
-    /// The environment whose aliases move (a key of [environments] in the manifest).
+    /// The environment whose aliases move (a key of `[environments]` in the manifest).
     #[arg(long)]
     pub env: String,
     /// Functions (default: all).

@@ -63,7 +63,7 @@ pub struct ManifestArg {
 /// `cargo xtask deploy --env <name> [FUNCTION...]`
 #[derive(Debug, Clone, ClapArgs)]
 pub struct DeployArgs {
-    /// The environment to deploy to (a key of [environments] in the manifest).
+    /// The environment to deploy to (a key of `[environments]` in the manifest).
     #[arg(long)]
     pub env: String,
     /// Functions to deploy (default: all of the manifest's functions).

@@ -25,10 +25,10 @@ use crate::manifest::{self, Manifest, Strategy};
 /// `cargo xtask promote --from staging --to prod`
 #[derive(Debug, Clone, ClapArgs)]
 pub struct PromoteArgs {
-    /// The environment whose deployed versions are copied (a key of [environments]).
+    /// The environment whose deployed versions are copied (a key of `[environments]`).
     #[arg(long)]
     pub from: String,
-    /// The environment that gets them (a key of [environments]).
+    /// The environment that gets them (a key of `[environments]`).
     #[arg(long)]
     pub to: String,
     /// Functions to promote (default: all).

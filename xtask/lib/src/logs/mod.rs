@@ -33,7 +33,7 @@ const LONGEST_HOLD: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, ClapArgs)]
 pub struct Args {
-    /// The function (a key of [functions] in the manifest).
+    /// The function (a key of `[functions]` in the manifest).
     pub function: String,
     /// The environment whose lines to show.
     #[arg(long)]

@@ -18,7 +18,7 @@
 //!   a keep-alive client's next request on the connection is answered.
 //! - **The app's HTTP API**: `<METHOD> /<env>/<path>?<query>` is the request
 //!   `https://<api>/<env>/<path>` as deployed ([`app_api`]): matched against the `http` routes
-//!   of the served functions in `<env>` ([`routes`] has API Gateway's precedence) and delivered
+//!   of the served functions in `<env>` ([`routes`](crate::routes) has API Gateway's precedence) and delivered
 //!   to the winner in `<env>` (through its alias) with the event API Gateway sends: the route
 //!   key, the path parameters, and the stage (single-stack: `<env>`, which stays in `rawPath`;
 //!   multi-stack: `$default`, `rawPath` without it). No route: `404 {"message":"Not Found"}`.
@@ -43,9 +43,9 @@
 //!   bound, the ones cut off are answered with an error and named, exit 130 or 143
 //!   ([`shutdown`]).
 //!
-//! One module per idea: [`invoke_api`] (Lambda's Invoke API), [`http_front`] (the app's API and
-//! the function fronts), [`body`] (reading request bodies), [`index`] (what is served where),
-//! [`watch`] (`--watch`), [`shutdown`] (signals, requests in flight, stopping); this one starts
+//! One module per idea: `invoke_api` (Lambda's Invoke API), `http_front` (the app's API and
+//! the function fronts), `body` (reading request bodies), `index` (what is served where),
+//! `watch` (`--watch`), [`shutdown`] (signals, requests in flight, stopping); this one starts
 //! the server and runs each function's emulators.
 //!
 //! The function's own log lines go to this process's stderr, as `invoke`'s do, and

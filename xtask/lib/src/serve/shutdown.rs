@@ -3,8 +3,8 @@
 //! 1. stops accepting connections: the port closes at once, so a new connection is refused;
 //!    idle keep-alive connections are closed, and each answer still to come says
 //!    `Connection: close`;
-//! 2. lets the requests in flight finish (and asynchronous invocations run) for up to the
-//!    [`grace`]: the longest timeout among the served functions plus a second for a cold start
+//! 2. lets the requests in flight finish (and asynchronous invocations run) for up to a
+//!    grace period: the longest timeout among the served functions plus a second for a cold start
 //!    and the answer, at most [`MAX_GRACE`];
 //! 3. answers each request still running after that with an error (the Invoke API's
 //!    `ServiceException`, API Gateway's `503 {"message":"Service Unavailable"}` on the HTTP

@@ -19,7 +19,9 @@
 //! through the Invoke API (`POST /2015-03-31/functions/hello/invocations`), with 1 and then 8
 //! concurrent clients. Rounds alternate between the servers so drift on this shared machine hits
 //! each.
-//! `serve` is built optimised (without LTO, to keep that build short) in its own cargo profile.
+//! `serve` is built in a cargo profile of its own with cargo-lambda's release settings
+//! (`opt-level = 3`, no LTO, 16 codegen units, stripped: cargo's defaults plus `strip`), not with
+//! the workspace's release profile, which is tuned for small Lambda binaries (`opt-level = "s"`).
 //!
 //! `BENCH_EMULATOR_BASELINE=<an xtask binary>` adds a third server to the same rounds: that
 //! binary's `serve` (e.g. main's build, copied aside from `target/bench-emulator/xtask`), so a
@@ -34,6 +36,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use lambda_stage_xtask::manifest::Manifest;
 use lambda_stage_xtask::{tools, workspace};
 
 /// Requests per measurement (after the warm-up), split across the clients.
@@ -44,8 +47,8 @@ const ROUNDS: usize = 5;
 const CLIENT_COUNTS: [usize; 2] = [1, 8];
 const CONCURRENCY: &str = "8";
 const CARGO_LAMBDA: &str = "cargo-lambda==1.9.2";
-/// `hello`'s features in lambda-stage.toml, which `serve` builds it with.
-const HELLO_FEATURES: &str = "secrets";
+/// The function both servers run; `serve` builds it with its features in lambda-stage.toml.
+const FUNCTION: &str = "hello";
 const EVENT: &str = r#"{"name":"Ada"}"#;
 const EXPECTED: &str = r#""message":"Hello, Ada!""#;
 /// The first invocation of `cargo lambda watch` compiles the function.
@@ -56,6 +59,7 @@ const BASELINE_VAR: &str = "BENCH_EMULATOR_BASELINE";
 
 pub fn run() -> anyhow::Result<()> {
     let root = workspace::root()?;
+    let features = manifest_features(&root)?;
     let xtask = build_optimised_xtask(&root)?;
     let cargo_lambda = tools::venv_bin(&root, CARGO_LAMBDA, "cargo-lambda")?;
     let logs = workspace::target_dir(&root).join(PROFILE);
@@ -82,7 +86,7 @@ pub fn run() -> anyhow::Result<()> {
         "cargo lambda watch",
         theirs_port,
         Command::new(&cargo_lambda)
-            .current_dir(root.join("examples/hello"))
+            .current_dir(root.join("examples").join(FUNCTION))
             .args([
                 "lambda",
                 "watch",
@@ -90,7 +94,7 @@ pub fn run() -> anyhow::Result<()> {
                 "--quiet",
                 "--ignore-changes",
             ])
-            .args(["--package", "hello", "--features", HELLO_FEATURES])
+            .args(["--package", FUNCTION, "--features", &features])
             // Not `--target-dir`: cargo-lambda 1.9.2 passes it on to `cargo metadata`, which
             // refuses it.
             .env("CARGO_TARGET_DIR", &their_target)
@@ -169,7 +173,19 @@ pub fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `cargo xtask` runs a debug build; the server under test must be optimised like cargo-lambda's.
+/// The cargo features lambda-stage.toml builds [`FUNCTION`] with, for cargo-lambda to build the
+/// same binary as `serve`.
+fn manifest_features(root: &Path) -> anyhow::Result<String> {
+    let (path, manifest) =
+        Manifest::load(root)?.context("the bench needs this repository's lambda-stage.toml")?;
+    let function = manifest
+        .function(FUNCTION)
+        .with_context(|| format!("{} declares no function `{FUNCTION}`", path.display()))?;
+    Ok(function.features.join(","))
+}
+
+/// `cargo xtask` runs a debug build; the server under test is built the way cargo-lambda builds
+/// its releases (see the module doc).
 fn build_optimised_xtask(root: &Path) -> anyhow::Result<PathBuf> {
     eprintln!(
         "building an optimised `cargo xtask serve` (profile {PROFILE}; slow the first time)..."
@@ -188,6 +204,7 @@ fn build_optimised_xtask(root: &Path) -> anyhow::Result<PathBuf> {
             "--config",
             &format!("profile.{PROFILE}.inherits=\"release\""),
         ])
+        .args(["--config", &format!("profile.{PROFILE}.opt-level=3")])
         .args(["--config", &format!("profile.{PROFILE}.lto=false")])
         .args(["--config", &format!("profile.{PROFILE}.codegen-units=16")])
         .status()
@@ -221,7 +238,7 @@ impl Server {
             port,
             Command::new(xtask)
                 .current_dir(root)
-                .args(["serve", "hello", "--release", "--port", &port.to_string()])
+                .args(["serve", FUNCTION, "--release", "--port", &port.to_string()])
                 .env("APP_API_KEY", "bench-key"),
             log,
         )
@@ -273,7 +290,7 @@ type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Ful
 /// (HTTP 200 with `X-Amz-Function-Error`), else the function's response.
 async fn invoke(client: &HttpClient, port: u16) -> anyhow::Result<Result<Vec<u8>, String>> {
     let request = http::Request::post(format!(
-        "http://127.0.0.1:{port}/2015-03-31/functions/hello/invocations"
+        "http://127.0.0.1:{port}/2015-03-31/functions/{FUNCTION}/invocations"
     ))
     .header("content-type", "application/json")
     .body(Full::new(bytes::Bytes::from_static(EVENT.as_bytes())))?;
@@ -307,7 +324,7 @@ async fn wait_ready(port: u16) -> anyhow::Result<()> {
                 let text = String::from_utf8_lossy(&body);
                 ensure!(
                     text.contains(EXPECTED),
-                    "unexpected answer from hello: {text}"
+                    "unexpected answer from {FUNCTION}: {text}"
                 );
                 return Ok(());
             }
