@@ -211,6 +211,22 @@ async fn single_stack_wires_each_environment_to_its_own_alias_then_converges() {
     assert_ok(&run);
     assert!(run.stdout.contains("triggers: unchanged"), "{run:?}");
     assert_eq!(stage.proxy.writes(), Vec::<String>::new(), "{run:?}");
+    // Each alias's policy is read once, though its API, URL and schedule each check it.
+    let mut policy_reads: BTreeMap<(String, Option<String>), usize> = BTreeMap::new();
+    for read in stage.proxy.requests_of("GetPolicy") {
+        *policy_reads
+            .entry((read.path.clone(), read.query_param("Qualifier")))
+            .or_default() += 1;
+    }
+    assert_eq!(
+        policy_reads.len(),
+        3,
+        "one alias per function: {policy_reads:?}"
+    );
+    assert!(
+        policy_reads.values().all(|reads| *reads == 1),
+        "{policy_reads:?}"
+    );
 
     // status shows the invoke URL and every trigger's state.
     let run = stage.xtask(&["status", "--env", "staging", "--json"]).await;

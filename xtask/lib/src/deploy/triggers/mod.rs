@@ -14,6 +14,7 @@ use futures_util::StreamExt as _;
 use super::aws::EnvClients;
 use super::fan_out;
 use crate::manifest::{Manifest, Strategy, Triggers};
+use permission::Policies;
 
 pub mod function_url;
 pub mod http_api;
@@ -202,12 +203,13 @@ pub async fn converge(
     targets: &EnvTargets,
     mode: &mut Converge,
 ) -> anyhow::Result<()> {
-    let shared = http_api::converge(clients, targets, mode).await;
+    let policies = &Policies::default();
+    let shared = http_api::converge(clients, policies, targets, mode).await;
     mode.note(shared)?;
     let apply = mode.apply;
     let mut each_function = fan_out::in_order(targets.in_scope(), |target| async move {
         let mut own = Converge::for_one_function(apply);
-        let result = converge_function(clients, targets, target, &mut own).await;
+        let result = converge_function(clients, policies, targets, target, &mut own).await;
         let result = own.note(result);
         (own, result)
     });
@@ -228,13 +230,14 @@ pub async fn converge(
 /// One function's URL, queue and schedule.
 async fn converge_function(
     clients: &EnvClients,
+    policies: &Policies,
     targets: &EnvTargets,
     target: &Target,
     mode: &mut Converge,
 ) -> anyhow::Result<()> {
-    function_url::converge(clients, targets, target, mode).await?;
+    function_url::converge(clients, policies, targets, target, mode).await?;
     sqs::converge(clients, targets, target, mode).await?;
-    schedule::converge(clients, targets, target, mode).await
+    schedule::converge(clients, policies, targets, target, mode).await
 }
 
 /// The plan's trigger section.

@@ -4,6 +4,9 @@
 //! Statement ids start with `lambda-stage-` and carry the environment, so deploy recognises its
 //! own statements and leaves everyone else's alone.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use aws_sdk_lambda::types::FunctionUrlAuthType;
 use serde_json::Value;
 
@@ -24,6 +27,46 @@ pub struct Permission {
     /// `lambda:InvokeFunction` granted only through the function URL, which AWS asks of URLs
     /// besides `lambda:InvokeFunctionUrl`.
     pub via_function_url: bool,
+}
+
+/// Each alias's statements, read once per converge pass: a function's API, URL and schedule each
+/// check their own statement on the same alias policy. A write forgets the alias's entry, so the
+/// next check reads what AWS has after it.
+#[derive(Debug, Default)]
+pub struct Policies {
+    read: Mutex<HashMap<AliasKey, Arc<Vec<Value>>>>,
+}
+
+/// (function name, alias).
+type AliasKey = (String, String);
+
+impl Policies {
+    fn key(target: &Target) -> AliasKey {
+        (target.name.clone(), target.alias.clone())
+    }
+
+    async fn statements(
+        &self,
+        clients: &EnvClients,
+        target: &Target,
+    ) -> anyhow::Result<Arc<Vec<Value>>> {
+        if let Some(read) = self.read.lock().expect("policies").get(&Self::key(target)) {
+            return Ok(Arc::clone(read));
+        }
+        let statements = Arc::new(statements(clients, target).await?);
+        self.read
+            .lock()
+            .expect("policies")
+            .insert(Self::key(target), Arc::clone(&statements));
+        Ok(statements)
+    }
+
+    fn forget(&self, target: &Target) {
+        self.read
+            .lock()
+            .expect("policies")
+            .remove(&Self::key(target));
+    }
 }
 
 /// The alias's statements (Lambda answers 404 when the alias has no policy yet).
@@ -73,12 +116,13 @@ fn matches(statement: &Value, wanted: &Permission) -> bool {
 /// in the plan (`API `demo` stage `prod` to invoke alias `prod``).
 pub async fn converge(
     clients: &EnvClients,
+    policies: &Policies,
     target: &Target,
     wanted: &Permission,
     what: &str,
     mode: &mut Converge,
 ) -> anyhow::Result<()> {
-    let existing = statements(clients, target).await?;
+    let existing = policies.statements(clients, target).await?;
     let current = existing
         .iter()
         .find(|s| s["Sid"].as_str() == Some(wanted.sid.as_str()));
@@ -89,12 +133,14 @@ pub async fn converge(
                 "{}: update the permission: allow {what}",
                 target.function
             )) {
+                policies.forget(target);
                 remove(clients, target, &wanted.sid).await?;
                 add(clients, target, wanted).await?;
             }
         }
         None => {
             if mode.change(format!("{}: allow {what}", target.function)) {
+                policies.forget(target);
                 add(clients, target, wanted).await?;
             }
         }
@@ -105,18 +151,20 @@ pub async fn converge(
 /// Removes deploy's statement `sid` from the alias, if it is there.
 pub async fn revoke(
     clients: &EnvClients,
+    policies: &Policies,
     target: &Target,
     sid: &str,
     what: &str,
     mode: &mut Converge,
 ) -> anyhow::Result<()> {
-    let existing = statements(clients, target).await?;
+    let existing = policies.statements(clients, target).await?;
     if existing.iter().any(|s| s["Sid"].as_str() == Some(sid))
         && mode.change(format!(
             "{}: remove the permission for {what} on alias `{}`",
             target.function, target.alias
         ))
     {
+        policies.forget(target);
         remove(clients, target, sid).await?;
     }
     Ok(())

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use aws_sdk_apigatewayv2::types::{ProtocolType, Stage};
 
-use super::permission::{self, Permission};
+use super::permission::{self, Permission, Policies};
 use super::{Converge, EnvTargets, Target, TriggerStatus};
 use crate::deploy::aws::{failed, EnvClients};
 use crate::manifest::Strategy;
@@ -164,6 +164,7 @@ pub fn invoke_url(targets: &EnvTargets, api: &Api) -> String {
 
 pub async fn converge(
     clients: &EnvClients,
+    policies: &Policies,
     targets: &EnvTargets,
     mode: &mut Converge,
 ) -> anyhow::Result<()> {
@@ -179,6 +180,7 @@ pub async fn converge(
             for target in targets.in_scope() {
                 permission::revoke(
                     clients,
+                    policies,
                     target,
                     &permission_id(targets),
                     "the HTTP API",
@@ -213,7 +215,7 @@ pub async fn converge(
     for target in targets.in_scope() {
         let sid = permission_id(targets);
         if target.triggers.http.is_none() {
-            permission::revoke(clients, target, &sid, "the HTTP API", mode).await?;
+            permission::revoke(clients, policies, target, &sid, "the HTTP API", mode).await?;
             continue;
         }
         let wanted = Permission {
@@ -233,7 +235,7 @@ pub async fn converge(
             stage_name(targets),
             target.alias
         );
-        permission::converge(clients, target, &wanted, &what, mode).await?;
+        permission::converge(clients, policies, target, &wanted, &what, mode).await?;
     }
     Ok(())
 }
