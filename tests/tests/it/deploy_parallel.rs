@@ -317,3 +317,44 @@ async fn every_functions_triggers_are_wired_at_once_and_a_failure_lets_the_other
         "only the failed one: {run:?}"
     );
 }
+
+/// Each function's permission for the app's HTTP API is granted in that function's own trigger
+/// pass, so the grants of all functions are in flight together (every `AddPermission` is held
+/// until all three arrived), and listed in the manifest's order.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_functions_api_permission_is_granted_at_once() {
+    let stage = Stage::start().await;
+    let functions = ["par-api-a", "par-api-b", "par-api-c"];
+    let manifest = functions
+        .iter()
+        .fold(app(&functions, "bare-echo", "Hi"), |manifest, f| {
+            manifest.replace(
+                &format!("[functions.{f}]\n"),
+                &format!("[functions.{f}]\nhttp = {{ routes = [\"GET /{f}\"] }}\n"),
+            )
+        });
+    stage.write_manifest(&manifest);
+    stage.proxy.hold("AddPermission", functions.len());
+    let run = stage.xtask(DEPLOY_DEV).await;
+    assert_ok(&run);
+    assert!(
+        !stage.proxy.hold_timed_out("AddPermission"),
+        "the three grants were in flight together: {run:?}"
+    );
+    stage.proxy.release("AddPermission");
+    assert_eq!(stage.proxy.calls("AddPermission"), functions.len());
+    let granted: Vec<&str> = run
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.ends_with("allow API `par` stage `dev` to invoke alias `dev`"))
+        .collect();
+    let expected: Vec<String> = functions
+        .iter()
+        .map(|f| format!("{f}: allow API `par` stage `dev` to invoke alias `dev`"))
+        .collect();
+    // Once in the plan, once as made, both in the manifest's order.
+    assert_eq!(granted.len(), 2 * functions.len(), "{run:?}");
+    assert_eq!(granted[..3], expected[..], "the plan: {run:?}");
+    assert_eq!(granted[3..], expected[..], "as made: {run:?}");
+}

@@ -195,21 +195,23 @@ impl Converge {
 }
 
 /// Reads (and with [`Converge::apply`], writes) every trigger of the environment's functions:
-/// the app's HTTP API first (shared by the functions), then every function's own triggers at
-/// once, their changes listed (and when applying, printed) in the manifest's order as each
+/// the app's HTTP API first (its stage, integrations and routes, shared by the functions), then
+/// every function's own triggers at once (its API permission, URL, queue and schedule), their
+/// changes listed (and when applying, printed) in the manifest's order as each
 /// function finishes. A failure of some functions lets the others finish, and names them all.
 pub async fn converge(
     clients: &EnvClients,
     targets: &EnvTargets,
     mode: &mut Converge,
 ) -> anyhow::Result<()> {
+    let shared = http_api::converge(clients, targets, mode).await;
+    let api_access = &mode.note(shared)?;
     let policies = &Policies::default();
-    let shared = http_api::converge(clients, policies, targets, mode).await;
-    mode.note(shared)?;
     let apply = mode.apply;
     let mut each_function = fan_out::in_order(targets.in_scope(), |target| async move {
         let mut own = Converge::for_one_function(apply);
-        let result = converge_function(clients, policies, targets, target, &mut own).await;
+        let result =
+            converge_function(clients, policies, targets, target, api_access, &mut own).await;
         let result = own.note(result);
         (own, result)
     });
@@ -227,14 +229,16 @@ pub async fn converge(
     }
 }
 
-/// One function's URL, queue and schedule.
+/// One function's permission for the app's API, its URL, queue and schedule.
 async fn converge_function(
     clients: &EnvClients,
     policies: &Policies,
     targets: &EnvTargets,
     target: &Target,
+    api_access: &http_api::ApiAccess,
     mode: &mut Converge,
 ) -> anyhow::Result<()> {
+    http_api::converge_permission(clients, policies, targets, target, api_access, mode).await?;
     function_url::converge(clients, policies, targets, target, mode).await?;
     sqs::converge(clients, targets, target, mode).await?;
     schedule::converge(clients, policies, targets, target, mode).await

@@ -162,33 +162,35 @@ pub fn invoke_url(targets: &EnvTargets, api: &Api) -> String {
     }
 }
 
+/// What each function's own pass does about the API's permission on its alias.
+#[derive(Debug)]
+pub enum ApiAccess {
+    /// The environment has no API: there is nothing to grant or revoke.
+    NoApi,
+    /// The API stays but no function wants it: each statement deploy made for it goes.
+    Revoke,
+    /// Functions with routes get the API's stage as a caller (`api_id` is `None` when the plan
+    /// has the API still to create); the others lose it.
+    Grant { api_id: Option<String> },
+}
+
+/// The environment's API, stage, integrations and routes, shared by the functions. Each
+/// function's permission follows in its own pass ([`converge_permission`]).
 pub async fn converge(
     clients: &EnvClients,
-    policies: &Policies,
     targets: &EnvTargets,
     mode: &mut Converge,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ApiAccess> {
     let wants_api = targets.all.iter().any(|t| t.triggers.http.is_some());
     let api = find_api(clients, targets).await?;
     let name = api_name(targets);
     let api_id = match (api, wants_api) {
-        (None, false) => return Ok(()),
+        (None, false) => return Ok(ApiAccess::NoApi),
         (Some(api), false) => {
             if targets.whole_app {
                 remove_environment(clients, targets, &api, mode).await?;
             }
-            for target in targets.in_scope() {
-                permission::revoke(
-                    clients,
-                    policies,
-                    target,
-                    &permission_id(targets),
-                    "the HTTP API",
-                    mode,
-                )
-                .await?;
-            }
-            return Ok(());
+            return Ok(ApiAccess::Revoke);
         }
         (Some(api), true) => Some(api.id),
         (None, true) => {
@@ -212,32 +214,45 @@ pub async fn converge(
     converge_stage(clients, targets, api_id.as_deref(), mode).await?;
     let integrations = converge_integrations(clients, targets, api_id.as_deref(), mode).await?;
     converge_routes(clients, targets, api_id.as_deref(), &integrations, mode).await?;
-    for target in targets.in_scope() {
-        let sid = permission_id(targets);
-        if target.triggers.http.is_none() {
-            permission::revoke(clients, policies, target, &sid, "the HTTP API", mode).await?;
-            continue;
+    Ok(ApiAccess::Grant { api_id })
+}
+
+/// The API's permission on `target`'s alias, as `access` says.
+pub async fn converge_permission(
+    clients: &EnvClients,
+    policies: &Policies,
+    targets: &EnvTargets,
+    target: &Target,
+    access: &ApiAccess,
+    mode: &mut Converge,
+) -> anyhow::Result<()> {
+    let sid = permission_id(targets);
+    let api_id = match access {
+        ApiAccess::NoApi => return Ok(()),
+        ApiAccess::Grant { api_id } if target.triggers.http.is_some() => api_id,
+        ApiAccess::Revoke | ApiAccess::Grant { .. } => {
+            return permission::revoke(clients, policies, target, &sid, "the HTTP API", mode).await
         }
-        let wanted = Permission {
-            sid,
-            action: "lambda:InvokeFunction",
-            principal: "apigateway.amazonaws.com",
-            source_arn: Some(source_arn(
-                clients,
-                targets,
-                api_id.as_deref().unwrap_or("<new api>"),
-            )),
-            public_url: false,
-            via_function_url: false,
-        };
-        let what = format!(
-            "API `{name}` stage `{}` to invoke alias `{}`",
-            stage_name(targets),
-            target.alias
-        );
-        permission::converge(clients, policies, target, &wanted, &what, mode).await?;
-    }
-    Ok(())
+    };
+    let wanted = Permission {
+        sid,
+        action: "lambda:InvokeFunction",
+        principal: "apigateway.amazonaws.com",
+        source_arn: Some(source_arn(
+            clients,
+            targets,
+            api_id.as_deref().unwrap_or("<new api>"),
+        )),
+        public_url: false,
+        via_function_url: false,
+    };
+    let what = format!(
+        "API `{}` stage `{}` to invoke alias `{}`",
+        api_name(targets),
+        stage_name(targets),
+        target.alias
+    );
+    permission::converge(clients, policies, target, &wanted, &what, mode).await
 }
 
 fn api_tags(targets: &EnvTargets) -> HashMap<String, String> {
