@@ -39,6 +39,29 @@ fn step_lines(run: &Run, verb: &str) -> Vec<String> {
         .collect()
 }
 
+/// Deploys to `dev` with every `operation` call held until `count` of them arrived, and checks
+/// that they did: the calls were in flight together, not one after another.
+async fn deploy_holding(stage: &Stage, operation: &str, count: usize) -> Run {
+    stage.proxy.hold(operation, count);
+    let run = stage.xtask(DEPLOY_DEV).await;
+    assert_ok(&run);
+    assert!(
+        !stage.proxy.hold_timed_out(operation),
+        "the {count} `{operation}` calls were in flight together: {run:?}"
+    );
+    stage.proxy.release(operation);
+    run
+}
+
+/// A deploy lists each trigger change twice, in the plan and as made, both times in the
+/// manifest's order.
+fn assert_planned_then_made(listed: &[impl AsRef<str>], expected: &[String], run: &Run) {
+    let listed: Vec<&str> = listed.iter().map(AsRef::as_ref).collect();
+    assert_eq!(listed.len(), 2 * expected.len(), "{run:?}");
+    assert_eq!(listed[..expected.len()], expected[..], "the plan: {run:?}");
+    assert_eq!(listed[expected.len()..], expected[..], "as made: {run:?}");
+}
+
 /// A `tool` on PATH that logs each call's arguments to `log`, then runs the real one.
 fn logging_wrapper(bin: &Path, tool: &str, log: &Path) {
     use std::os::unix::fs::PermissionsExt as _;
@@ -149,16 +172,9 @@ async fn many_functions_deploy_at_once_and_move_their_aliases_last() {
     };
 
     stage.write_manifest(&app(&functions, "bare-echo", "one"));
-    stage.proxy.hold("PublishVersion", functions.len());
     throttled("CreateFunction", 2);
     throttled("CreateAlias", 3);
-    let run = stage.xtask(DEPLOY_DEV).await;
-    assert_ok(&run);
-    assert!(
-        !stage.proxy.hold_timed_out("PublishVersion"),
-        "the six publishes were in flight together: {run:?}"
-    );
-    stage.proxy.release("PublishVersion");
+    let run = deploy_holding(&stage, "PublishVersion", functions.len()).await;
     assert_eq!(stage.proxy.calls("CreateFunction"), 8, "two retried");
     assert_eq!(stage.proxy.calls("CreateAlias"), 8, "two retried");
     assert_converged(&stage, &functions, "1", "one").await;
@@ -274,23 +290,12 @@ async fn every_functions_triggers_are_wired_at_once_and_a_failure_lets_the_other
     };
 
     stage.write_manifest(&scheduled("rate(1 hour)"));
-    stage.proxy.hold("PutRule", functions.len());
-    let run = stage.xtask(DEPLOY_DEV).await;
-    assert_ok(&run);
-    assert!(
-        !stage.proxy.hold_timed_out("PutRule"),
-        "the four rules were written together: {run:?}"
-    );
-    stage.proxy.release("PutRule");
+    let run = deploy_holding(&stage, "PutRule", functions.len()).await;
     let created: Vec<String> = functions
         .iter()
         .map(|f| format!("{f}: create schedule rule `par-{f}-dev`: rate(1 hour) (enabled)"))
         .collect();
-    // Once in the plan, once as made, both in the manifest's order.
-    let listed = rule_lines(&run, "create");
-    assert_eq!(listed.len(), 2 * functions.len(), "{run:?}");
-    assert_eq!(listed[..4], created[..], "the plan: {run:?}");
-    assert_eq!(listed[4..], created[..], "as made: {run:?}");
+    assert_planned_then_made(&rule_lines(&run, "create"), &created, &run);
 
     stage.proxy.reset_counts();
     stage.write_manifest(&scheduled("rate(2 hours)"));
@@ -334,14 +339,7 @@ async fn every_functions_api_permission_is_granted_at_once() {
             )
         });
     stage.write_manifest(&manifest);
-    stage.proxy.hold("AddPermission", functions.len());
-    let run = stage.xtask(DEPLOY_DEV).await;
-    assert_ok(&run);
-    assert!(
-        !stage.proxy.hold_timed_out("AddPermission"),
-        "the three grants were in flight together: {run:?}"
-    );
-    stage.proxy.release("AddPermission");
+    let run = deploy_holding(&stage, "AddPermission", functions.len()).await;
     assert_eq!(stage.proxy.calls("AddPermission"), functions.len());
     let granted: Vec<&str> = run
         .stdout
@@ -353,8 +351,5 @@ async fn every_functions_api_permission_is_granted_at_once() {
         .iter()
         .map(|f| format!("{f}: allow API `par` stage `dev` to invoke alias `dev`"))
         .collect();
-    // Once in the plan, once as made, both in the manifest's order.
-    assert_eq!(granted.len(), 2 * functions.len(), "{run:?}");
-    assert_eq!(granted[..3], expected[..], "the plan: {run:?}");
-    assert_eq!(granted[3..], expected[..], "as made: {run:?}");
+    assert_planned_then_made(&granted, &expected, &run);
 }
