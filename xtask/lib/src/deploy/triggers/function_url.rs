@@ -5,7 +5,7 @@
 
 use aws_sdk_lambda::types::FunctionUrlAuthType;
 
-use super::permission::{self, Permission, Policies};
+use super::permission::{self, AliasPolicy, Permission};
 use super::{Converge, EnvTargets, Target, TriggerStatus};
 use crate::deploy::aws::{describe, failed, is_not_found, EnvClients};
 use crate::manifest::triggers::UrlAuth;
@@ -47,7 +47,7 @@ fn permission_ids(targets: &EnvTargets) -> [String; 2] {
 
 pub async fn converge(
     clients: &EnvClients,
-    policies: &Policies,
+    policy: &mut AliasPolicy,
     targets: &EnvTargets,
     target: &Target,
     mode: &mut Converge,
@@ -74,7 +74,7 @@ pub async fn converge(
                 )))?;
         }
         for sid in [&url_sid, &invoke_sid] {
-            permission::revoke(clients, policies, target, sid, "its function URL", mode).await?;
+            permission::revoke(clients, policy, target, sid, "its function URL", mode).await?;
         }
         return Ok(());
     };
@@ -155,11 +155,11 @@ pub async fn converge(
                     target.alias
                 )
             };
-            permission::converge(clients, policies, target, wanted, &what, mode).await?;
+            permission::converge(clients, policy, target, wanted, &what, mode).await?;
         }
     } else {
         for sid in [&url_sid, &invoke_sid] {
-            permission::revoke(clients, policies, target, sid, "public URL access", mode).await?;
+            permission::revoke(clients, policy, target, sid, "public URL access", mode).await?;
         }
     }
     Ok(())

@@ -14,7 +14,7 @@ use futures_util::StreamExt as _;
 use super::aws::EnvClients;
 use super::fan_out;
 use crate::manifest::{Manifest, Strategy, Triggers};
-use permission::Policies;
+use permission::AliasPolicy;
 
 pub mod function_url;
 pub mod http_api;
@@ -206,12 +206,10 @@ pub async fn converge(
 ) -> anyhow::Result<()> {
     let shared = http_api::converge(clients, targets, mode).await;
     let api_access = &mode.note(shared)?;
-    let policies = &Policies::default();
     let apply = mode.apply;
     let mut each_function = fan_out::in_order(targets.in_scope(), |target| async move {
         let mut own = Converge::for_one_function(apply);
-        let result =
-            converge_function(clients, policies, targets, target, api_access, &mut own).await;
+        let result = converge_function(clients, targets, target, api_access, &mut own).await;
         let result = own.note(result);
         (own, result)
     });
@@ -232,16 +230,16 @@ pub async fn converge(
 /// One function's permission for the app's API, its URL, queue and schedule.
 async fn converge_function(
     clients: &EnvClients,
-    policies: &Policies,
     targets: &EnvTargets,
     target: &Target,
     api_access: &http_api::ApiAccess,
     mode: &mut Converge,
 ) -> anyhow::Result<()> {
-    http_api::converge_permission(clients, policies, targets, target, api_access, mode).await?;
-    function_url::converge(clients, policies, targets, target, mode).await?;
+    let policy = &mut AliasPolicy::default();
+    http_api::converge_permission(clients, policy, targets, target, api_access, mode).await?;
+    function_url::converge(clients, policy, targets, target, mode).await?;
     sqs::converge(clients, targets, target, mode).await?;
-    schedule::converge(clients, policies, targets, target, mode).await
+    schedule::converge(clients, policy, targets, target, mode).await
 }
 
 /// The plan's trigger section.

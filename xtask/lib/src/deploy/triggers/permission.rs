@@ -4,9 +4,6 @@
 //! Statement ids start with `lambda-stage-` and carry the environment, so deploy recognises its
 //! own statements and leaves everyone else's alone.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use aws_sdk_lambda::types::FunctionUrlAuthType;
 use serde_json::Value;
 
@@ -29,43 +26,28 @@ pub struct Permission {
     pub via_function_url: bool,
 }
 
-/// Each alias's statements, read once per converge pass: a function's API, URL and schedule each
-/// check their own statement on the same alias policy. A write forgets the alias's entry, so the
-/// next check reads what AWS has after it.
+/// One alias's statements, read at most once per converge pass of its function: the function's
+/// API, URL and schedule each check their own statement on this policy. A write forgets them, so
+/// the next check reads what AWS has after it.
 #[derive(Debug, Default)]
-pub struct Policies {
-    read: Mutex<HashMap<AliasKey, Arc<Vec<Value>>>>,
+pub struct AliasPolicy {
+    statements: Option<Vec<Value>>,
 }
 
-/// (function name, alias).
-type AliasKey = (String, String);
-
-impl Policies {
-    fn key(target: &Target) -> AliasKey {
-        (target.name.clone(), target.alias.clone())
-    }
-
+impl AliasPolicy {
     async fn statements(
-        &self,
+        &mut self,
         clients: &EnvClients,
         target: &Target,
-    ) -> anyhow::Result<Arc<Vec<Value>>> {
-        if let Some(read) = self.read.lock().expect("policies").get(&Self::key(target)) {
-            return Ok(Arc::clone(read));
+    ) -> anyhow::Result<&[Value]> {
+        if self.statements.is_none() {
+            self.statements = Some(statements(clients, target).await?);
         }
-        let statements = Arc::new(statements(clients, target).await?);
-        self.read
-            .lock()
-            .expect("policies")
-            .insert(Self::key(target), Arc::clone(&statements));
-        Ok(statements)
+        Ok(self.statements.as_deref().unwrap_or_default())
     }
 
-    fn forget(&self, target: &Target) {
-        self.read
-            .lock()
-            .expect("policies")
-            .remove(&Self::key(target));
+    fn forget(&mut self) {
+        self.statements = None;
     }
 }
 
@@ -116,31 +98,33 @@ fn matches(statement: &Value, wanted: &Permission) -> bool {
 /// in the plan (`API `demo` stage `prod` to invoke alias `prod``).
 pub async fn converge(
     clients: &EnvClients,
-    policies: &Policies,
+    policy: &mut AliasPolicy,
     target: &Target,
     wanted: &Permission,
     what: &str,
     mode: &mut Converge,
 ) -> anyhow::Result<()> {
-    let existing = policies.statements(clients, target).await?;
-    let current = existing
+    let current_matches = policy
+        .statements(clients, target)
+        .await?
         .iter()
-        .find(|s| s["Sid"].as_str() == Some(wanted.sid.as_str()));
-    match current {
-        Some(statement) if matches(statement, wanted) => return Ok(()),
-        Some(_) => {
+        .find(|s| s["Sid"].as_str() == Some(wanted.sid.as_str()))
+        .map(|statement| matches(statement, wanted));
+    match current_matches {
+        Some(true) => return Ok(()),
+        Some(false) => {
             if mode.change(format!(
                 "{}: update the permission: allow {what}",
                 target.function
             )) {
-                policies.forget(target);
+                policy.forget();
                 remove(clients, target, &wanted.sid).await?;
                 add(clients, target, wanted).await?;
             }
         }
         None => {
             if mode.change(format!("{}: allow {what}", target.function)) {
-                policies.forget(target);
+                policy.forget();
                 add(clients, target, wanted).await?;
             }
         }
@@ -151,20 +135,24 @@ pub async fn converge(
 /// Removes deploy's statement `sid` from the alias, if it is there.
 pub async fn revoke(
     clients: &EnvClients,
-    policies: &Policies,
+    policy: &mut AliasPolicy,
     target: &Target,
     sid: &str,
     what: &str,
     mode: &mut Converge,
 ) -> anyhow::Result<()> {
-    let existing = policies.statements(clients, target).await?;
-    if existing.iter().any(|s| s["Sid"].as_str() == Some(sid))
+    let present = policy
+        .statements(clients, target)
+        .await?
+        .iter()
+        .any(|s| s["Sid"].as_str() == Some(sid));
+    if present
         && mode.change(format!(
             "{}: remove the permission for {what} on alias `{}`",
             target.function, target.alias
         ))
     {
-        policies.forget(target);
+        policy.forget();
         remove(clients, target, sid).await?;
     }
     Ok(())

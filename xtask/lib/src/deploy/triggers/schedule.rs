@@ -4,7 +4,7 @@
 use aws_sdk_eventbridge::types::{RuleState, Target as RuleTarget};
 use serde_json::Value;
 
-use super::permission::{self, Permission, Policies};
+use super::permission::{self, AliasPolicy, Permission};
 use super::{Converge, EnvTargets, Target, TriggerStatus};
 use crate::deploy::aws::{describe, failed, is_not_found, EnvClients};
 
@@ -58,7 +58,7 @@ async fn is_ours(clients: &EnvClients, targets: &EnvTargets, name: &str) -> anyh
 
 pub async fn converge(
     clients: &EnvClients,
-    policies: &Policies,
+    policy: &mut AliasPolicy,
     targets: &EnvTargets,
     target: &Target,
     mode: &mut Converge,
@@ -89,7 +89,7 @@ pub async fn converge(
             }
             permission::revoke(
                 clients,
-                policies,
+                policy,
                 target,
                 &permission_id(targets),
                 "its schedule",
@@ -218,7 +218,7 @@ pub async fn converge(
         via_function_url: false,
     };
     let what = format!("rule `{name}` to invoke alias `{}`", target.alias);
-    permission::converge(clients, policies, target, &wanted, &what, mode).await
+    permission::converge(clients, policy, target, &wanted, &what, mode).await
 }
 
 pub async fn status(clients: &EnvClients, target: &Target) -> anyhow::Result<Vec<TriggerStatus>> {

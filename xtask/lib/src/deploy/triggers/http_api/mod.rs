@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use aws_sdk_apigatewayv2::types::{ProtocolType, Stage};
 
-use super::permission::{self, Permission, Policies};
+use super::permission::{self, AliasPolicy, Permission};
 use super::{Converge, EnvTargets, Target, TriggerStatus};
 use crate::deploy::aws::{failed, EnvClients};
 use crate::manifest::Strategy;
@@ -220,7 +220,7 @@ pub async fn converge(
 /// The API's permission on `target`'s alias, as `access` says.
 pub async fn converge_permission(
     clients: &EnvClients,
-    policies: &Policies,
+    policy: &mut AliasPolicy,
     targets: &EnvTargets,
     target: &Target,
     access: &ApiAccess,
@@ -231,7 +231,7 @@ pub async fn converge_permission(
         ApiAccess::NoApi => return Ok(()),
         ApiAccess::Grant { api_id } if target.triggers.http.is_some() => api_id,
         ApiAccess::Revoke | ApiAccess::Grant { .. } => {
-            return permission::revoke(clients, policies, target, &sid, "the HTTP API", mode).await
+            return permission::revoke(clients, policy, target, &sid, "the HTTP API", mode).await
         }
     };
     let wanted = Permission {
@@ -252,7 +252,7 @@ pub async fn converge_permission(
         stage_name(targets),
         target.alias
     );
-    permission::converge(clients, policies, target, &wanted, &what, mode).await
+    permission::converge(clients, policy, target, &wanted, &what, mode).await
 }
 
 fn api_tags(targets: &EnvTargets) -> HashMap<String, String> {
