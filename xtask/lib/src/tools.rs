@@ -16,6 +16,12 @@ use fs4::fs_std::FileExt as _;
 pub const ZIGLANG_REQUIREMENT: &str = "ziglang==0.15.2";
 /// Drives cargo with Zig as the linker (`cargo zigbuild`).
 pub const CARGO_ZIGBUILD_REQUIREMENT: &str = "cargo-zigbuild==0.24.1";
+/// What [`ensure_zig`] installs, as [`venv_bins`] takes it: the venv's Python runs Zig
+/// (`python -m ziglang`), and `cargo-zigbuild` drives cargo with it.
+pub const ZIG_TOOLS: [(&str, &str); 2] = [
+    (ZIGLANG_REQUIREMENT, "python"),
+    (CARGO_ZIGBUILD_REQUIREMENT, "cargo-zigbuild"),
+];
 
 /// The project's Python virtual environment (git-ignored).
 pub fn venv_dir(root: &Path) -> PathBuf {
@@ -136,13 +142,7 @@ fn ensure_uv(venv: &Path, state: &Path) -> anyhow::Result<PathBuf> {
 /// Returns the venv's `bin/` directory: put it first on `PATH` so cargo-zigbuild finds
 /// `cargo-zigbuild` and the Python that runs Zig.
 pub fn ensure_zig(root: &Path) -> anyhow::Result<PathBuf> {
-    let bins = venv_bins(
-        root,
-        &[
-            (ZIGLANG_REQUIREMENT, "python"),
-            (CARGO_ZIGBUILD_REQUIREMENT, "cargo-zigbuild"),
-        ],
-    )?;
+    let bins = venv_bins(root, &ZIG_TOOLS)?;
     Ok(bins[0]
         .parent()
         .context("venv python has no parent directory")?

@@ -33,12 +33,13 @@ pub fn for_tests(root: &Path) -> anyhow::Result<()> {
             Ok(())
         });
         let qemu = scope.spawn(|| ensure_apt_package(QEMU_PACKAGE, QEMU_AARCH64));
+        let [zig, zigbuild] = tools::ZIG_TOOLS;
         let python = tools::venv_bins(
             root,
             &[
                 (MOTO_REQUIREMENT, "moto_server"),
-                (tools::ZIGLANG_REQUIREMENT, "python"),
-                (tools::CARGO_ZIGBUILD_REQUIREMENT, "cargo-zigbuild"),
+                zig,
+                zigbuild,
                 (CHECK_JSONSCHEMA_REQUIREMENT, "check-jsonschema"),
             ],
         );
