@@ -8,6 +8,7 @@
 mod adoption_workspace;
 mod build_artifacts;
 mod build_reproducible;
+mod deploy_destroy;
 mod deploy_failures;
 mod deploy_lifecycle;
 mod deploy_parallel;
