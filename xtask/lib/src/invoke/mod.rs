@@ -30,6 +30,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use lambda_stage_emulator::{Emulator, FunctionConfig, Invocation, Logs, Outcome};
 use lambda_stage_events::Overrides;
+use tokio::signal::unix::{signal, SignalKind};
 
 use crate::deploy::ManifestArg;
 use crate::manifest::{self, Manifest, Strategy, APP_PREFIX, FILE_NAME};
@@ -113,10 +114,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("could not start the async runtime")?
         .block_on(async {
             // The function runs in a process group of its own, so a terminal's Ctrl-C reaches
-            // only us: stopping the invocation here stops (kills) its process too.
+            // only us: stopping the invocation here stops (kills) its process too. SIGINT is
+            // caught before the function starts: `ctrl_c()` catches it only from its first poll,
+            // and a Ctrl-C before that ended us by default, with the function left running.
+            let mut interrupt =
+                signal(SignalKind::interrupt()).context("could not listen for Ctrl-C (SIGINT)")?;
             tokio::select! {
                 outcome = plan.invoke(binary, payload) => outcome.map(Some),
-                _ = tokio::signal::ctrl_c() => Ok(None),
+                _ = interrupt.recv() => Ok(None),
             }
         })?;
     match invoked {
