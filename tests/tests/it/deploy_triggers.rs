@@ -83,6 +83,7 @@ async fn single_stack_wires_each_environment_to_its_own_alias_then_converges() {
     let aws = reads(&stage).await;
     stage.write_manifest(&single_stack(ROUTES, ""));
 
+    let mut first_deploys = Vec::new();
     for env in ["dev", "staging"] {
         let run = stage.xtask(&args(DEPLOY, &["--env", env])).await;
         assert_ok(&run);
@@ -90,12 +91,34 @@ async fn single_stack_wires_each_environment_to_its_own_alias_then_converges() {
             run.stdout.contains("create route") || env != "dev",
             "{run:?}"
         );
+        first_deploys.push(run);
     }
 
     // One API for the app, a stage per environment naming its alias.
     let apis = aws.apis().await;
     assert_eq!(apis.keys().collect::<Vec<_>>(), ["demo"], "{apis:?}");
     let api = &apis["demo"];
+    // Each deploy ends with where its environment is reachable: dev's created the API, so the
+    // address comes from what AWS answered to the creation.
+    let reachable = |env: &str| {
+        let stage_url = format!("https://{api}.execute-api.{REGION}.amazonaws.com/{env}");
+        format!(
+            "  reachable at:\n    GET {stage_url}/hello/{{name}} -> trig-web\n    \
+             POST {stage_url}/orders -> trig-web\n    "
+        )
+    };
+    for (env, run) in ["dev", "staging"].iter().zip(&first_deploys) {
+        assert!(run.stdout.contains(&reachable(env)), "{run:?}");
+        let url_line = run
+            .stdout
+            .lines()
+            .find(|line| line.ends_with(" -> trig-web (function URL, auth NONE)"));
+        assert!(
+            url_line.is_some_and(|line| line.starts_with("    https://")
+                && line.contains(&format!(".lambda-url.{REGION}.on.aws"))),
+            "{run:?}"
+        );
+    }
     let stages = aws.stages(api).await;
     for env in ["dev", "staging"] {
         assert_eq!(stages[env]["alias"], env, "{stages:?}");
@@ -210,6 +233,7 @@ async fn single_stack_wires_each_environment_to_its_own_alias_then_converges() {
     let run = stage.xtask(&args(DEPLOY, &["--env", "staging"])).await;
     assert_ok(&run);
     assert!(run.stdout.contains("triggers: unchanged"), "{run:?}");
+    assert!(run.stdout.contains(&reachable("staging")), "{run:?}");
     assert_eq!(stage.proxy.writes(), Vec::<String>::new(), "{run:?}");
     // Each alias's policy is read once, though its API, URL and schedule each check it.
     let mut policy_reads: BTreeMap<(String, Option<String>), usize> = BTreeMap::new();
@@ -327,13 +351,21 @@ vars = {{ APP_GREETING = "hi prod" }}
 url = {{ auth = "none" }}
 "#
     ));
+    let mut deploys = Vec::new();
     for env in ["dev", "prod"] {
-        assert_ok(&stage.xtask(&args(DEPLOY, &["--env", env])).await);
+        let run = stage.xtask(&args(DEPLOY, &["--env", env])).await;
+        assert_ok(&run);
+        deploys.push(run);
     }
     let apis = aws.apis().await;
     assert_eq!(apis.keys().collect::<Vec<_>>(), ["demo-dev", "demo-prod"]);
-    for env in ["dev", "prod"] {
+    for (&env, run) in ["dev", "prod"].iter().zip(&deploys) {
         let api = &apis[&format!("demo-{env}")];
+        // Each environment's own API, on `$default`: no stage in its address.
+        let route = format!(
+            "\n    ANY https://{api}.execute-api.{REGION}.amazonaws.com/{{proxy+}} -> trig-multi\n"
+        );
+        assert!(run.stdout.contains(&route), "{run:?}");
         assert_eq!(
             aws.stages(api).await.keys().collect::<Vec<_>>(),
             ["$default"]

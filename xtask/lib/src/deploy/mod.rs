@@ -315,28 +315,41 @@ async fn execute(
         println!("--dry-run: stopping here, nothing was written.");
         return Ok(ExitCode::SUCCESS);
     }
-    if plans.iter().all(Plan::is_noop) && wiring.plan.changes().is_empty() {
+    let reachable = if plans.iter().all(Plan::is_noop) && wiring.plan.changes().is_empty() {
         println!(
             "Nothing to do: `{}` already runs exactly this.",
             clients.env
         );
-        return Ok(ExitCode::SUCCESS);
-    }
-    confirm(manifest, &clients.env, yes, verb)?;
-    apply(clients, plans, wiring, step).await?;
+        wiring.plan.reachable().to_vec()
+    } else {
+        confirm(manifest, &clients.env, yes, verb)?;
+        apply(clients, plans, wiring, step).await?
+    };
+    print_reachable(&reachable);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where clients call the environment now: its HTTP API routes and function URLs.
+fn print_reachable(reachable: &[String]) {
+    if !reachable.is_empty() {
+        println!("  reachable at:");
+        for line in reachable {
+            println!("    {line}");
+        }
+    }
 }
 
 /// Prepares every function's version (concurrently), wires the triggers, then moves every
 /// alias, recording `step` on each alias it changes. No alias moves until every function has
 /// its version, so the environment never runs a mix of old and new versions; on any failure
 /// the aliases already moved by this command are put back, so every alias ends where it was.
+/// Returns where clients reach the environment.
 async fn apply(
     clients: &EnvClients,
     plans: &[Plan],
     wiring: &Wiring,
     step: history::Step,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     let steps = progress::Steps::new();
     let prepared = fan_out::each(plans, |plan| {
         let steps = &steps;
@@ -397,24 +410,27 @@ async fn apply(
 
 /// Triggers point at aliases, so an alias that does not exist yet is created first (nothing
 /// reaches it before its triggers do), then the triggers are wired, and only then do existing
-/// aliases move: a wiring failure leaves every existing alias where it was.
+/// aliases move: a wiring failure leaves every existing alias where it was. Returns where
+/// clients reach the environment.
 async fn move_and_wire(
     clients: &EnvClients,
     moves: Vec<AliasMove>,
     wiring: &Wiring,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     let (fresh, existing): (Vec<AliasMove>, Vec<AliasMove>) =
         moves.into_iter().partition(|m| m.before.is_none());
     move_aliases(clients, &fresh).await?;
-    if !wiring.plan.changes().is_empty() {
+    let reachable = if wiring.plan.changes().is_empty() {
+        wiring.plan.reachable().to_vec()
+    } else {
         println!("  wiring triggers:");
-        triggers::wire(clients, &wiring.targets, &wiring.plan).await?;
-    }
+        triggers::wire(clients, &wiring.targets, &wiring.plan).await?
+    };
     move_aliases(clients, &existing).await?;
     if fresh.is_empty() && existing.is_empty() {
         println!("  aliases already in place");
     }
-    Ok(())
+    Ok(reachable)
 }
 
 /// One alias move of a command.

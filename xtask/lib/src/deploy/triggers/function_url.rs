@@ -82,7 +82,7 @@ pub async fn converge(
         UrlAuth::None => FunctionUrlAuthType::None,
         UrlAuth::Iam => FunctionUrlAuthType::AwsIam,
     };
-    match existing {
+    let address = match existing {
         None => {
             if mode.change(format!(
                 "{}: create a function URL on alias `{}` (auth {})",
@@ -90,7 +90,7 @@ pub async fn converge(
                 target.alias,
                 auth.as_aws()
             )) {
-                clients
+                let created = clients
                     .lambda
                     .create_function_url_config()
                     .function_name(&target.name)
@@ -102,6 +102,9 @@ pub async fn converge(
                         "create the function URL of `{}:{}`",
                         target.name, target.alias
                     )))?;
+                Some(created.function_url().to_owned())
+            } else {
+                None
             }
         }
         Some(url) if url.auth.as_ref() != Some(&wanted) => {
@@ -124,8 +127,16 @@ pub async fn converge(
                         target.name, target.alias
                     )))?;
             }
+            Some(url.address)
         }
-        Some(_) => {}
+        Some(url) => Some(url.address),
+    };
+    if let Some(address) = address {
+        mode.reachable_at(format!(
+            "{address} -> {} (function URL, auth {})",
+            target.function,
+            auth.as_aws()
+        ));
     }
     if auth == UrlAuth::None {
         let public = [

@@ -125,6 +125,9 @@ pub struct Converge {
     changes: Vec<String>,
     /// Changes that were being made when a write failed (indexes into `changes`).
     interrupted: Vec<usize>,
+    /// Where clients reach the environment (`GET https://…/staging/hello/{name} -> api`), as
+    /// far as the reads (and, applying, the writes) tell: what deploy prints once it is done.
+    reachable: Vec<String>,
 }
 
 impl Converge {
@@ -170,6 +173,16 @@ impl Converge {
         &self.changes
     }
 
+    /// Records an address a client can call.
+    fn reachable_at(&mut self, line: String) {
+        self.reachable.push(line);
+    }
+
+    /// The addresses recorded, in the manifest's order: the API's routes, then function URLs.
+    pub fn reachable(&self) -> &[String] {
+        &self.reachable
+    }
+
     /// Whether the change at `index` was being made when a write failed.
     pub fn was_interrupted(&self, index: usize) -> bool {
         self.interrupted.contains(&index)
@@ -191,6 +204,7 @@ impl Converge {
         for line in other.changes {
             self.change(line);
         }
+        self.reachable.extend(other.reachable);
     }
 }
 
@@ -258,11 +272,12 @@ pub fn describe(plan: &Converge) -> String {
 
 /// Plans, then applies, the environment's triggers; a failure says which changes were made
 /// and which were not, and that a re-run converges.
+/// Returns where clients reach the environment once it is wired.
 pub async fn wire(
     clients: &EnvClients,
     targets: &EnvTargets,
     planned: &Converge,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     let mut applied = Converge::apply();
     if let Err(err) = converge(clients, targets, &mut applied).await {
         let mut report = String::new();
@@ -287,7 +302,7 @@ pub async fn wire(
             targets.env
         )));
     }
-    Ok(())
+    Ok(applied.reachable)
 }
 
 /// What `status` shows of one trigger.

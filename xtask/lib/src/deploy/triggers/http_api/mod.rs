@@ -18,6 +18,7 @@ use super::permission::{self, AliasPolicy, Permission};
 use super::{Converge, EnvTargets, Target, TriggerStatus};
 use crate::deploy::aws::{failed, EnvClients};
 use crate::manifest::Strategy;
+use crate::routes::Route;
 
 /// The stage variable that carries the environment's alias (single-stack).
 pub const ALIAS_STAGE_VARIABLE: &str = "alias";
@@ -184,7 +185,7 @@ pub async fn converge(
     let wants_api = targets.all.iter().any(|t| t.triggers.http.is_some());
     let api = find_api(clients, targets).await?;
     let name = api_name(targets);
-    let api_id = match (api, wants_api) {
+    let api = match (api, wants_api) {
         (None, false) => return Ok(ApiAccess::NoApi),
         (Some(api), false) => {
             if targets.whole_app {
@@ -192,7 +193,7 @@ pub async fn converge(
             }
             return Ok(ApiAccess::Revoke);
         }
-        (Some(api), true) => Some(api.id),
+        (Some(api), true) => Some(api),
         (None, true) => {
             if mode.change(format!("create HTTP API `{name}`")) {
                 let created = clients
@@ -205,16 +206,41 @@ pub async fn converge(
                     .send()
                     .await
                     .map_err(failed(format!("create HTTP API `{name}`")))?;
-                Some(created.api_id().unwrap_or_default().to_owned())
+                Some(Api {
+                    id: created.api_id().unwrap_or_default().to_owned(),
+                    endpoint: created.api_endpoint().unwrap_or_default().to_owned(),
+                })
             } else {
                 None
             }
         }
     };
-    converge_stage(clients, targets, api_id.as_deref(), mode).await?;
-    let integrations = converge_integrations(clients, targets, api_id.as_deref(), mode).await?;
-    converge_routes(clients, targets, api_id.as_deref(), &integrations, mode).await?;
-    Ok(ApiAccess::Grant { api_id })
+    let api_id = api.as_ref().map(|api| api.id.as_str());
+    converge_stage(clients, targets, api_id, mode).await?;
+    let integrations = converge_integrations(clients, targets, api_id, mode).await?;
+    converge_routes(clients, targets, api_id, &integrations, mode).await?;
+    if let Some(api) = api.as_ref().filter(|api| !api.endpoint.is_empty()) {
+        record_route_urls(targets, api, mode);
+    }
+    Ok(ApiAccess::Grant {
+        api_id: api.map(|api| api.id),
+    })
+}
+
+/// Each route of the functions this run deploys, as a client calls it on the stage
+/// (`GET https://<id>.execute-api.<region>.amazonaws.com/staging/hello/{name} -> api`).
+fn record_route_urls(targets: &EnvTargets, api: &Api, mode: &mut Converge) {
+    let url = invoke_url(targets, api);
+    for target in targets.in_scope() {
+        for key in target.triggers.http.iter().flatten() {
+            // The manifest's routes were checked before anything was read.
+            let Ok(route) = Route::parse(key) else {
+                continue;
+            };
+            let (method, path) = route.display_parts();
+            mode.reachable_at(format!("{method} {url}{path} -> {}", target.function));
+        }
+    }
 }
 
 /// The API's permission on `target`'s alias, as `access` says.
