@@ -7,6 +7,7 @@
 //! glibc of `provided.al2023`.
 
 mod cargo;
+pub mod host;
 mod memo;
 mod package;
 mod resolved;

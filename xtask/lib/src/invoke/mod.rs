@@ -22,9 +22,9 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
@@ -32,10 +32,12 @@ use lambda_stage_emulator::{Emulator, FunctionConfig, Invocation, Logs, Outcome}
 use lambda_stage_events::Overrides;
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::build;
 use crate::deploy::ManifestArg;
 use crate::manifest::{self, Manifest, Strategy, APP_PREFIX, FILE_NAME};
 use crate::workspace;
 
+mod payload;
 pub mod remote;
 pub mod trigger_event;
 
@@ -105,8 +107,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .as_ref()
         .and_then(|manifest| manifest.account_id(&args.env))
         .unwrap_or(trigger_event::PLACEHOLDER_ACCOUNT);
-    let payload = payload(&args, manifest.as_ref(), &plan.region, account)?;
-    let binary = build_host_binary(&root, &plan.package, &plan.features, args.release)?;
+    let payload = payload::payload(&args, manifest.as_ref(), &plan.region, account)?;
+    let binary = build::host::build_binary(&root, &plan.package, &plan.features, args.release)?;
     let invoked = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -306,160 +308,6 @@ fn app_variables(
         );
     }
     Ok(app)
-}
-
-/// The event to deliver: `--event` or `--data`, else what the function's trigger in `--env`
-/// sends (`region` and `account`: where the function runs), else `{}`.
-fn payload(
-    args: &Args,
-    manifest: Option<&Manifest>,
-    region: &str,
-    account: &str,
-) -> anyhow::Result<Vec<u8>> {
-    match trigger_payload(args, manifest, region, account)? {
-        Some(payload) => Ok(payload),
-        None => event_payload(args),
-    }
-}
-
-/// With neither `--event` nor `--data`, the event of the function's trigger in `--env`, if it
-/// has one (a note on stderr says which).
-fn trigger_payload(
-    args: &Args,
-    manifest: Option<&Manifest>,
-    region: &str,
-    account: &str,
-) -> anyhow::Result<Option<Vec<u8>>> {
-    let Some(manifest) = manifest.filter(|m| m.function(&args.function).is_some()) else {
-        return Ok(None);
-    };
-    if args.event.is_some() || args.data.is_some() {
-        return Ok(None);
-    }
-    let built = trigger_event::build(
-        manifest,
-        &args.function,
-        &args.env,
-        region,
-        account,
-        &args.overrides,
-    )?;
-    Ok(match built {
-        Some(event) => {
-            eprintln!("note: {}", event.note);
-            Some(serde_json::to_vec(&event.payload)?)
-        }
-        None => None,
-    })
-}
-
-/// The event to deliver: `--data`, a built-in `--event`, a file, stdin, or `{}`.
-fn event_payload(args: &Args) -> anyhow::Result<Vec<u8>> {
-    let builtin = args.event.as_deref().filter(|name| {
-        lambda_stage_events::catalogue()
-            .iter()
-            .any(|info| info.name == *name)
-    });
-    if builtin.is_none() && args.overrides != Overrides::default() {
-        bail!("--path, --method, --query, --header and --body change a built-in event: use them with `--event <name>` (`cargo xtask events` lists the names), or on a function whose trigger (http, sqs, schedule in {FILE_NAME}) gives its default event");
-    }
-    let (payload, source) = match (&args.data, args.event.as_deref(), builtin) {
-        (Some(data), _, _) => (data.clone().into_bytes(), "--data".to_owned()),
-        (None, Some(name), Some(_)) => {
-            let event = lambda_stage_events::build(name, &args.overrides)?;
-            return Ok(serde_json::to_vec(&event)?);
-        }
-        (None, Some("-"), None) => {
-            let mut data = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut data)
-                .context("could not read the event from stdin")?;
-            (data, "the event on stdin".to_owned())
-        }
-        (None, Some(path), None) => {
-            let data = std::fs::read(path).with_context(|| {
-                format!(
-                    "--event `{path}` is neither a built-in event (`cargo xtask events` lists \
-                     them) nor a readable file"
-                )
-            })?;
-            (data, format!("event file {path}"))
-        }
-        (None, None, _) => (b"{}".to_vec(), String::new()),
-    };
-    serde_json::from_slice::<serde_json::Value>(&payload)
-        .with_context(|| format!("{source} is not valid JSON (Lambda only accepts JSON events)"))?;
-    Ok(payload)
-}
-
-/// Builds `package` with `features` for this machine (debug unless `release`), build output on
-/// stderr, and returns its executable.
-pub fn build_host_binary(
-    root: &Path,
-    package: &str,
-    features: &[String],
-    release: bool,
-) -> anyhow::Result<PathBuf> {
-    let mut command = std::process::Command::new(workspace::cargo());
-    command
-        .current_dir(root)
-        .args([
-            "build",
-            "--package",
-            package,
-            "--message-format=json-render-diagnostics",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    if release {
-        command.arg("--release");
-    }
-    if !features.is_empty() {
-        command.args(["--features", &features.join(",")]);
-    }
-    let mut child = command.spawn().context("could not run cargo build")?;
-    let stdout = child.stdout.take().context("cargo build has no stdout")?;
-    let mut executables = Vec::new();
-    for message in cargo_metadata::Message::parse_stream(std::io::BufReader::new(stdout)) {
-        if let cargo_metadata::Message::CompilerArtifact(artifact) =
-            message.context("could not read cargo's build messages")?
-        {
-            if let Some(executable) = artifact.executable {
-                if artifact.target.is_bin() {
-                    executables
-                        .push((artifact.target.name.clone(), executable.into_std_path_buf()));
-                }
-            }
-        }
-    }
-    let status = child.wait().context("cargo build did not finish")?;
-    if !status.success() {
-        bail!("`cargo build --package {package}` failed (its output is above)");
-    }
-    pick_executable(package, executables)
-}
-
-/// The package's bootstrap: its only binary, else the one named `bootstrap` or after the package.
-fn pick_executable(package: &str, executables: Vec<(String, PathBuf)>) -> anyhow::Result<PathBuf> {
-    if let [(_, path)] = executables.as_slice() {
-        return Ok(path.clone());
-    }
-    let names: Vec<&str> = executables.iter().map(|(name, _)| name.as_str()).collect();
-    executables
-        .iter()
-        .find(|(name, _)| name == "bootstrap")
-        .or_else(|| executables.iter().find(|(name, _)| name == package))
-        .map(|(_, path)| path.clone())
-        .with_context(|| {
-            if names.is_empty() {
-                format!("package `{package}` builds no binary: a Lambda function needs a `main`")
-            } else {
-                format!(
-                    "package `{package}` builds several binaries ({}); name the function's `bootstrap` or `{package}`",
-                    names.join(", ")
-                )
-            }
-        })
 }
 
 /// Prints the answer on stdout and turns the outcome into the exit code.

@@ -71,7 +71,8 @@ fn invoke(args: &Args) -> anyhow::Result<ExitCode> {
     deploy::runtime()?.block_on(async {
         let clients = aws::connect(&manifest, &args.env).await?;
         // Built where the function runs, so a trigger's event names the real region and account.
-        let payload = super::payload(args, Some(&manifest), &clients.region, &clients.account)?;
+        let payload =
+            super::payload::payload(args, Some(&manifest), &clients.region, &clients.account)?;
         deploy::confirm(
             &manifest,
             &args.env,

@@ -337,7 +337,7 @@ async fn build(
 ) -> anyhow::Result<PathBuf> {
     let (root, package, features) = (root.to_owned(), package.to_owned(), features.to_vec());
     tokio::task::spawn_blocking(move || {
-        invoke::build_host_binary(&root, &package, &features, release)
+        crate::build::host::build_binary(&root, &package, &features, release)
     })
     .await
     .context("the build task panicked")?

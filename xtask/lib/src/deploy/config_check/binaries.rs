@@ -133,7 +133,7 @@ fn host_build(
     let spec = manifest.require_function(function)?;
     let package = spec.package_name(function);
     memo.host_binary(package, &spec.features, || {
-        let built = crate::invoke::build_host_binary(root, package, &spec.features, false)?;
+        let built = crate::build::host::build_binary(root, package, &spec.features, false)?;
         let copy = private_copy(&built)?;
         let path = copy.path.clone();
         private_binaries.insert(format!("host build of {}", built.display()), copy);
