@@ -315,17 +315,19 @@ async fn execute(
         println!("--dry-run: stopping here, nothing was written.");
         return Ok(ExitCode::SUCCESS);
     }
-    let reachable = if plans.iter().all(Plan::is_noop) && wiring.plan.changes().is_empty() {
+    let wired = if plans.iter().all(Plan::is_noop) && wiring.plan.changes().is_empty() {
         println!(
             "Nothing to do: `{}` already runs exactly this.",
             clients.env
         );
-        wiring.plan.reachable().to_vec()
+        None
     } else {
         confirm(manifest, &clients.env, yes, verb)?;
         apply(clients, plans, wiring, step).await?
     };
-    print_reachable(&reachable);
+    // Unless the triggers were just wired (which may have created the API or a URL), the
+    // plan's reads already found every address.
+    print_reachable(wired.as_deref().unwrap_or(wiring.plan.reachable()));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -343,13 +345,13 @@ fn print_reachable(reachable: &[String]) {
 /// alias, recording `step` on each alias it changes. No alias moves until every function has
 /// its version, so the environment never runs a mix of old and new versions; on any failure
 /// the aliases already moved by this command are put back, so every alias ends where it was.
-/// Returns where clients reach the environment.
+/// Returns where clients reach the environment when it wired the triggers.
 async fn apply(
     clients: &EnvClients,
     plans: &[Plan],
     wiring: &Wiring,
     step: history::Step,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Option<Vec<String>>> {
     let steps = progress::Steps::new();
     let prepared = fan_out::each(plans, |plan| {
         let steps = &steps;
@@ -411,26 +413,25 @@ async fn apply(
 /// Triggers point at aliases, so an alias that does not exist yet is created first (nothing
 /// reaches it before its triggers do), then the triggers are wired, and only then do existing
 /// aliases move: a wiring failure leaves every existing alias where it was. Returns where
-/// clients reach the environment.
+/// clients reach the environment when it wired the triggers.
 async fn move_and_wire(
     clients: &EnvClients,
     moves: Vec<AliasMove>,
     wiring: &Wiring,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Option<Vec<String>>> {
     let (fresh, existing): (Vec<AliasMove>, Vec<AliasMove>) =
         moves.into_iter().partition(|m| m.before.is_none());
     move_aliases(clients, &fresh).await?;
-    let reachable = if wiring.plan.changes().is_empty() {
-        wiring.plan.reachable().to_vec()
-    } else {
+    let mut wired = None;
+    if !wiring.plan.changes().is_empty() {
         println!("  wiring triggers:");
-        triggers::wire(clients, &wiring.targets, &wiring.plan).await?
-    };
+        wired = Some(triggers::wire(clients, &wiring.targets, &wiring.plan).await?);
+    }
     move_aliases(clients, &existing).await?;
     if fresh.is_empty() && existing.is_empty() {
         println!("  aliases already in place");
     }
-    Ok(reachable)
+    Ok(wired)
 }
 
 /// One alias move of a command.
